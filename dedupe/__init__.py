@@ -1,0 +1,3 @@
+"""dedupe: deduplicating backups of LXD servers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,148 @@
+"""A backup in progress: chunks in, item stream and manifest out.
+
+Sources (``dedupe.sources.*``) feed content and items into a ``BackupSession``;
+``commit`` writes the item stream's last chunks, the packs, the index segment
+and finally the manifest (FORMAT.md section 12).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from dedupe.chunking import ChunkPipeline, Refs, make_chunker
+from dedupe.progress import Progress, ProgressCallback
+from dedupe.repository import Repository, default_host
+from dedupe.writer import DEFAULT_PACK_SIZE, Transaction
+from repo_format import blob, codecs, items, manifest
+from repo_format.ids import chunk_id
+
+ITEM_BUFFER = 4 << 20
+PROGRESS_EVERY_S = 0.25
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass
+class BackupResult:
+    id: str
+    manifest: manifest.Manifest
+
+
+class BackupSession:
+    def __init__(self, repo: Repository, *, kind: str, group: str, run: str | None = None,
+                 host: str | None = None, meta: dict[str, Any] | None = None,
+                 level: int = codecs.DEFAULT_ZSTD_LEVEL, pack_size: int = DEFAULT_PACK_SIZE,
+                 workers: int | None = None, progress: ProgressCallback | None = None) -> None:
+        self.repo = repo
+        self.kind = kind
+        self.group = group
+        self.run = run or new_run_id()
+        self.host = host or default_host()
+        self.meta = dict(meta or {})
+        self.level = level
+        self.time_ns = time.time_ns()
+        self.txn = Transaction(repo, pack_size)
+        self.pipeline = ChunkPipeline(self.txn, repo.config.chunker, repo.id_key, level=level,
+                                      workers=workers, on_item=self._write_item, on_stored=self._on_ref)
+        self._item_chunker = make_chunker(repo.config.item_chunker)
+        self._item_buf = bytearray()
+        self._item_refs: Refs = []
+        self.item_count = 0
+        self._seen: set[bytes] = set()
+        self.unique_bytes = 0
+        self.stored_bytes = 0
+        self._progress = progress
+        self._last_report = 0.0
+        self.bytes_read = 0
+
+    # -- content and items ----------------------------------------------------------
+
+    def store_blocks(self, blocks: Iterable[bytes | memoryview]) -> Refs:
+        return self.pipeline.store_blocks(self._counted(blocks))
+
+    def store_runs(self, blocks: Iterable[bytes | memoryview], make_item: Any, per_item: int = 1024) -> None:
+        self.pipeline.store_runs(self._counted(blocks), make_item, per_item)
+
+    def add_item(self, item: dict[str, Any]) -> None:
+        self.pipeline.add_item(item)
+
+    def _counted(self, blocks: Iterable[bytes | memoryview]) -> Iterable[bytes | memoryview]:
+        for b in blocks:
+            self.bytes_read += len(b)
+            self._report()
+            yield b
+
+    def _on_ref(self, cid: bytes, raw_len: int) -> None:
+        if cid not in self._seen:
+            self._seen.add(cid)
+            self.unique_bytes += raw_len
+            self.stored_bytes += self.txn.stored_len(cid)
+
+    def _write_item(self, item: dict[str, Any]) -> None:
+        self._item_buf += items.encode_item(item)
+        self.item_count += 1
+        if len(self._item_buf) >= ITEM_BUFFER:
+            self._cut_items(final=False)
+
+    def _cut_items(self, final: bool) -> None:
+        data = bytes(self._item_buf)
+        cuts = [(c.offset, c.length) for c in self._item_chunker.cut_buf(data)] if data else []
+        keep = b""
+        if not final and cuts:
+            off, _ = cuts.pop()
+            keep = data[off:]
+        for off, length in cuts:
+            piece = data[off:off + length]
+            cid = chunk_id(self.repo.id_key, piece)
+            if not self.txn.known(cid):
+                self.txn.add(cid, blob.seal(piece, self.level), length)
+            self._item_refs.append((cid, length))
+            self._on_ref(cid, length)
+        self._item_buf = bytearray(keep)
+
+    def _report(self, final: bool = False) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if not final and now - self._last_report < PROGRESS_EVERY_S:
+            return
+        self._last_report = now
+        self._progress(Progress("backup", self.group, self.bytes_read, None, self.txn.stats.new_bytes,
+                                self.txn.stats.new_stored, self.item_count, final))
+
+    # -- the end ----------------------------------------------------------------------
+
+    def commit(self, size: int, stream_b3: bytes | None = None, meta: dict[str, Any] | None = None) -> BackupResult:
+        try:
+            self.pipeline.flush()
+        finally:
+            self.pipeline.close()
+        self._cut_items(final=True)
+        st = self.txn.stats
+        m = manifest.Manifest(
+            kind=self.kind, group=self.group, time_ns=self.time_ns, host=self.host, run=self.run,
+            size=size, items=self._item_refs, item_count=self.item_count, stream_b3=stream_b3,
+            stats={"new_chunks": st.new_chunks, "new_bytes": st.new_bytes, "new_stored": st.new_stored,
+                   "chunks": len(self._seen), "unique_bytes": self.unique_bytes,
+                   "stored_bytes": self.stored_bytes},
+            meta={**self.meta, **(meta or {})},
+        )
+        name = self.txn.commit(m)
+        self._report(final=True)
+        return BackupResult(name, m)
+
+    def abort(self) -> None:
+        self.pipeline.close()
+        self.txn.abort()
+
+    def __enter__(self) -> BackupSession:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:
+            self.abort()

@@ -1,0 +1,154 @@
+"""Cut content into chunks; hash and compress them on worker threads.
+
+The chunker (pyfastcdc), BLAKE3 and zstd all release the GIL, so a pool of worker
+threads keeps both cores busy: the calling thread reads and cuts, the workers hash
+and (for chunks the repository does not have yet) compress, and results are taken
+back in order so item streams stay deterministic. Memory is bounded by the number
+of chunks in flight, whatever the size of the input.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
+
+from pyfastcdc.cy import FastCDC
+
+from dedupe.writer import Transaction
+from repo_format import blob, codecs
+from repo_format.config import ChunkerParams
+from repo_format.ids import chunk_id
+
+READ_SIZE = 8 << 20
+
+Refs = list[tuple[bytes, int]]
+
+
+def make_chunker(p: ChunkerParams) -> FastCDC:
+    return FastCDC(p.avg_size, min_size=p.min_size, max_size=p.max_size,
+                   normalized_chunking=p.normalization, seed=p.seed)  # type: ignore[arg-type]
+
+
+def cut_blocks(chunker: FastCDC, blocks: Iterable[bytes | memoryview]) -> Iterator[memoryview]:
+    """Chunks of the concatenation of ``blocks``, exactly as cutting it whole would give.
+
+    Every chunk but the last one of a buffer is final (the cut did not depend on
+    bytes past it); the last one is carried into the next buffer and cut again."""
+    carry = b""
+    for block in blocks:
+        if not block:
+            continue
+        buf = memoryview(carry + bytes(block)) if carry else memoryview(block)
+        last: memoryview | None = None
+        for c in chunker.cut_buf(buf):
+            if last is not None:
+                yield last
+            last = buf[c.offset:c.offset + c.length]
+        carry = bytes(last) if last is not None else b""
+    if carry:
+        yield memoryview(carry)
+
+
+def read_blocks(f: BinaryIO, size: int = READ_SIZE) -> Iterator[bytes]:
+    while True:
+        block = f.read(size)
+        if not block:
+            return
+        yield block
+
+
+class ChunkPipeline:
+    """Ordered, bounded pipeline from content to chunk refs and items.
+
+    ``store`` queues the chunks of some content and returns the list that will
+    hold their refs; ``add_item`` queues an item behind them. ``on_item`` receives
+    each item once every chunk queued before it is stored, so its refs are complete.
+    """
+
+    def __init__(self, txn: Transaction, params: ChunkerParams, id_key: bytes, *,
+                 level: int = codecs.DEFAULT_ZSTD_LEVEL, workers: int | None = None,
+                 on_item: Callable[[dict[str, Any]], None] | None = None,
+                 on_stored: Callable[[bytes, int], None] | None = None) -> None:
+        self.txn = txn
+        self.id_key = id_key
+        self.level = level
+        self.chunker = make_chunker(params)
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="chunk")
+        self._queue: deque[tuple[Future[tuple[bytes, int, bytes | None]] | None, Refs | dict[str, Any]]] = deque()
+        self._max_in_flight = 4 * self.workers + 4
+        self.on_item = on_item
+        self.on_stored = on_stored
+        self.bytes_in = 0
+        self.chunk_refs = 0
+
+    def _process(self, data: memoryview) -> tuple[bytes, int, bytes | None]:
+        cid = chunk_id(self.id_key, data)
+        if self.txn.known(cid):
+            return cid, len(data), None
+        return cid, len(data), blob.seal(data, self.level)
+
+    def _submit(self, data: memoryview, refs: Refs) -> None:
+        if len(self._queue) >= self._max_in_flight:
+            self._drain(block=True)
+        self._queue.append((self._pool.submit(self._process, data), refs))
+        self.bytes_in += len(data)
+
+    def _drain(self, block: bool) -> None:
+        while self._queue:
+            fut, target = self._queue[0]
+            if fut is not None:
+                if not block and not fut.done():
+                    return
+                cid, raw_len, sealed = fut.result()
+                self._queue.popleft()
+                if sealed is not None:
+                    self.txn.add(cid, sealed, raw_len)
+                assert isinstance(target, list)
+                target.append((cid, raw_len))
+                self.chunk_refs += 1
+                if self.on_stored is not None:
+                    self.on_stored(cid, raw_len)
+                block = False  # one result per forced wait keeps the pipeline full
+            else:
+                self._queue.popleft()
+                assert isinstance(target, dict)
+                if self.on_item is not None:
+                    self.on_item(target)
+
+    def store_blocks(self, blocks: Iterable[bytes | memoryview], refs: Refs | None = None) -> Refs:
+        refs = [] if refs is None else refs
+        for piece in cut_blocks(self.chunker, blocks):
+            self._submit(piece, refs)
+        return refs
+
+    def store_runs(self, blocks: Iterable[bytes | memoryview], make_item: Callable[[Refs], dict[str, Any]],
+                   per_item: int = 1024) -> None:
+        """Store content as a series of items of at most ``per_item`` chunk refs each,
+        so that no single item grows with the size of the input."""
+        refs: Refs = []
+        count = 0
+        for piece in cut_blocks(self.chunker, blocks):
+            self._submit(piece, refs)
+            count += 1
+            if count == per_item:
+                self.add_item(make_item(refs))
+                refs, count = [], 0
+        if count:
+            self.add_item(make_item(refs))
+
+    def store_bytes(self, data: bytes) -> Refs:
+        return self.store_blocks([data])
+
+    def add_item(self, item: dict[str, Any]) -> None:
+        self._queue.append((None, item))
+        self._drain(block=False)
+
+    def flush(self) -> None:
+        while self._queue:
+            self._drain(block=True)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

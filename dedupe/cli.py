@@ -1,0 +1,290 @@
+"""The ``dedupe`` command line: thin wrappers over ``dedupe.api``; the only place that prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from dedupe import api
+from dedupe.errors import DedupeError
+from dedupe.memory import bound_malloc
+from dedupe.progress import Progress, ProgressCallback
+from repo_format.errors import FormatError
+
+
+def human(n: int | float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+class StatusLine:
+    """A one-line progress display on a terminal's stderr."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.shown = False
+
+    def __call__(self, p: Progress) -> None:
+        elapsed = max(time.monotonic() - self.start, 1e-6)
+        rate = p.bytes_done / elapsed
+        parts = [f"{p.phase} {p.name}", f"{human(p.bytes_done)}"]
+        if p.bytes_total:
+            parts[-1] += f" / {human(p.bytes_total)} ({100 * p.bytes_done / p.bytes_total:.0f}%)"
+        if p.phase == "backup":
+            parts.append(f"new {human(p.new_bytes)} -> {human(p.new_stored)} stored")
+        parts.append(f"{human(rate)}/s")
+        line = "  ".join(parts)
+        sys.stderr.write("\r\033[K" + line[:200])
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+class Context:
+    def __init__(self, repo: str | None, as_json: bool, quiet: bool) -> None:
+        self.repo_location = repo
+        self.json = as_json
+        self.quiet = quiet
+        self.status: StatusLine | None = None
+
+    def location(self) -> str:
+        if not self.repo_location:
+            raise click.UsageError("no repository given: use --repo PATH or set DEDUPE_REPO")
+        return self.repo_location
+
+    def open(self) -> Any:
+        return api.open_repo(self.location())
+
+    def progress(self) -> ProgressCallback | None:
+        if self.json or self.quiet or not sys.stderr.isatty():
+            return None
+        self.status = StatusLine()
+        return self.status
+
+    def out(self, data: Any, text: Callable[[], str]) -> None:
+        if self.status is not None:
+            self.status.done()
+        if self.json:
+            click.echo(json.dumps(data, indent=2, sort_keys=True))
+        elif not self.quiet:
+            click.echo(text())
+
+
+class DedupeGroup(click.Group):
+    """Turns errors into one line on stderr and the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (DedupeError, FormatError) as e:
+            _fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except BrokenPipeError:
+            sys.stderr.close()
+            os._exit(141)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as e:  # a bug: say what, without a traceback unless asked
+            if os.environ.get("DEDUPE_DEBUG"):
+                raise
+            _fail(f"internal error: {type(e).__name__}: {e} (set DEDUPE_DEBUG=1 for a traceback)", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write("\r\033[K" if sys.stderr.isatty() else "")
+    click.echo(f"dedupe: {message}", err=True)
+    sys.exit(code)
+
+
+def common(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--repo, --json and --quiet on every command (they may also come before it)."""
+    f = click.option("--quiet", "-q", is_flag=True, default=None, help="Print nothing but errors.")(f)
+    f = click.option("--json", "as_json", is_flag=True, default=None, help="Print JSON only.")(f)
+    f = click.option("--repo", "-r", metavar="PATH", envvar="DEDUPE_REPO",
+                     help="The repository (default: $DEDUPE_REPO).")(f)
+    return f
+
+
+def _ctx(repo: str | None, as_json: bool | None, quiet: bool | None) -> Context:
+    parent: Context = click.get_current_context().obj
+    return Context(repo or parent.repo_location, bool(as_json) or parent.json, bool(quiet) or parent.quiet)
+
+
+@click.group(cls=DedupeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--repo", "-r", metavar="PATH", envvar="DEDUPE_REPO", help="The repository (default: $DEDUPE_REPO).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.version_option(package_name="dedupe")
+@click.pass_context
+def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool) -> None:
+    """Deduplicating backups of LXD servers."""
+    bound_malloc()
+    ctx.obj = Context(repo, as_json, quiet)
+
+
+@main.command()
+@common
+def init(repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Create a repository."""
+    c = _ctx(repo, as_json, quiet)
+    r = api.init(c.location())
+    c.out({"repository": c.location(), "repo_id": r.config.repo_id.hex()},
+          lambda: f"created repository {c.location()} (id {r.config.repo_id.hex()[:12]})")
+
+
+@main.group()
+def backup() -> None:
+    """Store a backup (of a stream, a tar, a directory, or LXD)."""
+
+
+def _backup_summary(c: Context, result: api.BackupResult) -> None:
+    info = api.BackupInfo(result.id, result.manifest)
+    j = info.to_json()
+    c.out(j, lambda: (f"backup {j['short_id']}  {j['group']}  {human(j['size'])} read, "
+                      f"{human(j['new_bytes'])} new ({human(j['new_stored'])} stored)"))
+
+
+def _open_input(source: str) -> Any:
+    if source == "-":
+        return sys.stdin.buffer
+    try:
+        return open(source, "rb")
+    except OSError as e:
+        from dedupe.errors import SourceError
+        raise SourceError(f"{source}: cannot read ({e.strerror})") from None
+
+
+@backup.command("stream")
+@click.argument("group")
+@click.argument("source", default="-", metavar="[FILE|-]")
+@common
+def backup_stream_cmd(group: str, source: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Store a byte stream (a file, or stdin with -) as one backup of GROUP."""
+    c = _ctx(repo, as_json, quiet)
+    r = c.open()
+    f = _open_input(source)
+    with f:
+        _backup_summary(c, api.do_backup_stream(r, group, f, c.progress()))
+
+
+@backup.command("tar")
+@click.argument("group")
+@click.argument("source", default="-", metavar="[FILE|-]")
+@common
+def backup_tar_cmd(group: str, source: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Store a tar stream member by member (restores byte for byte)."""
+    c = _ctx(repo, as_json, quiet)
+    r = c.open()
+    f = _open_input(source)
+    with f:
+        _backup_summary(c, api.do_backup_tar(r, group, f, c.progress()))
+
+
+def _when(time_ns: int) -> str:
+    return dt.datetime.fromtimestamp(time_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@main.command("list")
+@click.option("--group", "-g", help="Only this group (and groups below it).")
+@common
+def list_cmd(group: str | None, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """List backups."""
+    c = _ctx(repo, as_json, quiet)
+    infos = api.list_backups(c.open(), group)
+    rows = [i.to_json() for i in infos]
+
+    def text() -> str:
+        if not rows:
+            return "no backups"
+        lines = [f"{'ID':<12}  {'TIME':<19}  {'KIND':<6}  {'SIZE':>10}  {'NEW':>10}  {'STORED':>10}  GROUP"]
+        for j in rows:
+            lines.append(f"{j['short_id']:<12}  {_when(j['time_ns']):<19}  {j['kind']:<6}  {human(j['size']):>10}  "
+                         f"{human(j['new_stored']):>10}  {human(j['stored_bytes']):>10}  {j['group']}")
+        return "\n".join(lines)
+
+    c.out(rows, text)
+
+
+@main.command()
+@click.argument("backup_id")
+@common
+def show(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Show one backup."""
+    c = _ctx(repo, as_json, quiet)
+    j = api.get_backup(c.open(), backup_id).to_json()
+
+    def text() -> str:
+        return "\n".join([
+            f"id:            {j['id']}", f"group:         {j['group']}", f"kind:          {j['kind']}",
+            f"time:          {_when(j['time_ns'])} ({j['time']})", f"host:          {j['host']}",
+            f"run:           {j['run']}", f"original size: {human(j['size'])} ({j['size']} bytes)",
+            f"new data:      {human(j['new_bytes'])} ({human(j['new_stored'])} stored)",
+            f"stored size:   {human(j['stored_bytes'])} ({j['chunks']} chunks, {j['items']} items)",
+            *([f"blake3:        {j['blake3']}"] if j["blake3"] else []),
+        ])
+
+    c.out(j, text)
+
+
+@main.command()
+@click.argument("backup_id")
+@click.option("--to-file", "to_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the stream here.")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Write the stream to standard output.")
+@common
+def restore(backup_id: str, to_file: Path | None, to_stdout: bool, repo: str | None, as_json: bool | None,
+            quiet: bool | None) -> None:
+    """Restore a backup: the original bytes, verified."""
+    targets = [t for t in (to_file, to_stdout or None) if t]
+    if len(targets) != 1:
+        raise click.UsageError("give exactly one of --to-file F or --stdout")
+    c = _ctx(repo, as_json, quiet)
+    r = c.open()
+    if to_stdout:
+        if sys.stdout.isatty():
+            raise click.UsageError("refusing to write a backup to a terminal; redirect --stdout")
+        n = api.restore_stdout(r, backup_id, sys.stdout.buffer)
+        sys.stdout.flush()
+        return
+    assert to_file is not None
+    n = api.restore_file(r, backup_id, to_file, c.progress())
+    c.out({"restored": str(to_file), "bytes": n}, lambda: f"restored {human(n)} to {to_file} (verified)")
+
+
+@main.command("check")
+@click.option("--read-data", is_flag=True, help="Also read every blob, decompress and re-hash it.")
+@common
+def check_cmd(read_data: bool, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Verify the repository's structure (and with --read-data, all data)."""
+    c = _ctx(repo, as_json, quiet)
+    report = api.run_check(c.open(), read_data, c.progress())
+
+    def text() -> str:
+        lines = [f"checked {report.backups} backups, {report.packs} packs, {report.chunks} chunks"
+                 + (f", read {human(report.bytes_read)}" if read_data else "")]
+        lines += [f"error: {e}" for e in report.errors]
+        lines += [f"note: {n}" for n in report.notes]
+        lines.append("repository OK" if report.ok else f"repository has {len(report.errors)} problem(s)")
+        return "\n".join(lines)
+
+    c.out(report.to_json(), text)
+    if not report.ok:
+        sys.exit(25)
+
+
+if __name__ == "__main__":
+    main()

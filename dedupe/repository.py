@@ -1,0 +1,266 @@
+"""Open and create repositories; the chunk index; read and verify chunks.
+
+Implements the reader side of FORMAT.md sections 3, 4, 7 and 12 (read ordering).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+from dedupe.errors import DedupeError
+from dedupe.storage import ObjectNotFound, Storage
+from dedupe.storage.local import LocalStorage
+from repo_format import blob, config, index, layout, manifest
+from repo_format.errors import FormatError, IntegrityError, UnsupportedVersionError
+from repo_format.ids import ID_KEY_LEN, chunk_id, object_name
+
+
+class RepositoryNotFound(DedupeError):
+    exit_code = 10
+
+
+class NotARepository(DedupeError):
+    exit_code = 11
+
+
+class NewerFormat(DedupeError):
+    exit_code = 12
+
+
+class RepositoryExists(DedupeError):
+    exit_code = 14
+
+
+class CorruptObject(DedupeError):
+    """Stored bytes are damaged: they do not decode or do not match their id."""
+
+    exit_code = 20
+
+
+class ChunkNotInIndex(DedupeError):
+    exit_code = 21
+
+
+class MissingObject(DedupeError):
+    """A file the index or a manifest names is not in the storage."""
+
+    exit_code = 22
+
+
+class BackupNotFound(DedupeError):
+    exit_code = 30
+
+
+class AmbiguousBackupId(DedupeError):
+    exit_code = 31
+
+
+class Location(NamedTuple):
+    pack: str
+    offset: int
+    length: int
+    raw_len: int
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    size: int
+    table_len: int
+
+
+def open_storage(location: str) -> Storage:
+    """The storage behind a ``--repo`` value (a local path for now)."""
+    return LocalStorage(Path(location))
+
+
+def wrap_format_error(e: FormatError) -> DedupeError:
+    if isinstance(e, UnsupportedVersionError):
+        return NewerFormat(str(e))
+    return CorruptObject(str(e))
+
+
+class Repository:
+    def __init__(self, storage: Storage, cfg: config.RepoConfig) -> None:
+        self.storage = storage
+        self.config = cfg
+        self.id_key = cfg.id_key
+        # chunk id -> (pack number, offset, stored length, raw length); pack numbers index self._pack_names
+        self._index: dict[bytes, tuple[int, int, int, int]] = {}
+        self._pack_names: list[str] = []
+        self._pack_numbers: dict[str, int] = {}
+        self.packs: dict[str, PackInfo] = {}
+        self.segments: list[str] = []
+
+    # -- create / open -------------------------------------------------------------
+
+    @classmethod
+    def create(cls, storage: Storage, chunker: config.ChunkerParams | None = None) -> Repository:
+        if isinstance(storage, LocalStorage):
+            root = storage.root
+            if root.exists() and (not root.is_dir() or any(root.iterdir())):
+                raise RepositoryExists(f"{root}: exists and is not an empty directory")
+        if storage.exists(layout.CONFIG):
+            raise RepositoryExists(f"{storage.location}: already a repository")
+        cfg = config.RepoConfig(
+            repo_id=secrets.token_bytes(16), id_key=secrets.token_bytes(ID_KEY_LEN),
+            chunker=chunker or config.DEFAULT_CHUNKER, created_ns=time.time_ns())
+        if isinstance(storage, LocalStorage):
+            for d in layout.DIRECTORIES:
+                (storage.root / d).mkdir(parents=True, exist_ok=True)
+        storage.create(layout.CONFIG, config.encode(cfg))  # the config last: a half-made repository has none
+        return cls(storage, cfg)
+
+    @classmethod
+    def open(cls, storage: Storage) -> Repository:
+        if isinstance(storage, LocalStorage) and not storage.root.is_dir():
+            raise RepositoryNotFound(f"{storage.root}: no such directory")
+        try:
+            raw = storage.get(layout.CONFIG)
+        except ObjectNotFound:
+            raise NotARepository(f"{storage.location}: not a dedupe repository (no config file)") from None
+        try:
+            cfg = config.decode(raw, f"{storage.location}/{layout.CONFIG}")
+        except UnsupportedVersionError as e:
+            raise NewerFormat(str(e)) from None
+        except FormatError as e:
+            raise NotARepository(f"{storage.location}: not a dedupe repository ({e})") from None
+        repo = cls(storage, cfg)
+        repo.reload_index()
+        return repo
+
+    # -- index ------------------------------------------------------------------------
+
+    def load_segment(self, name: str) -> index.IndexSegment:
+        path = layout.index_path(name)
+        data = self.storage.get(path)
+        what = f"{self.storage.location}/{path}"
+        if object_name(data) != name:
+            raise CorruptObject(f"{what}: content does not match its name (damaged index segment)")
+        try:
+            return index.decode(data, what)
+        except FormatError as e:
+            raise wrap_format_error(e) from None
+
+    def reload_index(self, on_error: Callable[[str, DedupeError], None] | None = None) -> None:
+        """Load every index segment (FORMAT.md section 7.3): segments superseded by
+        another present segment are skipped. With ``on_error``, a damaged segment is
+        reported there and skipped instead of raising (for check)."""
+        self._index.clear()
+        self._pack_names.clear()
+        self._pack_numbers.clear()
+        self.packs.clear()
+        names = [n.rsplit("/", 1)[-1] for n, _ in self.storage.list(layout.INDEX_DIR)]
+        segments = {}
+        for name in names:
+            try:
+                segments[name] = self.load_segment(name)
+            except ObjectNotFound:
+                continue  # removed by a concurrent compaction after it wrote its replacement
+            except DedupeError as e:
+                if on_error is None:
+                    raise
+                on_error(name, e)
+        superseded = {s for seg in segments.values() for s in seg.supersedes if s in segments}
+        self.segments = sorted(n for n in segments if n not in superseded)
+        for name in self.segments:
+            self.add_segment(segments[name])
+
+    def add_segment(self, seg: index.IndexSegment) -> None:
+        for rec in seg.packs:
+            self.packs[rec.name] = PackInfo(rec.size, rec.table_len)
+            num = self._pack_numbers.get(rec.name)
+            if num is None:
+                num = self._pack_numbers[rec.name] = len(self._pack_names)
+                self._pack_names.append(rec.name)
+            for e in rec.entries:
+                self._index.setdefault(e.chunk_id, (num, e.offset, e.length, e.raw_len))
+
+    def __contains__(self, cid: bytes) -> bool:
+        return cid in self._index
+
+    def has_chunk(self, cid: bytes) -> bool:
+        return cid in self._index
+
+    def chunk_count(self) -> int:
+        return len(self._index)
+
+    def locate(self, cid: bytes) -> Location:
+        try:
+            num, off, length, raw = self._index[cid]
+        except KeyError:
+            raise ChunkNotInIndex(f"chunk {cid.hex()[:16]}... is not in the index of {self.storage.location}") from None
+        return Location(self._pack_names[num], off, length, raw)
+
+    def iter_index(self) -> Iterator[tuple[bytes, Location]]:
+        for cid, (num, off, length, raw) in self._index.items():
+            yield cid, Location(self._pack_names[num], off, length, raw)
+
+    # -- reading chunks ---------------------------------------------------------------
+
+    def open_chunk(self, cid: bytes, sealed: bytes | memoryview, pack: str) -> bytes:
+        """Unwrap and verify one blob read from ``pack``: the plaintext's keyed hash must be ``cid``."""
+        what = f"chunk {cid.hex()[:16]}... in pack {layout.pack_path(pack)}"
+        try:
+            data = blob.open_blob(sealed, what)
+        except FormatError as e:
+            raise CorruptObject(str(e)) from None
+        if chunk_id(self.id_key, data) != cid:
+            raise CorruptObject(f"{what}: content does not match its id (damaged pack)")
+        return data
+
+    def read_pack_range(self, pack: str, offset: int, length: int) -> bytes:
+        path = layout.pack_path(pack)
+        try:
+            data = self.storage.get_range(path, offset, length)
+        except ObjectNotFound:
+            raise MissingObject(f"pack {self.storage.location}/{path} is missing") from None
+        if len(data) != length:
+            raise CorruptObject(f"pack {self.storage.location}/{path} is truncated "
+                                f"(wanted bytes {offset}..{offset + length}, got {len(data)})")
+        return data
+
+    def read_chunk(self, cid: bytes) -> bytes:
+        loc = self.locate(cid)
+        return self.open_chunk(cid, self.read_pack_range(loc.pack, loc.offset, loc.length), loc.pack)
+
+    # -- manifests --------------------------------------------------------------------
+
+    def manifest_names(self) -> list[str]:
+        return sorted(n.rsplit("/", 1)[-1] for n, _ in self.storage.list(layout.MANIFEST_DIR))
+
+    def load_manifest(self, name: str) -> manifest.Manifest:
+        path = layout.manifest_path(name)
+        what = f"{self.storage.location}/{path}"
+        try:
+            data = self.storage.get(path)
+        except ObjectNotFound:
+            raise BackupNotFound(f"backup {name[:12]} not found in {self.storage.location}") from None
+        if object_name(data) != name:
+            raise CorruptObject(f"{what}: content does not match its name (damaged manifest)")
+        try:
+            return manifest.decode(data, what)
+        except FormatError as e:
+            raise wrap_format_error(e) from None
+
+    def resolve_backup_id(self, prefix: str) -> str:
+        prefix = prefix.strip().lower()
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            raise BackupNotFound(f"{prefix!r} is not a backup id (expected hex digits)")
+        matches = [n for n in self.manifest_names() if n.startswith(prefix)]
+        if not matches:
+            raise BackupNotFound(f"no backup with id {prefix} in {self.storage.location}")
+        if len(matches) > 1:
+            raise AmbiguousBackupId(f"backup id {prefix} is ambiguous: {len(matches)} backups start with it")
+        return matches[0]
+
+    def verify_raw_hash(self, data: bytes, cid: bytes) -> bool:
+        return chunk_id(self.id_key, data) == cid
+
+
+def default_host() -> str:
+    return os.uname().nodename

@@ -1,0 +1,60 @@
+"""The storage protocol: named immutable files (DESIGN.md section 3).
+
+Names are '/'-separated relative paths such as ``data/ab/abcd...``. Every write
+is all-or-nothing: a reader sees the whole file or no file. There is no rename in
+the protocol, so object storage can implement it (FORMAT.md section 11).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol, runtime_checkable
+
+from dedupe.errors import DedupeError
+
+
+class StorageError(DedupeError):
+    """The storage failed (I/O error, permission, disk full)."""
+
+    exit_code = 24
+
+
+class ObjectNotFound(StorageError):
+    """A named file is missing."""
+
+    exit_code = 22
+
+
+class ObjectExists(StorageError):
+    """``create`` found the name taken."""
+
+    exit_code = 24
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """What the repository needs from a place to keep files."""
+
+    location: str  # for messages: a path or URL
+
+    def put(self, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name`` atomically, replacing any file of that name."""
+
+    def create(self, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name`` only if no such file exists (raises ObjectExists)."""
+
+    def get(self, name: str) -> bytes:
+        """The whole file (raises ObjectNotFound)."""
+
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        """``length`` bytes from ``offset`` (fewer only at the end of the file)."""
+
+    def size(self, name: str) -> int:
+        """The file's length in bytes (raises ObjectNotFound)."""
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """``(name, size)`` of every file under the directory ``prefix``, recursively."""
+
+    def delete(self, name: str) -> None:
+        """Remove a file; a missing file is not an error."""
+
+    def exists(self, name: str) -> bool: ...

@@ -1,0 +1,154 @@
+"""A repository in a local directory (FORMAT.md section 11.1)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from pathlib import Path
+from typing import Iterator
+
+from dedupe.storage.base import ObjectExists, ObjectNotFound, StorageError
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStorage:
+    """Files under ``root``. Writes go to a temporary file that is fsynced, then
+    renamed (or hard-linked, for ``create``) into place, then the directory is fsynced."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+
+    def _path(self, name: str) -> Path:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise StorageError(f"{self.location}: refusing object name {name!r}")
+        return self.root / name
+
+    def _write_temp(self, path: Path, data: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return tmp
+
+    def put(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        try:
+            tmp = self._write_temp(path, data)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as e:
+            raise StorageError(f"{path}: cannot write ({e.strerror})") from None
+
+    def create(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        try:
+            tmp = self._write_temp(path, data)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise ObjectExists(f"{path}: already exists") from None
+            finally:
+                tmp.unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+        except ObjectExists:
+            raise
+        except OSError as e:
+            raise StorageError(f"{path}: cannot write ({e.strerror})") from None
+
+    def get(self, name: str) -> bytes:
+        path = self._path(name)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{path}: missing") from None
+        except OSError as e:
+            raise StorageError(f"{path}: cannot read ({e.strerror})") from None
+
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        path = self._path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{path}: missing") from None
+        except OSError as e:
+            raise StorageError(f"{path}: cannot read ({e.strerror})") from None
+        try:
+            parts = []
+            while length > 0:
+                part = os.pread(fd, length, offset)
+                if not part:
+                    break
+                parts.append(part)
+                offset += len(part)
+                length -= len(part)
+            return b"".join(parts)
+        except OSError as e:
+            raise StorageError(f"{path}: cannot read ({e.strerror})") from None
+        finally:
+            os.close(fd)
+
+    def size(self, name: str) -> int:
+        path = self._path(name)
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{path}: missing") from None
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        top = self._path(prefix)
+        try:
+            for dirpath, _dirs, files in os.walk(top):
+                rel = os.path.relpath(dirpath, self.root)
+                for f in sorted(files):
+                    if f.startswith(".") and f.endswith(TEMP_SUFFIX):
+                        continue
+                    try:
+                        size = os.stat(os.path.join(dirpath, f)).st_size
+                    except FileNotFoundError:
+                        continue
+                    yield (f"{rel}/{f}" if rel != "." else f), size
+        except OSError as e:
+            raise StorageError(f"{top}: cannot list ({e.strerror})") from None
+
+    def temp_files(self) -> Iterator[str]:
+        """Leftovers of interrupted writes (section 11.1), for gc and check."""
+        for dirpath, _dirs, files in os.walk(self.root):
+            rel = os.path.relpath(dirpath, self.root)
+            for f in files:
+                if f.startswith(".") and f.endswith(TEMP_SUFFIX):
+                    yield f"{rel}/{f}" if rel != "." else f
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            path.unlink()
+            _fsync_dir(path.parent)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise StorageError(f"{path}: cannot delete ({e.strerror})") from None
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).exists()

@@ -1,0 +1,64 @@
+"""Compression codecs of the blob envelope (FORMAT.md section 5.2).
+
+Codec ids are never reused once retired.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Final
+
+import zstandard
+
+from repo_format.errors import FormatError
+
+CODEC_NONE: Final = 0
+CODEC_ZSTD: Final = 1
+CODEC_NAMES: Final = {CODEC_NONE: "none", CODEC_ZSTD: "zstd"}
+DEFAULT_ZSTD_LEVEL: Final = 3
+
+_local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    cache: dict[int, zstandard.ZstdCompressor] = getattr(_local, "compressors", None) or {}
+    _local.compressors = cache
+    if level not in cache:
+        # write_content_size lets the decoder check the frame against the envelope's raw length
+        cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=False)
+    return cache[level]
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_local, "decompressor", None)
+    if d is None:
+        d = _local.decompressor = zstandard.ZstdDecompressor()
+    return d
+
+
+def compress(data: bytes | memoryview, level: int = DEFAULT_ZSTD_LEVEL) -> tuple[int, bytes]:
+    """Compress with zstd; keep the data raw when that is not smaller.
+
+    ``level`` 0 means no compression. Returns ``(codec, payload)``."""
+    if level <= 0 or len(data) == 0:
+        return CODEC_NONE, bytes(data)
+    packed = _compressor(level).compress(data)
+    if len(packed) >= len(data):
+        return CODEC_NONE, bytes(data)
+    return CODEC_ZSTD, packed
+
+
+def decompress(codec: int, payload: bytes | memoryview, raw_len: int, what: str) -> bytes:
+    """Decompress ``payload``, never producing more than ``raw_len`` bytes."""
+    if codec == CODEC_NONE:
+        out = bytes(payload)
+    elif codec == CODEC_ZSTD:
+        try:
+            out = _decompressor().decompress(payload, max_output_size=raw_len)
+        except zstandard.ZstdError as e:
+            raise FormatError(f"{what}: zstd data is corrupt ({e})") from None
+    else:
+        raise FormatError(f"{what}: unknown codec {codec}")
+    if len(out) != raw_len:
+        raise FormatError(f"{what}: decompressed to {len(out)} bytes, envelope says {raw_len}")
+    return out

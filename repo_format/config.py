@@ -1,0 +1,96 @@
+"""The repository config (FORMAT.md section 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from repo_format import header, msgpack_codec
+from repo_format.errors import FormatError, UnsupportedVersionError
+from repo_format.ids import ID_KEY_LEN, ID_SCHEME
+
+VERSION: Final = 1
+SUPPORTED_VERSIONS: Final = (1,)
+# Features a reader must understand to use the repository (section 4.3). This
+# version knows none beyond the base format.
+KNOWN_FEATURES: Final = frozenset[str]()
+
+
+@dataclass(frozen=True)
+class ChunkerParams:
+    """FastCDC 2020 parameters (section 4.2). Fixed for the life of a repository."""
+
+    min_size: int
+    avg_size: int
+    max_size: int
+    normalization: int = 1
+    seed: int = 0
+
+    def to_list(self) -> list[int]:
+        return [self.min_size, self.avg_size, self.max_size, self.normalization, self.seed]
+
+    @classmethod
+    def from_list(cls, v: Any, what: str) -> ChunkerParams:
+        if not (isinstance(v, list) and len(v) == 5 and all(isinstance(x, int) for x in v)):
+            raise FormatError(f"{what}: chunker parameters malformed")
+        p = cls(*v)
+        if not (64 <= p.min_size <= p.avg_size <= p.max_size <= 16 << 20):
+            raise FormatError(f"{what}: chunker parameters out of range {p}")
+        return p
+
+
+# Chosen by measurement: benchmarks/RESULTS.md, "Chunker parameters".
+DEFAULT_CHUNKER: Final = ChunkerParams(min_size=256 << 10, avg_size=1 << 20, max_size=4 << 20)
+# Item streams (manifest metadata) use smaller chunks so that a changed entry
+# rewrites little metadata (section 9.1).
+DEFAULT_ITEM_CHUNKER: Final = ChunkerParams(min_size=16 << 10, avg_size=64 << 10, max_size=256 << 10)
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    repo_id: bytes
+    id_key: bytes
+    chunker: ChunkerParams = DEFAULT_CHUNKER
+    item_chunker: ChunkerParams = DEFAULT_ITEM_CHUNKER
+    id_scheme: str = ID_SCHEME
+    features: tuple[str, ...] = ()
+    created_ns: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def encode(cfg: RepoConfig) -> bytes:
+    body = {
+        "repo_id": cfg.repo_id,
+        "id_scheme": cfg.id_scheme,
+        "id_key": cfg.id_key,
+        "chunker": cfg.chunker.to_list(),
+        "item_chunker": cfg.item_chunker.to_list(),
+        "features": list(cfg.features),
+        "created_ns": cfg.created_ns,
+        **cfg.extra,
+    }
+    return header.encode_header(header.CONFIG_MAGIC, VERSION) + msgpack_codec.pack(body)
+
+
+_REQUIRED = ("repo_id", "id_scheme", "id_key", "chunker", "item_chunker", "features")
+
+
+def decode(data: bytes, what: str = "config") -> RepoConfig:
+    header.decode_header(data, header.CONFIG_MAGIC, SUPPORTED_VERSIONS, what)
+    body = msgpack_codec.unpack_map(memoryview(data)[header.HEADER_LEN:], what, _REQUIRED)
+    unknown = [f for f in body["features"] if f not in KNOWN_FEATURES]
+    if unknown:
+        raise UnsupportedVersionError(
+            f"{what}: repository needs features this dedupe does not have: {', '.join(map(str, unknown))}")
+    if body["id_scheme"] != ID_SCHEME:
+        raise UnsupportedVersionError(f"{what}: unknown chunk id scheme {body['id_scheme']!r}")
+    if not isinstance(body["id_key"], bytes) or len(body["id_key"]) != ID_KEY_LEN:
+        raise FormatError(f"{what}: id key malformed")
+    extra = {k: v for k, v in body.items() if k not in _REQUIRED and k != "created_ns"}
+    return RepoConfig(
+        repo_id=bytes(body["repo_id"]), id_key=bytes(body["id_key"]),
+        chunker=ChunkerParams.from_list(body["chunker"], what),
+        item_chunker=ChunkerParams.from_list(body["item_chunker"], what),
+        id_scheme=body["id_scheme"], features=tuple(body["features"]),
+        created_ns=int(body.get("created_ns", 0)), extra=extra,
+    )

@@ -1,0 +1,31 @@
+"""Chunk ids and object names (FORMAT.md section 2)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import blake3
+
+ID_LEN: Final = 32
+ID_KEY_LEN: Final = 32
+ID_SCHEME: Final = "blake3-keyed-256"
+
+
+def chunk_id(id_key: bytes, data: bytes | memoryview) -> bytes:
+    """The id of a chunk: BLAKE3-256 keyed with the repository's id key."""
+    return blake3.blake3(data, key=id_key).digest()
+
+
+def object_name(data: bytes | memoryview) -> str:
+    """The name of a content-named file (pack, index segment, manifest): unkeyed
+    BLAKE3-256 of its bytes, as 64 lower-case hex digits."""
+    return blake3.blake3(data).hexdigest()
+
+
+def stream_hash() -> blake3.blake3:
+    """A hasher for the whole-stream checksum recorded in manifests (unkeyed)."""
+    return blake3.blake3()
+
+
+def is_object_name(name: str) -> bool:
+    return len(name) == 2 * ID_LEN and all(c in "0123456789abcdef" for c in name)

@@ -1,0 +1,54 @@
+"""Index segments: which pack holds each chunk (FORMAT.md section 7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from repo_format import blob, header, msgpack_codec, pack
+from repo_format.errors import FormatError
+from repo_format.ids import ID_LEN
+
+VERSION: Final = 1
+SUPPORTED_VERSIONS: Final = (1,)
+
+
+@dataclass(frozen=True)
+class PackRecord:
+    """One pack as an index segment lists it."""
+
+    name: str  # hex object name
+    size: int  # bytes in the pack file
+    table_len: int  # table blob + trailer: one ranged read of the pack's last table_len bytes
+    entries: list[pack.PackEntry]
+
+
+@dataclass
+class IndexSegment:
+    packs: list[PackRecord] = field(default_factory=list)
+    supersedes: list[str] = field(default_factory=list)  # segment names this one replaces (section 7.3)
+
+
+def encode(segment: IndexSegment) -> bytes:
+    body = {
+        "packs": [[bytes.fromhex(p.name), p.size, p.table_len, pack.encode_entries(p.entries)]
+                  for p in segment.packs],
+        "supersedes": [bytes.fromhex(s) for s in segment.supersedes],
+    }
+    return header.encode_header(header.INDEX_MAGIC, VERSION) + blob.seal(msgpack_codec.pack(body))
+
+
+def decode(data: bytes, what: str) -> IndexSegment:
+    header.decode_header(data, header.INDEX_MAGIC, SUPPORTED_VERSIONS, what)
+    body = msgpack_codec.unpack_map(blob.open_blob(memoryview(data)[header.HEADER_LEN:], what), what,
+                                    ("packs", "supersedes"))
+    try:
+        packs = []
+        for name, size, table_len, entries in body["packs"]:
+            if not isinstance(name, bytes) or len(name) != ID_LEN:
+                raise FormatError(f"{what}: pack name malformed")
+            packs.append(PackRecord(name.hex(), int(size), int(table_len), pack.decode_entries(entries, what)))
+        supersedes = [bytes(s).hex() for s in body["supersedes"]]
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"{what}: index segment malformed ({e})") from None
+    return IndexSegment(packs, supersedes)

@@ -1,0 +1,28 @@
+"""Where each object lives in a repository (FORMAT.md section 3)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+CONFIG: Final = "config"
+DATA_DIR: Final = "data"
+INDEX_DIR: Final = "index"
+MANIFEST_DIR: Final = "manifests"
+LOCK_DIR: Final = "locks"
+DIRECTORIES: Final = (DATA_DIR, INDEX_DIR, MANIFEST_DIR, LOCK_DIR)
+
+
+def pack_path(name: str) -> str:
+    return f"{DATA_DIR}/{name[:2]}/{name}"
+
+
+def index_path(name: str) -> str:
+    return f"{INDEX_DIR}/{name}"
+
+
+def manifest_path(name: str) -> str:
+    return f"{MANIFEST_DIR}/{name}"
+
+
+def lock_path(name: str) -> str:
+    return f"{LOCK_DIR}/{name}"

@@ -1,0 +1,128 @@
+"""Packs: many blobs back to back, then their table (FORMAT.md section 6).
+
+    header (8) | blob ... blob | table blob | trailer (8)
+
+The table blob is an envelope whose plaintext is one 44-byte entry per blob
+(section 6.2). The trailer holds the table blob's length and a magic, so a
+reader that knows the table length (the index records it) fetches table and
+trailer with one ranged read from the end.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final, Iterator
+
+from repo_format import blob, header
+from repo_format.errors import FormatError, IntegrityError
+from repo_format.ids import ID_LEN, object_name
+
+VERSION: Final = 1
+SUPPORTED_VERSIONS: Final = (1,)
+ENTRY = struct.Struct(f"<{ID_LEN}sIII")
+ENTRY_LEN: Final = ENTRY.size  # 44
+TRAILER = struct.Struct("<I4s")
+TRAILER_LEN: Final = TRAILER.size  # 8
+TRAILER_MAGIC: Final = b"DDPT"
+MAX_PACK_SIZE: Final = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    """Where one blob sits in its pack."""
+
+    chunk_id: bytes
+    offset: int  # from the start of the pack file
+    length: int  # stored length of the blob (envelope included)
+    raw_len: int  # length of the chunk's plaintext
+
+
+def encode_entries(entries: list[PackEntry]) -> bytes:
+    return b"".join(ENTRY.pack(e.chunk_id, e.offset, e.length, e.raw_len) for e in entries)
+
+
+def decode_entries(data: bytes | memoryview, what: str) -> list[PackEntry]:
+    if len(data) % ENTRY_LEN:
+        raise FormatError(f"{what}: pack table length {len(data)} is not a multiple of {ENTRY_LEN}")
+    return [PackEntry(bytes(cid), off, ln, raw) for cid, off, ln, raw in ENTRY.iter_unpack(data)]
+
+
+class PackBuilder:
+    """Accumulates blobs into one pack in memory."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = [header.encode_header(header.PACK_MAGIC, VERSION)]
+        self._size = header.HEADER_LEN
+        self.entries: list[PackEntry] = []
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, chunk_id: bytes, sealed_blob: bytes, raw_len: int) -> PackEntry:
+        entry = PackEntry(chunk_id, self._size, len(sealed_blob), raw_len)
+        self._parts.append(sealed_blob)
+        self._size += len(sealed_blob)
+        self.entries.append(entry)
+        return entry
+
+    def finish(self) -> tuple[str, bytes, int]:
+        """Close the pack. Returns ``(name, bytes, table_len)``; ``table_len``
+        counts the table blob and the trailer."""
+        table = blob.seal(encode_entries(self.entries))
+        self._parts.append(table)
+        self._parts.append(TRAILER.pack(len(table), TRAILER_MAGIC))
+        data = b"".join(self._parts)
+        if len(data) > MAX_PACK_SIZE:
+            raise ValueError("pack larger than 4 GiB")
+        return object_name(data), data, len(table) + TRAILER_LEN
+
+
+def table_len_from_trailer(trailer: bytes | memoryview, pack_size: int, what: str) -> int:
+    """From the last 8 bytes of a pack: the length of table blob + trailer."""
+    if len(trailer) != TRAILER_LEN:
+        raise FormatError(f"{what}: pack truncated (no trailer)")
+    table_len, magic = TRAILER.unpack(trailer)
+    if magic != TRAILER_MAGIC:
+        raise FormatError(f"{what}: pack trailer damaged (magic {bytes(magic)!r})")
+    total = table_len + TRAILER_LEN
+    if total > pack_size - header.HEADER_LEN:
+        raise FormatError(f"{what}: pack table length {table_len} exceeds the pack size {pack_size}")
+    return total
+
+
+def decode_table(tail: bytes | memoryview, pack_size: int, what: str) -> list[PackEntry]:
+    """Decode the table from the pack's last ``table_len`` bytes (table blob + trailer)."""
+    tail = memoryview(tail)
+    total = table_len_from_trailer(tail[-TRAILER_LEN:], pack_size, what)
+    if total != len(tail):
+        raise FormatError(f"{what}: pack table length mismatch ({len(tail)} bytes read, trailer says {total})")
+    entries = decode_entries(blob.open_blob(tail[:-TRAILER_LEN], f"{what} table"), what)
+    table_start = pack_size - total
+    for e in entries:
+        if e.offset < header.HEADER_LEN or e.offset + e.length > table_start:
+            raise FormatError(f"{what}: table entry for chunk {e.chunk_id.hex()[:16]} points outside the pack")
+    return entries
+
+
+def parse_pack(data: bytes, what: str) -> list[PackEntry]:
+    """Check a whole pack's header, name-independent structure and table."""
+    header.decode_header(data, header.PACK_MAGIC, SUPPORTED_VERSIONS, what)
+    total = table_len_from_trailer(data[-TRAILER_LEN:], len(data), what)
+    return decode_table(memoryview(data)[len(data) - total:], len(data), what)
+
+
+def check_pack_name(data: bytes, name: str, what: str) -> None:
+    actual = object_name(data)
+    if actual != name:
+        raise IntegrityError(f"{what}: content hash {actual[:16]}... does not match its name")
+
+
+def iter_blobs(data: bytes, entries: list[PackEntry]) -> Iterator[tuple[PackEntry, memoryview]]:
+    view = memoryview(data)
+    for e in entries:
+        yield e, view[e.offset:e.offset + e.length]

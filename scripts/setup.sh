@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install dedupe and its test tools into ./.venv (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup: dedupe needs Python 3.11 or newer ($PY is $("$PY" --version 2>&1))" >&2; exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    # Debian ships venv separately
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -q && apt-get install -y -q python3-venv
+      rm -rf .venv && "$PY" -m venv .venv
+    else
+      echo "setup: '$PY -m venv' failed; install python3-venv" >&2; exit 1
+    fi
+  fi
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+echo "setup: $(.venv/bin/dedupe --version)"

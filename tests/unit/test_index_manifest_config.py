@@ -1,0 +1,60 @@
+"""Index segments (section 7), manifests (8), config (4), locks (10), headers (1.2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from repo_format import config, header, index, lock, manifest, pack
+from repo_format.errors import FormatError, UnsupportedVersionError
+
+
+def test_index_segment_round_trip() -> None:
+    entries = [pack.PackEntry(bytes([i]) * 32, 8 + i * 10, 10, 20) for i in range(3)]
+    seg = index.IndexSegment([index.PackRecord("ab" * 32, 1000, 60, entries)], supersedes=["cd" * 32])
+    data = index.encode(seg)
+    assert data[:4] == b"DDIX"
+    assert index.decode(data, "i") == seg
+
+
+def test_manifest_round_trip() -> None:
+    m = manifest.Manifest(kind="stream", group="g/x", time_ns=123, host="h", run="ab" * 16, size=5,
+                          items=[(b"\1" * 32, 7)], item_count=1, stream_b3=b"\2" * 32,
+                          stats={"new_bytes": 5}, meta={"lxd": {"name": "c1"}}, tags=["t"])
+    assert manifest.decode(manifest.encode(m), "m") == m
+
+
+def test_manifest_unknown_fields_are_ignored_and_missing_ones_refused() -> None:
+    from repo_format import blob, msgpack_codec
+    body = {"schema": 1, "kind": "stream", "group": "g", "time_ns": 1, "host": "h", "run": "r", "size": 0,
+            "items": [], "item_count": 0, "future_field": 42}
+    data = header.encode_header(header.MANIFEST_MAGIC, 1) + blob.seal(msgpack_codec.pack(body))
+    assert manifest.decode(data, "m").group == "g"
+    del body["group"]
+    data = header.encode_header(header.MANIFEST_MAGIC, 1) + blob.seal(msgpack_codec.pack(body))
+    with pytest.raises(FormatError, match="group"):
+        manifest.decode(data, "m")
+
+
+def test_config_round_trip_and_newer_version() -> None:
+    cfg = config.RepoConfig(repo_id=b"r" * 16, id_key=b"k" * 32, created_ns=5)
+    data = config.encode(cfg)
+    assert config.decode(data) == cfg
+    newer = data[:4] + bytes([2]) + data[5:]
+    with pytest.raises(UnsupportedVersionError, match="newer dedupe"):
+        config.decode(newer)
+
+
+def test_config_with_unknown_mandatory_feature_is_refused() -> None:
+    cfg = config.RepoConfig(repo_id=b"r" * 16, id_key=b"k" * 32, features=("aead-v9",))
+    with pytest.raises(UnsupportedVersionError, match="aead-v9"):
+        config.decode(config.encode(cfg))
+
+
+def test_wrong_magic_is_not_ours() -> None:
+    with pytest.raises(FormatError, match="not a dedupe"):
+        header.decode_header(b"PK\3\4xxxxxx", header.CONFIG_MAGIC, (1,), "f")
+
+
+def test_lock_round_trip() -> None:
+    rec = lock.LockRecord(True, "h", 1, 2, "boot", 3, "gc")
+    assert lock.decode(lock.encode(rec), "l") == rec
