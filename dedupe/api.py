@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from dedupe import locking
+from dedupe import browse, locking
+from dedupe.entries import Entry
+from dedupe.files_cache import FilesCache
+from dedupe.restore_tree import restore_dir as restore_tree_dir
+from dedupe.restore_tree import write_tree_tar
+from dedupe.sinks.directory import RestoreResult
+from dedupe.sources.tree import backup_dir
 from dedupe.backup import BackupResult, BackupSession
 from dedupe.check import CheckReport, check
 from dedupe.progress import ProgressCallback
@@ -92,16 +98,46 @@ def do_backup_tar(repo: Repository, group: str, f: BinaryIO, progress: ProgressC
             return backup_tar(s, f)
 
 
+def do_backup_dir(repo: Repository, group: str, root: Path, progress: ProgressCallback | None = None,
+                  use_files_cache: bool = True, one_file_system: bool = False, **kw: Any) -> BackupResult:
+    with locked(repo, "backup"):
+        cache = FilesCache(repo, group) if use_files_cache else None
+        with session(repo, manifest.KIND_DIR, group, progress, **kw) as s:
+            return backup_dir(s, root, files_cache=cache, one_file_system=one_file_system)
+
+
+def _stream_writer(m: manifest.Manifest) -> Any:
+    """Stream and tar backups give their original bytes; directory backups a PAX tar."""
+    return write_tree_tar if m.kind == manifest.KIND_DIR else write_stream
+
+
 def restore_file(repo: Repository, id_prefix: str, path: Path, progress: ProgressCallback | None = None) -> int:
     b = get_backup(repo, id_prefix)
     with locked(repo, "restore"):
-        return restore_to_file(repo, b.manifest, path, b.id, progress)
+        return restore_to_file(repo, b.manifest, path, b.id, progress, _stream_writer(b.manifest))
 
 
 def restore_stdout(repo: Repository, id_prefix: str, out: BinaryIO, progress: ProgressCallback | None = None) -> int:
     b = get_backup(repo, id_prefix)
     with locked(repo, "restore"):
-        return write_stream(repo, b.manifest, out, b.id, progress)
+        return _stream_writer(b.manifest)(repo, b.manifest, out, b.id, progress)
+
+
+def restore_dir(repo: Repository, id_prefix: str, target: Path, paths: list[str] | None = None,
+                on_warning: Any = None, numeric_owner: bool = True) -> RestoreResult:
+    b = get_backup(repo, id_prefix)
+    with locked(repo, "restore"):
+        return restore_tree_dir(repo, b.manifest, target, paths, on_warning, numeric_owner)
+
+
+def ls(repo: Repository, id_prefix: str, paths: list[str] | None = None) -> list[Entry]:
+    b = get_backup(repo, id_prefix)
+    return list(browse.ls(repo, b.manifest, paths))
+
+
+def diff(repo: Repository, old_id: str, new_id: str) -> list[browse.Change]:
+    a, b = get_backup(repo, old_id), get_backup(repo, new_id)
+    return browse.diff(repo, a.manifest, b.manifest)
 
 
 def run_check(repo: Repository, read_data: bool, progress: ProgressCallback | None = None) -> CheckReport:

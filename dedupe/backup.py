@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from dedupe.chunking import ChunkPipeline, Refs, make_chunker
@@ -31,6 +31,7 @@ def new_run_id() -> str:
 class BackupResult:
     id: str
     manifest: manifest.Manifest
+    warnings: list[str] = field(default_factory=list)  # files that changed or vanished while read
 
 
 class BackupSession:
@@ -76,6 +77,11 @@ class BackupSession:
             self.bytes_read += len(b)
             self._report()
             yield b
+
+    def note_reused(self, refs: list[tuple[bytes, int]]) -> None:
+        """Account for chunks an item reuses without passing them through the pipeline."""
+        for cid, raw_len in refs:
+            self._on_ref(cid, raw_len)
 
     def _on_ref(self, cid: bytes, raw_len: int) -> None:
         if cid not in self._seen:

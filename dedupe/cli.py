@@ -155,8 +155,20 @@ def backup() -> None:
 def _backup_summary(c: Context, result: api.BackupResult) -> None:
     info = api.BackupInfo(result.id, result.manifest)
     j = info.to_json()
+    j["warnings"] = result.warnings
     c.out(j, lambda: (f"backup {j['short_id']}  {j['group']}  {human(j['size'])} read, "
                       f"{human(j['new_bytes'])} new ({human(j['new_stored'])} stored)"))
+    _warn_exit(c, result.warnings, "backup")
+
+
+def _warn_exit(c: Context, warnings: list[str], what: str) -> None:
+    """Warnings go to stderr (even with --json) and make the exit code 3."""
+    if not warnings:
+        return
+    for w in warnings:
+        click.echo(f"dedupe: warning: {w}", err=True)
+    click.echo(f"dedupe: {what} finished with {len(warnings)} warning(s)", err=True)
+    sys.exit(3)
 
 
 def _open_input(source: str) -> Any:
@@ -193,6 +205,20 @@ def backup_tar_cmd(group: str, source: str, repo: str | None, as_json: bool | No
     f = _open_input(source)
     with f:
         _backup_summary(c, api.do_backup_tar(r, group, f, c.progress()))
+
+
+@backup.command("dir")
+@click.argument("group")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--no-files-cache", is_flag=True, help="Read every file, even unchanged ones.")
+@click.option("--one-file-system", "-x", is_flag=True, help="Do not cross into other file systems.")
+@common
+def backup_dir_cmd(group: str, path: Path, no_files_cache: bool, one_file_system: bool, repo: str | None,
+                   as_json: bool | None, quiet: bool | None) -> None:
+    """Store a directory tree with all its metadata (symlinks are not followed)."""
+    c = _ctx(repo, as_json, quiet)
+    _backup_summary(c, api.do_backup_dir(c.open(), group, path, c.progress(), use_files_cache=not no_files_cache,
+                                         one_file_system=one_file_system))
 
 
 def _when(time_ns: int) -> str:
@@ -245,15 +271,30 @@ def show(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | N
 @click.argument("backup_id")
 @click.option("--to-file", "to_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the stream here.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Write the stream to standard output.")
+@click.option("--to-dir", "to_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Restore the tree of a tar or directory backup into this directory.")
+@click.option("--path", "paths", multiple=True, metavar="P", help="With --to-dir: only this path (repeatable).")
+@click.option("--names", is_flag=True, help="With --to-dir: map owners by user/group name, not by number.")
 @common
-def restore(backup_id: str, to_file: Path | None, to_stdout: bool, repo: str | None, as_json: bool | None,
-            quiet: bool | None) -> None:
-    """Restore a backup: the original bytes, verified."""
-    targets = [t for t in (to_file, to_stdout or None) if t]
+def restore(backup_id: str, to_file: Path | None, to_stdout: bool, to_dir: Path | None, paths: tuple[str, ...],
+            names: bool, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Restore a backup: the original bytes (stream, tar; a PAX tar of a directory
+    backup) with --to-file or --stdout, or the tree with --to-dir. Everything is verified."""
+    targets = [t for t in (to_file, to_stdout or None, to_dir) if t]
     if len(targets) != 1:
-        raise click.UsageError("give exactly one of --to-file F or --stdout")
+        raise click.UsageError("give exactly one of --to-file F, --stdout or --to-dir D")
+    if paths and not to_dir:
+        raise click.UsageError("--path goes with --to-dir")
     c = _ctx(repo, as_json, quiet)
     r = c.open()
+    if to_dir is not None:
+        warnings: list[str] = []
+        res = api.restore_dir(r, backup_id, to_dir, list(paths) or None, warnings.append, not names)
+        c.out({"restored": str(to_dir), "entries": res.restored, "skipped": res.skipped,
+               "bytes": res.bytes_written, "warnings": warnings},
+              lambda: f"restored {res.restored} entries ({human(res.bytes_written)}) to {to_dir} (verified)")
+        _warn_exit(c, warnings, "restore")
+        return
     if to_stdout:
         if sys.stdout.isatty():
             raise click.UsageError("refusing to write a backup to a terminal; redirect --stdout")
@@ -263,6 +304,38 @@ def restore(backup_id: str, to_file: Path | None, to_stdout: bool, repo: str | N
     assert to_file is not None
     n = api.restore_file(r, backup_id, to_file, c.progress())
     c.out({"restored": str(to_file), "bytes": n}, lambda: f"restored {human(n)} to {to_file} (verified)")
+
+
+@main.command("ls")
+@click.argument("backup_id")
+@click.argument("paths", nargs=-1)
+@common
+def ls_cmd(backup_id: str, paths: tuple[str, ...], repo: str | None, as_json: bool | None,
+           quiet: bool | None) -> None:
+    """List the entries of a tar or directory backup (optionally below PATHS)."""
+    from dedupe.browse import entry_json, entry_line
+    c = _ctx(repo, as_json, quiet)
+    entries = api.ls(c.open(), backup_id, list(paths) or None)
+    c.out([entry_json(e) for e in entries], lambda: "\n".join(entry_line(e) for e in entries))
+
+
+@main.command("diff")
+@click.argument("old_id")
+@click.argument("new_id")
+@common
+def diff_cmd(old_id: str, new_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Paths added (+), removed (-) and changed (M) from OLD_ID to NEW_ID."""
+    c = _ctx(repo, as_json, quiet)
+    changes = api.diff(c.open(), old_id, new_id)
+    mark = {"added": "+", "removed": "-", "changed": "M"}
+
+    def line(ch: Any) -> str:
+        sizes = {"added": f"{ch.new_size}", "removed": f"{ch.old_size}",
+                 "changed": f"{ch.old_size} -> {ch.new_size}"}[ch.what]
+        extra = f"  ({', '.join(ch.fields)})" if ch.fields else ""
+        return f"{mark[ch.what]} {ch.path or '.'}  {sizes}{extra}"
+
+    c.out([ch.to_json() for ch in changes], lambda: "\n".join(line(ch) for ch in changes) or "no changes")
 
 
 @main.command("check")

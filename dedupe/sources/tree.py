@@ -1,0 +1,50 @@
+"""Directory-tree backups: a walk of the tree, file contents chunked per file.
+
+Entries are stored as ``e`` items (FORMAT.md section 9.2) in the walk's
+deterministic order, so unchanged parts of a tree give unchanged item chunks and
+deduplicate between backups. Unchanged files are not even read when the files
+cache knows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dedupe.backup import BackupResult, BackupSession
+from dedupe.entries import FILE
+from dedupe.files_cache import FilesCache
+from dedupe.sources.directory import walk_tree
+from repo_format import items
+
+
+def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | None = None,
+               one_file_system: bool = False) -> BackupResult:
+    warnings: list[str] = []
+    total = 0
+    for walked in walk_tree(root, one_file_system=one_file_system, on_warning=warnings.append):
+        entry = walked.entry
+        item = entry.to_item()
+        if entry.type == FILE:
+            key = (walked.ino, entry.size, entry.mtime_ns, walked.ctime_ns)
+            refs = files_cache.lookup(entry.path, key) if files_cache is not None else None
+            if refs is not None and files_cache is not None and files_cache.sparse_of(entry.path) == (
+                    [list(s) for s in entry.sparse] if entry.sparse is not None else None):
+                walked.close()
+                item["c"] = refs
+                session.note_reused(refs)
+            else:
+                refs = session.store_blocks(walked.iter_data())
+                if walked.vanished:
+                    continue
+                item = entry.to_item()  # the read may have updated size and sparse map
+                item["c"] = refs
+                if files_cache is not None and entry.size == key[1]:
+                    files_cache.remember(entry.path, key, refs,
+                                         [list(s) for s in entry.sparse] if entry.sparse is not None else None)
+            total += entry.size
+        session.add_item({"k": items.ITEM_ENTRY, "e": item})
+    result = session.commit(total, None, {"root": str(root)})
+    result.warnings = warnings
+    if files_cache is not None:
+        files_cache.save()
+    return result
