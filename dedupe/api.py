@@ -22,7 +22,8 @@ from dedupe.sources.tree import backup_dir
 from dedupe.backup import BackupResult, BackupSession
 from dedupe.check import CheckReport, check
 from dedupe.progress import ProgressCallback
-from dedupe.repository import Repository, open_storage
+from dedupe.repository import Repository
+from dedupe.storage.open import open_storage
 from dedupe.restore import restore_to_file, write_stream
 from dedupe.sources.stream import backup_stream
 from repo_format import config, manifest

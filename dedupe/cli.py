@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import click
 
@@ -117,6 +117,27 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--json", "as_json", is_flag=True, default=None, help="Print JSON only.")(f)
     f = click.option("--repo", "-r", metavar="PATH", envvar="DEDUPE_REPO",
                      help="The repository (default: $DEDUPE_REPO).")(f)
+    return f
+
+
+class LXDConnection(NamedTuple):
+    """How to reach LXD: the local unix socket unless ``remote`` is an https:// URL."""
+
+    remote: str | None
+    cert: Path | None
+    key: Path | None
+    server_cert: Path | None
+
+
+def lxd_connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--server-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="The remote LXD's certificate (pinned) or a CA bundle.")(f)
+    f = click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Client key for --remote.")(f)
+    f = click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Client certificate for --remote.")(f)
+    f = click.option("--remote", metavar="URL",
+                     help="LXD at https://HOST:PORT (default: the local unix socket).")(f)
     return f
 
 
@@ -268,25 +289,53 @@ def show(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | N
 
 
 @main.command()
-@click.argument("backup_id")
+@click.argument("backup_id", required=False)
 @click.option("--to-file", "to_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the stream here.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Write the stream to standard output.")
 @click.option("--to-dir", "to_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Restore the tree of a tar or directory backup into this directory.")
 @click.option("--path", "paths", multiple=True, metavar="P", help="With --to-dir: only this path (repeatable).")
 @click.option("--names", is_flag=True, help="With --to-dir: map owners by user/group name, not by number.")
+@click.option("--to-lxd", "to_lxd", is_flag=True, help="Restore into LXD (an instance, volume, image or record).")
+@click.option("--run", "run", metavar="RUN", help="With --to-lxd: everything from one backup run (id prefix).")
+@click.option("--as", "as_name", metavar="NAME", help="With --to-lxd: restore under this name.")
+@click.option("--project", metavar="P", help="With --to-lxd: into this LXD project.")
+@click.option("--pool", metavar="P", help="With --to-lxd: into this storage pool.")
+@click.option("--force", is_flag=True, help="With --to-lxd: replace what exists under that name.")
+@click.option("--with-deps", is_flag=True, help="With --to-lxd: recreate missing profiles, networks, projects first.")
+@click.option("--recover", is_flag=True, help="With --to-lxd: lay the files out in the pool and run LXD's recovery.")
+@lxd_connection_options
 @common
-def restore(backup_id: str, to_file: Path | None, to_stdout: bool, to_dir: Path | None, paths: tuple[str, ...],
-            names: bool, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir: Path | None,
+            paths: tuple[str, ...], names: bool, to_lxd: bool, run: str | None, as_name: str | None,
+            project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
+            remote: str | None, cert: Path | None, key: Path | None, server_cert: Path | None,
+            repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Restore a backup: the original bytes (stream, tar; a PAX tar of a directory
-    backup) with --to-file or --stdout, or the tree with --to-dir. Everything is verified."""
-    targets = [t for t in (to_file, to_stdout or None, to_dir) if t]
+    backup) with --to-file or --stdout, the tree with --to-dir, or the object inside
+    LXD with --to-lxd. Everything is verified."""
+    targets = [t for t in (to_file, to_stdout or None, to_dir, to_lxd or None) if t]
     if len(targets) != 1:
-        raise click.UsageError("give exactly one of --to-file F, --stdout or --to-dir D")
+        raise click.UsageError("give exactly one of --to-file F, --stdout, --to-dir D or --to-lxd")
     if paths and not to_dir:
         raise click.UsageError("--path goes with --to-dir")
+    lxd_only = {"--run": run, "--as": as_name, "--project": project, "--pool": pool, "--force": force,
+                "--with-deps": with_deps, "--recover": recover, "--remote": remote}
+    if not to_lxd and any(lxd_only.values()):
+        raise click.UsageError(f"{', '.join(k for k, v in lxd_only.items() if v)} go(es) with --to-lxd")
+    if (backup_id is None) == (run is None) and to_lxd:
+        raise click.UsageError("give a backup ID or --run RUN")
+    if backup_id is None and not to_lxd:
+        raise click.UsageError("missing BACKUP_ID")
     c = _ctx(repo, as_json, quiet)
     r = c.open()
+    if to_lxd:
+        from dedupe.cli_lxd import restore_to_lxd
+        restore_to_lxd(c, r, backup_id=backup_id, run=run, as_name=as_name, project=project, pool=pool,
+                       force=force, with_deps=with_deps, recover=recover,
+                       connection=LXDConnection(remote, cert, key, server_cert))
+        return
+    assert backup_id is not None
     if to_dir is not None:
         warnings: list[str] = []
         res = api.restore_dir(r, backup_id, to_dir, list(paths) or None, warnings.append, not names)
@@ -358,6 +407,15 @@ def check_cmd(read_data: bool, repo: str | None, as_json: bool | None, quiet: bo
     if not report.ok:
         sys.exit(25)
 
+
+def _register_extensions() -> None:
+    """Commands that live in their own modules (LXD, maintenance)."""
+    from dedupe import cli_lxd, cli_maintenance
+    cli_lxd.register(main, backup)
+    cli_maintenance.register(main, backup)
+
+
+_register_extensions()
 
 if __name__ == "__main__":
     main()

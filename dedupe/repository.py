@@ -73,11 +73,6 @@ class PackInfo:
     table_len: int
 
 
-def open_storage(location: str) -> Storage:
-    """The storage behind a ``--repo`` value (a local path for now)."""
-    return LocalStorage(Path(location))
-
-
 def wrap_format_error(e: FormatError) -> DedupeError:
     if isinstance(e, UnsupportedVersionError):
         return NewerFormat(str(e))

@@ -20,8 +20,12 @@ API::
     reader.offset                          # bytes consumed so far
 
 A member's data must be read with ``iter_raw`` before the next member is requested;
-if it was not read (or only partly), it is skipped when the next member is requested.
-``padding`` is known once the data has been read or skipped.
+if it was not read (or only partly), it is skipped when the next member is requested,
+and an ``iter_raw`` iterator left behind raises ``RuntimeError`` if resumed.
+``padding`` is known once the data has been read or skipped (at once when the member
+has no data). For a PAX 1.0 sparse member ``iter_raw`` yields the map blocks first
+(``data_prefix`` bytes), then the content; ``content_size`` is what follows the map.
+``iter_tail`` may only be called once the member iteration has ended.
 
 What is understood: ustar, GNU (long names and links ``L``/``K``, old GNU sparse
 ``S`` members with their extension blocks, atime/ctime of incremental archives),
@@ -48,13 +52,30 @@ faithfully. Hardlink targets are normalised the same way (they name a member);
 symlink targets are kept verbatim. Names that are not UTF-8 are decoded with
 ``surrogateescape``.
 
-ACLs: ``SCHILY.acl.*`` text (GNU tar) is converted to the kernel's binary xattr value
-with ``dedupe.acl``; binary values (LXD) are kept. A minimal access ACL (just the mode
-bits, which GNU tar writes for every member) is dropped: the kernel does not store one.
+Pax values: the last record of a keyword wins, local (``x``) over global (``g``); an
+empty value deletes the keyword (POSIX), except for xattrs, where it is an empty value.
+Times are decimal seconds with any number of fraction digits (truncated to ns; an
+exponent, which Python's tarfile may write, is accepted).
 
-Limits: one pax header, GNU long name or link, or PAX 1.0 sparse map may hold at most
-``MAX_EXTENSION_SIZE`` bytes (16 MiB); all header bytes of one member together at most
-``MAX_HEADER_SIZE``. Sizes and numbers must fit in a signed 64-bit integer.
+Xattrs and ACLs: ``SCHILY.xattr.NAME`` holds the raw value (``LIBARCHIVE.xattr.*``,
+URL-encoded name and base64 value, is read when SCHILY has no value for the name).
+POSIX ACLs are ``system.posix_acl_access`` / ``system.posix_acl_default``: GNU tar
+1.34 writes them both as ``SCHILY.xattr.system.posix_acl_*`` (binary, used as is) and
+as ``SCHILY.acl.*`` text; the text is only converted (with ``dedupe.acl``, which looks
+names up on this host) when the binary value is absent. LXD writes binary values in
+``SCHILY.acl.*``: kept as they are. A minimal access ACL (just the mode bits, which
+GNU tar writes for every member) is dropped: the kernel does not store one.
+
+Sparse members: ``Entry.sparse`` lists the data segments (zero-length markers left
+out), checked to be ordered, inside ``Entry.size`` (the apparent size) and to add up
+to the stored content.
+
+Limits (memory stays bounded whatever the input claims): one pax header, GNU long
+name or link block may hold at most ``MAX_EXTENSION_SIZE`` bytes (16 MiB); all header
+bytes of one member together at most ``MAX_HEADER_SIZE``; ``MAX_PAX_KEYS`` distinct
+pax keywords; ``MAX_SPARSE_SEGMENTS`` segments per sparse member. Sizes, ids and
+device numbers must fit in a signed 64-bit integer, times in nanoseconds between
+-2**63 and 2**64 - 1 (what Entry's msgpack form holds).
 
 Every problem with the input raises a ``TarStreamError`` subclass naming the member
 and the byte offset; ``OSError`` from the stream itself is not wrapped (the caller
@@ -66,8 +87,8 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterator
-from decimal import ROUND_DOWN, Decimal
 from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
 from typing import Final, Protocol
 from urllib.parse import unquote_to_bytes
 

@@ -23,6 +23,10 @@ def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | 
     total = 0
     for walked in walk_tree(root, one_file_system=one_file_system, on_warning=warnings.append):
         entry = walked.entry
+        # Access and change times are not kept: reading a tree changes its atimes, and
+        # neither can be restored as such; leaving them out lets an unchanged tree's
+        # metadata deduplicate whole. (The files cache keeps ctime for itself.)
+        entry.atime_ns = entry.ctime_ns = None
         item = entry.to_item()
         if entry.type == FILE:
             key = (walked.ino, entry.size, entry.mtime_ns, walked.ctime_ns)

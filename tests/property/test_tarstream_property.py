@@ -9,7 +9,7 @@ import tarfile
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from dedupe.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
@@ -20,6 +20,7 @@ TYPES = {tarfile.REGTYPE: FILE, tarfile.AREGTYPE: FILE, tarfile.CONTTYPE: FILE, 
          tarfile.SYMTYPE: SYMLINK, tarfile.LNKTYPE: HARDLINK, tarfile.CHRTYPE: CHARDEV, tarfile.BLKTYPE: BLOCKDEV,
          tarfile.FIFOTYPE: FIFO}
 REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
+SCALE = int(os.environ.get("TARSTREAM_FUZZ_SCALE", "1"))  # e.g. 20 for a long fuzzing run
 
 
 class Chunked(io.RawIOBase):
@@ -51,7 +52,7 @@ class Spec:
 component = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1, max_size=30),
     st.text("abc.-_ ", min_size=1, max_size=60),
-    st.binary(min_size=1, max_size=20).filter(lambda b: b"/" not in b and b"\0" not in b).map(os.fsdecode),
+    st.binary(min_size=1, max_size=20).map(lambda b: os.fsdecode(b.replace(b"/", b"_").replace(b"\0", b"_"))),
 )
 names = st.builds(lambda prefix, parts: prefix + "/".join(parts), st.sampled_from(["", "", "", "./", "/", "../"]),
                   st.lists(component, min_size=1, max_size=5))
@@ -154,7 +155,7 @@ def expected_entry(spec: Spec, global_xattrs: dict[str, bytes]) -> Entry:
                  xattrs={**global_xattrs, **spec.xattrs})
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=300 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(archives(), st.lists(st.integers(1, 5000), min_size=1, max_size=5), st.integers(1, 4096))
 def test_tarfile_archives_round_trip(archive: tuple[int, list[Spec], dict[str, bytes], bytes], steps: list[int],
                                      block_size: int) -> None:
@@ -180,7 +181,7 @@ def test_tarfile_archives_round_trip(archive: tuple[int, list[Spec], dict[str, b
             info.uid, info.gid, info.uname, info.gname, info.mode)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=200 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(archives(), st.data())
 def test_skipping_data_gives_the_same_entries(archive: tuple[int, list[Spec], dict[str, bytes], bytes],
                                               data_strategy: st.DataObject) -> None:
@@ -205,9 +206,12 @@ def parse_or_typed_error(data: bytes, steps: list[int]) -> None:
     except TarStreamError as error:
         message = str(error)
         assert message and "\n" not in message
+        event(type(error).__name__)
+    else:
+        event("parsed")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=300 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(archives(), st.data(), st.lists(st.integers(1, 3000), min_size=1, max_size=3))
 def test_cut_or_damaged_archives_raise_only_typed_errors(archive: tuple[int, list[Spec], dict[str, bytes], bytes],
                                                          data_strategy: st.DataObject, steps: list[int]) -> None:
@@ -219,11 +223,15 @@ def test_cut_or_damaged_archives_raise_only_typed_errors(archive: tuple[int, lis
         for _ in range(data_strategy.draw(st.integers(1, 4))):
             position = data_strategy.draw(st.integers(0, len(data) - 1))
             damaged[position] = data_strategy.draw(st.integers(0, 255))
+        if data_strategy.draw(st.booleans()):  # keep header checksums valid, so the damage reaches the fields
+            for offset in range(0, len(data) - 511, 512):
+                if data[offset + 257:offset + 262] == b"ustar":
+                    damaged[offset:offset + 512] = _with_checksum(damaged[offset:offset + 512])
         parse_or_typed_error(bytes(damaged), steps)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=3000), st.lists(st.integers(1, 3000), min_size=1, max_size=3))
+@settings(max_examples=300 * SCALE, deadline=None)
+@given(st.binary(max_size=2000), st.lists(st.integers(1, 3000), min_size=1, max_size=3))
 def test_random_bytes_raise_only_typed_errors(data: bytes, steps: list[int]) -> None:
     parse_or_typed_error(data, steps)
 
@@ -234,14 +242,14 @@ def _with_checksum(block: bytearray) -> bytes:
     return bytes(block)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300 * SCALE, deadline=None)
 @given(st.binary(min_size=512, max_size=512), st.binary(max_size=2000))
 def test_random_headers_with_valid_checksums_raise_only_typed_errors(header: bytes, rest: bytes) -> None:
     parse_or_typed_error(_with_checksum(bytearray(header)), [4096])
     parse_or_typed_error(_with_checksum(bytearray(header)) + rest, [4096])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300 * SCALE, deadline=None)
 @given(st.lists(st.tuples(st.text(max_size=12), st.binary(max_size=40)), max_size=6), st.binary(max_size=30),
        st.sampled_from([b"x", b"g", b"L", b"K"]))
 def test_random_extension_headers_raise_only_typed_errors(records: list[tuple[str, bytes]], junk: bytes,
@@ -264,3 +272,116 @@ def test_random_extension_headers_raise_only_typed_errors(records: list[tuple[st
     member = tarfile.TarInfo("m")
     member.size = 600
     parse_or_typed_error(header + member.tobuf(USTAR) + bytes(1024) + bytes(1024), [512, 100000])
+
+
+# -- sparse members, in the four layouts
+
+
+def _pax_header(records: list[tuple[bytes, bytes]]) -> bytes:
+    body = b""
+    for key, value in records:
+        text = b" " + key + b"=" + value + b"\n"
+        length = len(text) + 1
+        while len(str(length)) + len(text) != length:
+            length += 1
+        body += str(length).encode() + text
+    info = tarfile.TarInfo("PaxHeaders/sp")
+    info.type = tarfile.XHDTYPE
+    info.size = len(body)
+    return info.tobuf(USTAR) + body + bytes(-len(body) % 512)
+
+
+def sparse_member(layout: str, segments: list[tuple[int, int]], realsize: int, payload: bytes) -> bytes:
+    """One sparse member named 'sp' as GNU tar writes it in ``layout``."""
+    numbers = [str(n).encode() for seg in segments for n in seg]
+    if layout == "oldgnu":
+        info = tarfile.TarInfo("sp")
+        info.size = len(payload)
+        block = bytearray(info.tobuf(GNU))
+        block[156:157] = tarfile.GNUTYPE_SPARSE
+        for i, (offset, length) in enumerate(segments[:4]):
+            block[386 + 24 * i:410 + 24 * i] = b"%011o\0%011o\0" % (offset, length)
+        rest = segments[4:]
+        block[482] = 1 if rest else 0
+        block[483:495] = b"%011o\0" % realsize
+        out = _with_checksum(block)
+        for start in range(0, len(rest), 21):
+            ext = bytearray(512)
+            for i, (offset, length) in enumerate(rest[start:start + 21]):
+                ext[24 * i:24 * i + 24] = b"%011o\0%011o\0" % (offset, length)
+            ext[504] = 1 if start + 21 < len(rest) else 0
+            out += bytes(ext)
+        return out + payload + bytes(-len(payload) % 512)
+    if layout == "0.0":
+        records = [(b"GNU.sparse.size", b"%d" % realsize), (b"GNU.sparse.numblocks", b"%d" % len(segments))]
+        for offset, length in segments:
+            records += [(b"GNU.sparse.offset", b"%d" % offset), (b"GNU.sparse.numbytes", b"%d" % length)]
+        stored, name = payload, "sp"
+    elif layout == "0.1":
+        records = [(b"GNU.sparse.size", b"%d" % realsize), (b"GNU.sparse.numblocks", b"%d" % len(segments)),
+                   (b"GNU.sparse.name", b"sp"), (b"GNU.sparse.map", b",".join(numbers))]
+        stored, name = payload, "GNUSparseFile.0/sp"
+    else:
+        records = [(b"GNU.sparse.major", b"1"), (b"GNU.sparse.minor", b"0"), (b"GNU.sparse.name", b"sp"),
+                   (b"GNU.sparse.realsize", b"%d" % realsize)]
+        text = b"%d\n" % len(segments) + b"".join(n + b"\n" for n in numbers)
+        stored, name = text + bytes(-len(text) % 512) + payload, "GNUSparseFile.0/sp"
+    info = tarfile.TarInfo(name)
+    info.size = len(stored)
+    return _pax_header(records) + info.tobuf(USTAR) + stored + bytes(-len(stored) % 512)
+
+
+@st.composite
+def sparse_files(draw: st.DrawFn) -> tuple[str, list[tuple[int, int]], int, bytes]:
+    layout = draw(st.sampled_from(["oldgnu", "0.0", "0.1", "1.0"]))
+    pieces = draw(st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 300)), max_size=60))
+    segments, position = [], 0
+    for gap, length in pieces:
+        segments.append((position + gap, length))
+        position += gap + length
+    realsize = position + draw(st.integers(0, 3000))
+    if not segments or draw(st.booleans()):
+        segments.append((realsize, 0))  # GNU tar ends every map so (tarfile needs a non-empty 0.1 map)
+    payload = draw(st.binary(min_size=sum(n for _, n in segments), max_size=sum(n for _, n in segments)))
+    return layout, segments, realsize, payload
+
+
+@settings(max_examples=300 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@given(sparse_files(), st.lists(st.integers(1, 3000), min_size=1, max_size=3))
+def test_sparse_members_round_trip(sparse: tuple[str, list[tuple[int, int]], int, bytes], steps: list[int]) -> None:
+    layout, segments, realsize, payload = sparse
+    data = sparse_member(layout, segments, realsize, payload) + bytes(1024)
+    members, datas, _ = read_all(data, steps, 1000)
+    (member,) = members
+    entry = member.entry
+    assert (entry.path, entry.type, entry.size) == ("sp", FILE, realsize)
+    assert entry.sparse == [seg for seg in segments if seg[1]]
+    assert datas[0][member.data_prefix:] == payload and member.content_size == len(payload)
+    apparent = bytearray(realsize)
+    position = 0
+    for offset, length in entry.sparse:
+        apparent[offset:offset + length] = payload[position:position + length]
+        position += length
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:  # tarfile rebuilds sparse files too
+        info = tar.getmembers()[0]
+        assert info.name == "sp" and info.size == realsize
+        extracted = tar.extractfile(info)
+        assert extracted is not None and extracted.read() == bytes(apparent)
+
+
+@settings(max_examples=300 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@given(sparse_files(), st.data())
+def test_damaged_sparse_members_raise_only_typed_errors(sparse: tuple[str, list[tuple[int, int]], int, bytes],
+                                                        data_strategy: st.DataObject) -> None:
+    payload = sparse[3]
+    original = sparse_member(*sparse) + bytes(1024)
+    headers = [off for off in range(0, len(original), 512) if original[off + 257:off + 262] == b"ustar"]
+    metadata_end = len(original) - 1024 - len(payload) - (-len(payload) % 512)  # headers, records, 1.0 map
+    data = bytearray(original)
+    for _ in range(data_strategy.draw(st.integers(1, 3))):
+        position = data_strategy.draw(st.integers(0, metadata_end - 1))
+        data[position] = data_strategy.draw(st.sampled_from([0, 0x20, 0x30, 0x31, 0x37, 0x39, 0x0A, 0x2C, 0x80, 0xFF]))
+    if data_strategy.draw(st.booleans()):  # keep the checksums valid, so the damage reaches the fields
+        for offset in headers:
+            data[offset:offset + 512] = _with_checksum(data[offset:offset + 512])
+    parse_or_typed_error(bytes(data), [4096])
