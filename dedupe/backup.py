@@ -16,7 +16,7 @@ from dedupe.chunking import ChunkPipeline, Refs, make_chunker
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository, default_host
 from dedupe.writer import DEFAULT_PACK_SIZE, Transaction
-from repo_format import blob, codecs, items, manifest
+from repo_format import codecs, items, manifest
 from repo_format.ids import chunk_id
 
 ITEM_BUFFER = 4 << 20
@@ -106,7 +106,7 @@ class BackupSession:
             piece = data[off:off + length]
             cid = chunk_id(self.repo.id_key, piece)
             if not self.txn.known(cid):
-                self.txn.add(cid, blob.seal(piece, self.level), length)
+                self.txn.add(cid, self.repo.seal_chunk(cid, piece, self.level), length)
             self._item_refs.append((cid, length))
             self._on_ref(cid, length)
         self._item_buf = bytearray(keep)

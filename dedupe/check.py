@@ -92,13 +92,12 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
             if read_data:
                 data = repo.storage.get(layout.pack_path(pname))
                 r.bytes_read += len(data)
-                pack.check_pack_name(data, pname, what)
-                entries = pack.parse_pack(data, what)
+                entries = repo.parse_pack(pname, data)
                 for e, sealed in pack.iter_blobs(data, entries):
                     repo.open_chunk(e.chunk_id, sealed, pname)
             else:
                 tail = repo.read_pack_range(pname, info.size - info.table_len, info.table_len)
-                entries = pack.decode_table(tail, info.size, what)
+                entries = repo.pack_table(pname, tail, info.size)
             table = {(e.chunk_id, e.offset, e.length, e.raw_len) for e in entries}
             for cid, loc in by_pack.get(pname, []):
                 if (cid, loc.offset, loc.length, loc.raw_len) not in table:

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 from pyfastcdc.cy import FastCDC
 
 from dedupe.writer import Transaction
-from repo_format import blob, codecs
+from repo_format import codecs
 from repo_format.config import ChunkerParams
 from repo_format.ids import chunk_id
 
@@ -88,7 +88,7 @@ class ChunkPipeline:
         cid = chunk_id(self.id_key, data)
         if self.txn.known(cid):
             return cid, len(data), None
-        return cid, len(data), blob.seal(data, self.level)
+        return cid, len(data), self.txn.repo.seal_chunk(cid, data, self.level)
 
     def _submit(self, data: memoryview, refs: Refs) -> None:
         if len(self._queue) >= self._max_in_flight:

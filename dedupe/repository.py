@@ -9,14 +9,13 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 from dedupe.errors import DedupeError
 from dedupe.storage import ObjectNotFound, Storage
 from dedupe.storage.local import LocalStorage
-from repo_format import blob, config, index, layout, manifest
-from repo_format.errors import FormatError, IntegrityError, UnsupportedVersionError
+from repo_format import blob, config, index, layout, manifest, pack
+from repo_format.errors import FormatError, UnsupportedVersionError
 from repo_format.ids import ID_KEY_LEN, chunk_id, object_name
 
 
@@ -194,6 +193,47 @@ class Repository:
     def iter_index(self) -> Iterator[tuple[bytes, Location]]:
         for cid, (num, off, length, raw) in self._index.items():
             yield cid, Location(self._pack_names[num], off, length, raw)
+
+    # -- sealing: every blob, table, segment and manifest goes through these -----------
+    # (FORMAT.md section 5.3: the seal byte; encryption plugs in here, nowhere else)
+
+    def seal_chunk(self, cid: bytes, data: bytes | memoryview, level: int) -> bytes:
+        """The stored form of one chunk (a blob envelope)."""
+        return blob.seal(data, level)
+
+    def new_pack_builder(self) -> pack.PackBuilder:
+        return pack.PackBuilder()
+
+    def pack_table(self, pack_name: str, tail: bytes | memoryview, pack_size: int) -> list[pack.PackEntry]:
+        """Decode a pack's table from its last ``table_len`` bytes."""
+        what = f"pack {layout.pack_path(pack_name)}"
+        try:
+            return pack.decode_table(tail, pack_size, what)
+        except FormatError as e:
+            raise wrap_format_error(e) from None
+
+    def parse_pack(self, pack_name: str, data: bytes) -> list[pack.PackEntry]:
+        """Check a whole pack (its name and structure); return its table."""
+        what = f"pack {layout.pack_path(pack_name)}"
+        try:
+            pack.check_pack_name(data, pack_name, what)
+            return pack.parse_pack(data, what)
+        except FormatError as e:
+            raise wrap_format_error(e) from None
+
+    def write_segment(self, seg: index.IndexSegment) -> str:
+        """Store an index segment; returns its name. The in-memory index is not changed."""
+        data = index.encode(seg)
+        name = object_name(data)
+        self.storage.put(layout.index_path(name), data)
+        return name
+
+    def write_manifest(self, m: manifest.Manifest) -> str:
+        """Store a manifest: the commit point of a backup (FORMAT.md section 12)."""
+        data = manifest.encode(m)
+        name = object_name(data)
+        self.storage.put(layout.manifest_path(name), data)
+        return name
 
     # -- reading chunks ---------------------------------------------------------------
 

@@ -12,8 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dedupe.repository import Repository
-from repo_format import index, layout, manifest, pack
-from repo_format.ids import object_name
+from repo_format import index, layout, manifest
 
 DEFAULT_PACK_SIZE = 16 << 20
 
@@ -31,7 +30,7 @@ class Transaction:
     def __init__(self, repo: Repository, pack_size: int = DEFAULT_PACK_SIZE) -> None:
         self.repo = repo
         self.pack_size = pack_size
-        self._builder = pack.PackBuilder()
+        self._builder = repo.new_pack_builder()
         self._pending: dict[bytes, tuple[int, int]] = {}  # chunk id -> (stored length, raw length)
         self._records: list[index.PackRecord] = []
         self._upload = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-upload")
@@ -63,7 +62,7 @@ class Transaction:
             return
         name, data, table_len = self._builder.finish()
         self._records.append(index.PackRecord(name, len(data), table_len, self._builder.entries))
-        self._builder = pack.PackBuilder()
+        self._builder = self.repo.new_pack_builder()
         self._wait_upload()
         self._in_flight = self._upload.submit(self.repo.storage.put, layout.pack_path(name), data)
 
@@ -81,12 +80,9 @@ class Transaction:
             self._upload.shutdown(wait=True)
         if self._records:
             seg = index.IndexSegment(packs=self._records)
-            seg_data = index.encode(seg)
-            self.repo.storage.put(layout.index_path(object_name(seg_data)), seg_data)
+            self.repo.write_segment(seg)
             self.repo.add_segment(seg)
-        data = manifest.encode(m)
-        name = object_name(data)
-        self.repo.storage.put(layout.manifest_path(name), data)
+        name = self.repo.write_manifest(m)
         self._records = []
         self._pending.clear()
         return name

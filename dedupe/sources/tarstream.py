@@ -88,7 +88,6 @@ import base64
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
 from typing import Final, Protocol
 from urllib.parse import unquote_to_bytes
 
@@ -125,8 +124,8 @@ _EXTENSION_KINDS: Final = {b"x": "pax header", b"X": "pax header", b"g": "pax gl
 _USTAR_MAGIC: Final = b"ustar\x00"
 _GNU_MAGIC: Final = b"ustar  \x00"
 
-_DECIMAL_RE: Final = re.compile(rb"[0-9]+\Z")
-_TIME_RE: Final = re.compile(rb"-?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]{1,3})?\Z")
+_DECIMAL_RE: Final = re.compile(rb"[0-9]{1,30}\Z")  # 30 digits are beyond every limit, and int() stays cheap
+_TIME_RE: Final = re.compile(rb"(-?)([0-9]{1,30})(?:\.([0-9]*))?(?:[eE]([-+]?[0-9]{1,2}))?\Z")
 _COMPRESSED_MAGICS: Final = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\xfd7zXZ\x00", "xz"),
                              (b"BZh", "bzip2"), (b"\x04\x22\x4d\x18", "lz4"), (b"\x89LZO", "lzop"))
 
@@ -551,9 +550,9 @@ class TarReader:
                 atime_ns = _number(block[345:357], "atime", where_m) * 1_000_000_000
             if ctime_ns is None and block[357:369].strip(b"\0"):
                 ctime_ns = _number(block[357:369], "ctime", where_m) * 1_000_000_000
-        for label, value in (("mtime", mtime_ns), ("atime", atime_ns), ("ctime", ctime_ns)):
-            if value is not None and not _TIME_NS_MIN <= value <= _TIME_NS_MAX:
-                raise BadFieldError(f"{where_m}: {label} {value} ns is out of range (years 1677 to 2554)")
+        for label, stamp in (("mtime", mtime_ns), ("atime", atime_ns), ("ctime", ctime_ns)):
+            if stamp is not None and not _TIME_NS_MIN <= stamp <= _TIME_NS_MAX:
+                raise BadFieldError(f"{where_m}: {label} {stamp} ns is out of range (years 1677 to 2554)")
         uname = _text(pax["uname"]) if "uname" in pax else _text(_cstr(block[265:297])) if has_owner else ""
         gname = _text(pax["gname"]) if "gname" in pax else _text(_cstr(block[297:329])) if has_owner else ""
 
@@ -762,6 +761,8 @@ def _sniff(block: bytes) -> str:
 def _pax_decimal(value: bytes, label: str, where: str,
                  out_of_range: type[TarStreamError] = BadFieldError) -> int:
     if not _DECIMAL_RE.match(value):
+        if value.isdigit():
+            raise out_of_range(f"{where}: pax {label} has {len(value)} digits, out of range")
         raise BadPaxRecordError(f"{where}: pax {label}={value[:40]!r} is not a decimal number")
     number = int(value)
     if number > _INT64_MAX:
@@ -779,10 +780,22 @@ def _pax_or_field(pax: dict[str, bytes], key: str, field: bytes, where: str) -> 
 
 
 def _pax_time(value: bytes, label: str, where: str) -> int:
-    """Seconds as decimal text (an exponent, as Python's tarfile may write, is accepted) -> ns, truncated."""
-    if not _TIME_RE.match(value):
+    """Seconds as decimal text -> ns, truncated toward zero, exactly (integer arithmetic).
+
+    An exponent (``1e-05``, ``1.5e+16``: Python's tarfile writes ``str(float)``) is accepted.
+    """
+    match = _TIME_RE.match(value)
+    if match is None:
         raise BadPaxRecordError(f"{where}: pax {label}={value[:40]!r} is not a decimal time")
-    return int((Decimal(value.decode("ascii")) * 1_000_000_000).to_integral_value(ROUND_DOWN))
+    sign, whole, frac, exponent = match.groups()
+    if exponent is None:
+        ns = int(whole) * 1_000_000_000 + int((frac or b"")[:9].ljust(9, b"0"))
+    else:  # digits beyond 9 + 99 places after the point are below a nanosecond
+        digits = (frac or b"")[:120]
+        shift = 9 + int(exponent) - len(digits)
+        mantissa = int(whole + digits)
+        ns = mantissa * 10**shift if shift >= 0 else mantissa // 10**-shift
+    return -ns if sign else ns
 
 
 def _deletes(key: str, value: bytes) -> bool:
@@ -835,14 +848,14 @@ def _xattrs(pax: dict[str, bytes], where: str) -> dict[str, bytes]:
         if key.startswith("SCHILY.xattr."):
             xattrs[key[len("SCHILY.xattr."):]] = value
     for key, name in (("SCHILY.acl.access", acl.ACCESS_XATTR), ("SCHILY.acl.default", acl.DEFAULT_XATTR)):
-        value = pax.get(key)
-        if not value or name in xattrs:  # GNU tar also writes the binary value as SCHILY.xattr.system.*
+        acl_value = pax.get(key)
+        if not acl_value or name in xattrs:  # GNU tar also writes the binary value as SCHILY.xattr.system.*
             continue
-        if value.startswith(_ACL_BINARY_MAGIC):
-            xattrs[name] = value
+        if acl_value.startswith(_ACL_BINARY_MAGIC):
+            xattrs[name] = acl_value
             continue
         try:
-            binary = acl.text_to_xattr(value.decode("utf-8"))
+            binary = acl.text_to_xattr(acl_value.decode("utf-8"))
             minimal = acl.is_minimal(binary)
         except (acl.AclError, ValueError) as error:  # ValueError: not UTF-8, a NUL in a name
             raise BadPaxRecordError(f"{where}: pax {key}: {error}") from None

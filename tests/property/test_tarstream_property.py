@@ -8,6 +8,7 @@ import os
 import tarfile
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
+from typing import Final, Literal
 
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,10 @@ from hypothesis import strategies as st
 from dedupe.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from dedupe.sources.tarstream import TarMember, TarReader, TarStreamError, normalize_path
 
-USTAR, GNU, PAX = tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT
+Format = Literal[0, 1, 2]
+USTAR: Final = tarfile.USTAR_FORMAT
+GNU: Final = tarfile.GNU_FORMAT
+PAX: Final = tarfile.PAX_FORMAT
 TYPES = {tarfile.REGTYPE: FILE, tarfile.AREGTYPE: FILE, tarfile.CONTTYPE: FILE, tarfile.DIRTYPE: DIR,
          tarfile.SYMTYPE: SYMLINK, tarfile.LNKTYPE: HARDLINK, tarfile.CHRTYPE: CHARDEV, tarfile.BLKTYPE: BLOCKDEV,
          tarfile.FIFOTYPE: FIFO}
@@ -50,19 +54,19 @@ class Spec:
 
 
 component = st.one_of(
-    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1, max_size=30),
+    st.text(st.characters(exclude_categories=("Cs",), exclude_characters="/\x00"), min_size=1, max_size=30),
     st.text("abc.-_ ", min_size=1, max_size=60),
     st.binary(min_size=1, max_size=20).map(lambda b: os.fsdecode(b.replace(b"/", b"_").replace(b"\0", b"_"))),
 )
 names = st.builds(lambda prefix, parts: prefix + "/".join(parts), st.sampled_from(["", "", "", "./", "/", "../"]),
                   st.lists(component, min_size=1, max_size=5))
-owner_names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
-xattr_names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="=\x00"), min_size=1,
+owner_names = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12)
+xattr_names = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="=\x00"), min_size=1,
                       max_size=20)
 
 
 @st.composite
-def specs(draw: st.DrawFn, fmt: int) -> Spec:
+def specs(draw: st.DrawFn, fmt: Format) -> Spec:
     kind = draw(st.sampled_from(list(TYPES)))
     info = tarfile.TarInfo(draw(names))
     info.type = kind
@@ -102,7 +106,7 @@ def specs(draw: st.DrawFn, fmt: int) -> Spec:
 
 @st.composite
 def archives(draw: st.DrawFn) -> tuple[int, list[Spec], dict[str, bytes], bytes]:
-    fmt = draw(st.sampled_from([USTAR, GNU, PAX]))
+    fmt: Format = draw(st.sampled_from([USTAR, GNU, PAX]))
     members = draw(st.lists(specs(fmt), max_size=8))
     global_xattrs: dict[str, bytes] = {}
     pax_headers: dict[str, str] = {}
