@@ -10,9 +10,10 @@ import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
-from dedupe import browse, locking
+from dedupe import browse, keymgmt, locking
+from dedupe.passphrase import from_environment
 from dedupe.entries import Entry
 from dedupe.files_cache import FilesCache
 from dedupe.restore_tree import restore_dir as restore_tree_dir
@@ -31,12 +32,17 @@ from repo_format import config, manifest
 LOCK_WAIT_S = 60.0
 
 
-def init(location: str, chunker: config.ChunkerParams | None = None) -> Repository:
-    return Repository.create(open_storage(location), chunker)
+def init(location: str, chunker: config.ChunkerParams | None = None, passphrase: bytes | None = None,
+         id_key: bytes | None = None) -> Repository:
+    """A new repository, encrypted when given a passphrase."""
+    return Repository.create(open_storage(location), chunker, passphrase=passphrase,
+                             kdf_params=keymgmt.kdf_params(), id_key=id_key)
 
 
-def open_repo(location: str) -> Repository:
-    return Repository.open(open_storage(location))
+def open_repo(location: str, passphrase: Callable[[], bytes] | None = None) -> Repository:
+    """Open a repository; the passphrase (asked only if it is encrypted) comes from
+    ``passphrase`` or else the environment (dedupe.passphrase)."""
+    return Repository.open(open_storage(location), passphrase or from_environment)
 
 
 @contextlib.contextmanager

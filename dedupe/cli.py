@@ -12,9 +12,11 @@ from typing import Any, Callable, NamedTuple
 
 import click
 
-from dedupe import api
+from dedupe import api, keymgmt
 from dedupe.errors import DedupeError
 from dedupe.memory import bound_malloc
+from dedupe.passphrase import from_environment
+from dedupe.storage.open import open_storage
 from dedupe.progress import Progress, ProgressCallback
 from repo_format.errors import FormatError
 
@@ -150,22 +152,79 @@ def _ctx(repo: str | None, as_json: bool | None, quiet: bool | None) -> Context:
 @click.option("--repo", "-r", metavar="PATH", envvar="DEDUPE_REPO", help="The repository (default: $DEDUPE_REPO).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--passphrase-file", metavar="FILE", help="Read the passphrase from FILE ($DEDUPE_PASSPHRASE_FILE).")
+@click.option("--passphrase-command", metavar="CMD",
+              help="Run CMD to get the passphrase ($DEDUPE_PASSPHRASE_COMMAND).")
 @click.version_option(package_name="dedupe")
 @click.pass_context
-def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool) -> None:
-    """Deduplicating backups of LXD servers."""
+def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool, passphrase_file: str | None,
+         passphrase_command: str | None) -> None:
+    """Deduplicating backups of LXD servers.
+
+    Encrypted repositories take their passphrase from $DEDUPE_PASSPHRASE,
+    --passphrase-file, --passphrase-command, or a prompt."""
     bound_malloc()
+    if passphrase_file:
+        os.environ["DEDUPE_PASSPHRASE_FILE"] = passphrase_file
+    if passphrase_command:
+        os.environ["DEDUPE_PASSPHRASE_COMMAND"] = passphrase_command
     ctx.obj = Context(repo, as_json, quiet)
 
 
 @main.command()
+@click.option("--encryption", type=click.Choice(["aes-256-gcm", "none"]), default="aes-256-gcm", show_default=True,
+              help="Encrypt and authenticate everything stored (the key is sealed under a passphrase).")
 @common
-def init(repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+def init(encryption: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Create a repository."""
     c = _ctx(repo, as_json, quiet)
-    r = api.init(c.location())
-    c.out({"repository": c.location(), "repo_id": r.config.repo_id.hex()},
-          lambda: f"created repository {c.location()} (id {r.config.repo_id.hex()[:12]})")
+    passphrase = from_environment(confirm=True) if encryption != "none" else None
+    r = api.init(c.location(), passphrase=passphrase)
+    c.out({"repository": c.location(), "repo_id": r.config.repo_id.hex(), "encryption": encryption},
+          lambda: (f"created repository {c.location()} (id {r.config.repo_id.hex()[:12]}, encryption {encryption})"
+                   + ("\nkeep the passphrase safe, and a copy of the key: dedupe key export FILE"
+                      if passphrase is not None else "")))
+
+
+@main.group()
+def key() -> None:
+    """Manage the key of an encrypted repository."""
+
+
+@key.command("change-passphrase")
+@common
+def key_change_passphrase(repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Seal the key under a new passphrase ($DEDUPE_NEW_PASSPHRASE, or a prompt)."""
+    c = _ctx(repo, as_json, quiet)
+    r = c.open()
+    new = os.environ.get("DEDUPE_NEW_PASSPHRASE")
+    if new is None:
+        if not sys.stdin.isatty():
+            raise click.UsageError("set DEDUPE_NEW_PASSPHRASE or run on a terminal")
+        first = click.prompt("new passphrase", hide_input=True, confirmation_prompt=True)
+        new = first
+    keymgmt.change_passphrase(r, os.fsencode(new))
+    c.out({"changed": True}, lambda: "passphrase changed")
+
+
+@key.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@common
+def key_export(path: Path, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Write a copy of the key file to PATH (mode 0600; still needs the passphrase)."""
+    c = _ctx(repo, as_json, quiet)
+    keymgmt.export_key(c.open(), path)
+    c.out({"exported": str(path)}, lambda: f"key exported to {path}; store it away from the repository")
+
+
+@key.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@common
+def key_import(path: Path, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Put an exported key file back into a repository whose key file was lost."""
+    c = _ctx(repo, as_json, quiet)
+    keymgmt.import_key(open_storage(c.location()), path, from_environment)
+    c.out({"imported": str(path)}, lambda: f"key imported from {path}")
 
 
 @main.group()

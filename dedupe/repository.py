@@ -14,7 +14,7 @@ from typing import Callable, Iterator, NamedTuple
 from dedupe.errors import DedupeError
 from dedupe.storage import ObjectNotFound, Storage
 from dedupe.storage.local import LocalStorage
-from repo_format import blob, config, index, layout, manifest, pack
+from repo_format import blob, config, crypto, index, keys, layout, manifest, pack
 from repo_format.errors import FormatError, UnsupportedVersionError
 from repo_format.ids import ID_KEY_LEN, chunk_id, object_name
 
@@ -51,6 +51,18 @@ class MissingObject(DedupeError):
     exit_code = 22
 
 
+class MissingKeyFile(DedupeError):
+    exit_code = 18
+
+
+class WrongPassphraseError(DedupeError):
+    exit_code = 16
+
+
+class DamagedKeyFileError(DedupeError):
+    exit_code = 17
+
+
 class BackupNotFound(DedupeError):
     exit_code = 30
 
@@ -79,10 +91,13 @@ def wrap_format_error(e: FormatError) -> DedupeError:
 
 
 class Repository:
-    def __init__(self, storage: Storage, cfg: config.RepoConfig) -> None:
+    def __init__(self, storage: Storage, cfg: config.RepoConfig, key: keys.Secrets | None = None) -> None:
         self.storage = storage
         self.config = cfg
-        self.id_key = cfg.id_key
+        self.secrets = key
+        self.id_key = key.id_key if key is not None else cfg.id_key
+        self.cipher = crypto.BlobCipher(key.enc_key) if key is not None else None
+        self._ctx = cfg.repo_id  # associated data that binds segments and manifests to this repository
         # chunk id -> (pack number, offset, stored length, raw length); pack numbers index self._pack_names
         self._index: dict[bytes, tuple[int, int, int, int]] = {}
         self._pack_names: list[str] = []
@@ -93,24 +108,37 @@ class Repository:
     # -- create / open -------------------------------------------------------------
 
     @classmethod
-    def create(cls, storage: Storage, chunker: config.ChunkerParams | None = None) -> Repository:
+    def create(cls, storage: Storage, chunker: config.ChunkerParams | None = None, *,
+               passphrase: bytes | None = None, kdf_params: dict[str, int] | None = None,
+               id_key: bytes | None = None) -> Repository:
+        """A new repository; encrypted (FORMAT.md sections 5.3, 16) when given a passphrase."""
         if isinstance(storage, LocalStorage):
             root = storage.root
             if root.exists() and (not root.is_dir() or any(root.iterdir())):
                 raise RepositoryExists(f"{root}: exists and is not an empty directory")
         if storage.exists(layout.CONFIG):
             raise RepositoryExists(f"{storage.location}: already a repository")
+        repo_id = secrets.token_bytes(16)
+        the_id_key = id_key or secrets.token_bytes(ID_KEY_LEN)
+        key = None
+        if passphrase is not None:
+            key = keys.Secrets(enc_key=secrets.token_bytes(32), id_key=the_id_key)
         cfg = config.RepoConfig(
-            repo_id=secrets.token_bytes(16), id_key=secrets.token_bytes(ID_KEY_LEN),
-            chunker=chunker or config.DEFAULT_CHUNKER, created_ns=time.time_ns())
+            repo_id=repo_id, id_key=b"" if key else the_id_key, chunker=chunker or config.DEFAULT_CHUNKER,
+            features=(config.FEATURE_AEAD,) if key else (), created_ns=time.time_ns(),
+            extra={"encryption": crypto.SUITE_NAMES[crypto.SUITE_AES256_GCM]} if key else {})
         if isinstance(storage, LocalStorage):
             for d in layout.DIRECTORIES:
                 (storage.root / d).mkdir(parents=True, exist_ok=True)
+        if key is not None:
+            assert passphrase is not None
+            storage.put(layout.KEY_FILE, keys.encode(key, repo_id, passphrase, kdf_params))
         storage.create(layout.CONFIG, config.encode(cfg))  # the config last: a half-made repository has none
-        return cls(storage, cfg)
+        return cls(storage, cfg, key)
 
     @classmethod
-    def open(cls, storage: Storage) -> Repository:
+    def open(cls, storage: Storage, passphrase: Callable[[], bytes] | None = None) -> Repository:
+        """Open a repository; ``passphrase`` is asked only if it is encrypted."""
         if isinstance(storage, LocalStorage) and not storage.root.is_dir():
             raise RepositoryNotFound(f"{storage.root}: no such directory")
         try:
@@ -123,9 +151,38 @@ class Repository:
             raise NewerFormat(str(e)) from None
         except FormatError as e:
             raise NotARepository(f"{storage.location}: not a dedupe repository ({e})") from None
-        repo = cls(storage, cfg)
+        key = None
+        if cfg.encrypted:
+            key = cls.unlock(storage, cfg, passphrase)
+        repo = cls(storage, cfg, key)
         repo.reload_index()
         return repo
+
+    @staticmethod
+    def read_key_file(storage: Storage) -> bytes:
+        try:
+            return storage.get(layout.KEY_FILE)
+        except ObjectNotFound:
+            raise MissingKeyFile(f"{storage.location}: the key file {layout.KEY_FILE} is missing; "
+                                 f"restore it with 'dedupe key import FILE'") from None
+
+    @classmethod
+    def unlock(cls, storage: Storage, cfg: config.RepoConfig, passphrase: Callable[[], bytes] | None,
+               key_data: bytes | None = None) -> keys.Secrets:
+        data = key_data if key_data is not None else cls.read_key_file(storage)
+        what = f"{storage.location}/{layout.KEY_FILE}"
+        if passphrase is None:
+            from dedupe.passphrase import PassphraseUnavailable
+            raise PassphraseUnavailable(f"{storage.location} is encrypted and no passphrase was given")
+        try:
+            key, repo_id = keys.decode(data, passphrase(), what)
+        except keys.WrongPassphrase as e:
+            raise WrongPassphraseError(str(e)) from None
+        except keys.DamagedKeyFile as e:
+            raise DamagedKeyFileError(str(e)) from None
+        if repo_id != cfg.repo_id:
+            raise DamagedKeyFileError(f"{what}: key belongs to another repository ({repo_id.hex()[:12]})")
+        return key
 
     # -- index ------------------------------------------------------------------------
 
@@ -136,7 +193,7 @@ class Repository:
         if object_name(data) != name:
             raise CorruptObject(f"{what}: content does not match its name (damaged index segment)")
         try:
-            return index.decode(data, what)
+            return index.decode(data, what, self.cipher, self._ctx)
         except FormatError as e:
             raise wrap_format_error(e) from None
 
@@ -199,16 +256,16 @@ class Repository:
 
     def seal_chunk(self, cid: bytes, data: bytes | memoryview, level: int) -> bytes:
         """The stored form of one chunk (a blob envelope)."""
-        return blob.seal(data, level)
+        return blob.seal(data, level, self.cipher, cid)
 
     def new_pack_builder(self) -> pack.PackBuilder:
-        return pack.PackBuilder()
+        return pack.PackBuilder(self.cipher)
 
     def pack_table(self, pack_name: str, tail: bytes | memoryview, pack_size: int) -> list[pack.PackEntry]:
         """Decode a pack's table from its last ``table_len`` bytes."""
         what = f"pack {layout.pack_path(pack_name)}"
         try:
-            return pack.decode_table(tail, pack_size, what)
+            return pack.decode_table(tail, pack_size, what, self.cipher)
         except FormatError as e:
             raise wrap_format_error(e) from None
 
@@ -217,20 +274,20 @@ class Repository:
         what = f"pack {layout.pack_path(pack_name)}"
         try:
             pack.check_pack_name(data, pack_name, what)
-            return pack.parse_pack(data, what)
+            return pack.parse_pack(data, what, self.cipher)
         except FormatError as e:
             raise wrap_format_error(e) from None
 
     def write_segment(self, seg: index.IndexSegment) -> str:
         """Store an index segment; returns its name. The in-memory index is not changed."""
-        data = index.encode(seg)
+        data = index.encode(seg, self.cipher, self._ctx)
         name = object_name(data)
         self.storage.put(layout.index_path(name), data)
         return name
 
     def write_manifest(self, m: manifest.Manifest) -> str:
         """Store a manifest: the commit point of a backup (FORMAT.md section 12)."""
-        data = manifest.encode(m)
+        data = manifest.encode(m, self.cipher, self._ctx)
         name = object_name(data)
         self.storage.put(layout.manifest_path(name), data)
         return name
@@ -241,7 +298,7 @@ class Repository:
         """Unwrap and verify one blob read from ``pack``: the plaintext's keyed hash must be ``cid``."""
         what = f"chunk {cid.hex()[:16]}... in pack {layout.pack_path(pack)}"
         try:
-            data = blob.open_blob(sealed, what)
+            data = blob.open_blob(sealed, what, self.cipher, cid)
         except FormatError as e:
             raise CorruptObject(str(e)) from None
         if chunk_id(self.id_key, data) != cid:
@@ -278,7 +335,7 @@ class Repository:
         if object_name(data) != name:
             raise CorruptObject(f"{what}: content does not match its name (damaged manifest)")
         try:
-            return manifest.decode(data, what)
+            return manifest.decode(data, what, self.cipher, self._ctx)
         except FormatError as e:
             raise wrap_format_error(e) from None
 

@@ -1,9 +1,9 @@
 """The blob envelope: one stored piece of data (FORMAT.md section 5).
 
 Every chunk, every pack table, and the body of every index segment and manifest
-is one envelope. The ``seal`` byte leaves room for authenticated encryption: 0 is
-plaintext; other values are reserved for AEAD suites (section 5.3) and refused
-by this version.
+is one envelope. The ``seal`` byte says how the payload is protected: 0 is
+plaintext; 1 is AES-256-GCM with session keys (section 5.3, ``repo_format.crypto``).
+Compression comes first, then encryption.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from repo_format import codecs
-from repo_format.errors import FormatError, UnsupportedVersionError
+from repo_format import codecs, crypto
+from repo_format.errors import FormatError, IntegrityError, UnsupportedVersionError
 
 MAGIC: Final = b"\xdd\xb1"
 VERSION: Final = 1
@@ -32,15 +32,21 @@ class EnvelopeHeader:
     raw_len: int
 
 
-def seal(data: bytes | memoryview, level: int = codecs.DEFAULT_ZSTD_LEVEL) -> bytes:
-    """Wrap ``data`` in an envelope, compressed when that helps."""
+def seal(data: bytes | memoryview, level: int = codecs.DEFAULT_ZSTD_LEVEL,
+         cipher: crypto.BlobCipher | None = None, context: bytes = b"") -> bytes:
+    """Wrap ``data`` in an envelope, compressed when that helps, and sealed with
+    ``cipher`` (bound to ``context``) when the repository is encrypted."""
     if len(data) > MAX_RAW_LEN:
         raise ValueError("blob larger than 4 GiB")
     codec, payload = codecs.compress(data, level)
-    return HEADER.pack(MAGIC, VERSION, codec, SEAL_NONE, b"\0\0\0", len(data)) + payload
+    suite = cipher.suite if cipher is not None else SEAL_NONE
+    head = HEADER.pack(MAGIC, VERSION, codec, suite, b"\0\0\0", len(data))
+    if cipher is not None:
+        return head + cipher.seal(payload, head + context)
+    return head + payload
 
 
-def read_header(blob: bytes | memoryview, what: str) -> EnvelopeHeader:
+def read_header(blob: bytes | memoryview, what: str, cipher: crypto.BlobCipher | None = None) -> EnvelopeHeader:
     if len(blob) < HEADER_LEN:
         raise FormatError(f"{what}: blob truncated ({len(blob)} bytes, header needs {HEADER_LEN})")
     magic, version, codec, seal_id, _reserved, raw_len = HEADER.unpack_from(blob)
@@ -48,12 +54,22 @@ def read_header(blob: bytes | memoryview, what: str) -> EnvelopeHeader:
         raise FormatError(f"{what}: not a blob (magic {bytes(magic)!r})")
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedVersionError(f"{what}: blob envelope version {version} was written by a newer dedupe")
-    if seal_id != SEAL_NONE:
-        raise UnsupportedVersionError(f"{what}: blob sealed with suite {seal_id}, which this dedupe cannot open")
+    expected = cipher.suite if cipher is not None else SEAL_NONE
+    if seal_id != expected:
+        if seal_id not in crypto.SUITE_NAMES and seal_id != SEAL_NONE:
+            raise UnsupportedVersionError(f"{what}: blob sealed with suite {seal_id}, which this dedupe cannot open")
+        # a plaintext blob in an encrypted repository (or the reverse) was put there by someone else
+        raise IntegrityError(f"{what}: blob is {'not ' if seal_id == SEAL_NONE else ''}encrypted, "
+                             f"unlike this repository (tampered with?)")
     return EnvelopeHeader(version, codec, seal_id, raw_len)
 
 
-def open_blob(blob: bytes | memoryview, what: str) -> bytes:
-    """Unwrap an envelope, checking the header and the decompressed length."""
-    header = read_header(blob, what)
-    return codecs.decompress(header.codec, memoryview(blob)[HEADER_LEN:], header.raw_len, what)
+def open_blob(blob: bytes | memoryview, what: str, cipher: crypto.BlobCipher | None = None,
+              context: bytes = b"") -> bytes:
+    """Unwrap an envelope: authenticate and decrypt it when sealed, then decompress
+    it, never producing more than the recorded raw length."""
+    header = read_header(blob, what, cipher)
+    payload = memoryview(blob)[HEADER_LEN:]
+    if cipher is not None:
+        payload = memoryview(cipher.open(payload, bytes(blob[:HEADER_LEN]) + context, what))
+    return codecs.decompress(header.codec, payload, header.raw_len, what)

@@ -11,9 +11,9 @@ from repo_format.ids import ID_KEY_LEN, ID_SCHEME
 
 VERSION: Final = 1
 SUPPORTED_VERSIONS: Final = (1,)
-# Features a reader must understand to use the repository (section 4.3). This
-# version knows none beyond the base format.
-KNOWN_FEATURES: Final = frozenset[str]()
+# Features a reader must understand to use the repository (section 4.3).
+FEATURE_AEAD: Final = "aead-1"  # blobs sealed with suite 1; secrets in the key file (sections 5.3, 16)
+KNOWN_FEATURES: Final = frozenset({FEATURE_AEAD})
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,17 @@ DEFAULT_ITEM_CHUNKER: Final = ChunkerParams(min_size=16 << 10, avg_size=64 << 10
 @dataclass(frozen=True)
 class RepoConfig:
     repo_id: bytes
-    id_key: bytes
+    id_key: bytes  # empty when encrypted: the key file holds it
     chunker: ChunkerParams = DEFAULT_CHUNKER
     item_chunker: ChunkerParams = DEFAULT_ITEM_CHUNKER
     id_scheme: str = ID_SCHEME
     features: tuple[str, ...] = ()
     created_ns: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def encrypted(self) -> bool:
+        return FEATURE_AEAD in self.features
 
 
 def encode(cfg: RepoConfig) -> bytes:
@@ -84,7 +88,8 @@ def decode(data: bytes, what: str = "config") -> RepoConfig:
             f"{what}: repository needs features this dedupe does not have: {', '.join(map(str, unknown))}")
     if body["id_scheme"] != ID_SCHEME:
         raise UnsupportedVersionError(f"{what}: unknown chunk id scheme {body['id_scheme']!r}")
-    if not isinstance(body["id_key"], bytes) or len(body["id_key"]) != ID_KEY_LEN:
+    id_len = 0 if FEATURE_AEAD in body["features"] else ID_KEY_LEN
+    if not isinstance(body["id_key"], bytes) or len(body["id_key"]) != id_len:
         raise FormatError(f"{what}: id key malformed")
     extra = {k: v for k, v in body.items() if k not in _REQUIRED and k != "created_ns"}
     return RepoConfig(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from repo_format import blob, header, msgpack_codec, pack
+from repo_format import blob, crypto, header, msgpack_codec, pack
 from repo_format.errors import FormatError
 from repo_format.ids import ID_LEN
 
@@ -29,19 +29,23 @@ class IndexSegment:
     supersedes: list[str] = field(default_factory=list)  # segment names this one replaces (section 7.3)
 
 
-def encode(segment: IndexSegment) -> bytes:
+CONTEXT: Final = b"index-segment"
+
+
+def encode(segment: IndexSegment, cipher: crypto.BlobCipher | None = None, repo_id: bytes = b"") -> bytes:
     body = {
         "packs": [[bytes.fromhex(p.name), p.size, p.table_len, pack.encode_entries(p.entries)]
                   for p in segment.packs],
         "supersedes": [bytes.fromhex(s) for s in segment.supersedes],
     }
-    return header.encode_header(header.INDEX_MAGIC, VERSION) + blob.seal(msgpack_codec.pack(body))
+    return header.encode_header(header.INDEX_MAGIC, VERSION) + blob.seal(msgpack_codec.pack(body), cipher=cipher,
+                                                                          context=CONTEXT + repo_id)
 
 
-def decode(data: bytes, what: str) -> IndexSegment:
+def decode(data: bytes, what: str, cipher: crypto.BlobCipher | None = None, repo_id: bytes = b"") -> IndexSegment:
     header.decode_header(data, header.INDEX_MAGIC, SUPPORTED_VERSIONS, what)
-    body = msgpack_codec.unpack_map(blob.open_blob(memoryview(data)[header.HEADER_LEN:], what), what,
-                                    ("packs", "supersedes"))
+    plain = blob.open_blob(memoryview(data)[header.HEADER_LEN:], what, cipher, CONTEXT + repo_id)
+    body = msgpack_codec.unpack_map(plain, what, ("packs", "supersedes"))
     try:
         packs = []
         for name, size, table_len, entries in body["packs"]:

@@ -9,7 +9,9 @@ DATA_DIR: Final = "data"
 INDEX_DIR: Final = "index"
 MANIFEST_DIR: Final = "manifests"
 LOCK_DIR: Final = "locks"
-DIRECTORIES: Final = (DATA_DIR, INDEX_DIR, MANIFEST_DIR, LOCK_DIR)
+KEYS_DIR: Final = "keys"
+KEY_FILE: Final = "keys/repokey"
+DIRECTORIES: Final = (DATA_DIR, INDEX_DIR, MANIFEST_DIR, LOCK_DIR, KEYS_DIR)
 
 
 def pack_path(name: str) -> str:

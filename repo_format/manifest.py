@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from repo_format import blob, header, msgpack_codec
+from repo_format import blob, crypto, header, msgpack_codec
 from repo_format.errors import FormatError
 from repo_format.ids import ID_LEN
 
@@ -43,7 +43,10 @@ class Manifest:
 _REQUIRED = ("schema", "kind", "group", "time_ns", "host", "run", "size", "items", "item_count")
 
 
-def encode(m: Manifest) -> bytes:
+CONTEXT: Final = b"manifest"
+
+
+def encode(m: Manifest, cipher: crypto.BlobCipher | None = None, repo_id: bytes = b"") -> bytes:
     body: dict[str, Any] = {
         "schema": SCHEMA, "kind": m.kind, "group": m.group, "time_ns": m.time_ns, "host": m.host,
         "run": m.run, "size": m.size, "items": [[cid, n] for cid, n in m.items],
@@ -51,12 +54,14 @@ def encode(m: Manifest) -> bytes:
     }
     if m.stream_b3 is not None:
         body["b3"] = m.stream_b3
-    return header.encode_header(header.MANIFEST_MAGIC, VERSION) + blob.seal(msgpack_codec.pack(body))
+    return header.encode_header(header.MANIFEST_MAGIC, VERSION) + blob.seal(
+        msgpack_codec.pack(body), cipher=cipher, context=CONTEXT + repo_id)
 
 
-def decode(data: bytes, what: str) -> Manifest:
+def decode(data: bytes, what: str, cipher: crypto.BlobCipher | None = None, repo_id: bytes = b"") -> Manifest:
     header.decode_header(data, header.MANIFEST_MAGIC, SUPPORTED_VERSIONS, what)
-    b = msgpack_codec.unpack_map(blob.open_blob(memoryview(data)[header.HEADER_LEN:], what), what, _REQUIRED)
+    plain = blob.open_blob(memoryview(data)[header.HEADER_LEN:], what, cipher, CONTEXT + repo_id)
+    b = msgpack_codec.unpack_map(plain, what, _REQUIRED)
     if b["schema"] not in SUPPORTED_SCHEMAS:
         from repo_format.errors import UnsupportedVersionError
         raise UnsupportedVersionError(f"{what}: manifest schema {b['schema']} was written by a newer dedupe")

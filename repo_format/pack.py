@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final, Iterator
 
-from repo_format import blob, header
+from repo_format import blob, crypto, header
 from repo_format.errors import FormatError, IntegrityError
 from repo_format.ids import ID_LEN, object_name
 
@@ -26,6 +26,7 @@ TRAILER = struct.Struct("<I4s")
 TRAILER_LEN: Final = TRAILER.size  # 8
 TRAILER_MAGIC: Final = b"DDPT"
 MAX_PACK_SIZE: Final = 0xFFFFFFFF
+TABLE_CONTEXT: Final = b"pack-table"  # associated data of a sealed table (section 5.3)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ def decode_entries(data: bytes | memoryview, what: str) -> list[PackEntry]:
 class PackBuilder:
     """Accumulates blobs into one pack in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, cipher: crypto.BlobCipher | None = None) -> None:
+        self._cipher = cipher
         self._parts: list[bytes] = [header.encode_header(header.PACK_MAGIC, VERSION)]
         self._size = header.HEADER_LEN
         self.entries: list[PackEntry] = []
@@ -73,7 +75,7 @@ class PackBuilder:
     def finish(self) -> tuple[str, bytes, int]:
         """Close the pack. Returns ``(name, bytes, table_len)``; ``table_len``
         counts the table blob and the trailer."""
-        table = blob.seal(encode_entries(self.entries))
+        table = blob.seal(encode_entries(self.entries), cipher=self._cipher, context=TABLE_CONTEXT)
         self._parts.append(table)
         self._parts.append(TRAILER.pack(len(table), TRAILER_MAGIC))
         data = b"".join(self._parts)
@@ -95,13 +97,14 @@ def table_len_from_trailer(trailer: bytes | memoryview, pack_size: int, what: st
     return total
 
 
-def decode_table(tail: bytes | memoryview, pack_size: int, what: str) -> list[PackEntry]:
+def decode_table(tail: bytes | memoryview, pack_size: int, what: str,
+                 cipher: crypto.BlobCipher | None = None) -> list[PackEntry]:
     """Decode the table from the pack's last ``table_len`` bytes (table blob + trailer)."""
     tail = memoryview(tail)
     total = table_len_from_trailer(tail[-TRAILER_LEN:], pack_size, what)
     if total != len(tail):
         raise FormatError(f"{what}: pack table length mismatch ({len(tail)} bytes read, trailer says {total})")
-    entries = decode_entries(blob.open_blob(tail[:-TRAILER_LEN], f"{what} table"), what)
+    entries = decode_entries(blob.open_blob(tail[:-TRAILER_LEN], f"{what} table", cipher, TABLE_CONTEXT), what)
     table_start = pack_size - total
     for e in entries:
         if e.offset < header.HEADER_LEN or e.offset + e.length > table_start:
@@ -109,11 +112,11 @@ def decode_table(tail: bytes | memoryview, pack_size: int, what: str) -> list[Pa
     return entries
 
 
-def parse_pack(data: bytes, what: str) -> list[PackEntry]:
+def parse_pack(data: bytes, what: str, cipher: crypto.BlobCipher | None = None) -> list[PackEntry]:
     """Check a whole pack's header, name-independent structure and table."""
     header.decode_header(data, header.PACK_MAGIC, SUPPORTED_VERSIONS, what)
     total = table_len_from_trailer(data[-TRAILER_LEN:], len(data), what)
-    return decode_table(memoryview(data)[len(data) - total:], len(data), what)
+    return decode_table(memoryview(data)[len(data) - total:], len(data), what, cipher)
 
 
 def check_pack_name(data: bytes, name: str, what: str) -> None:

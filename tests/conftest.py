@@ -15,6 +15,12 @@ from dedupe.storage.memory import MemoryStorage
 
 CLI = [sys.executable, "-m", "dedupe"]
 
+# Every repository the tests make is encrypted (the default) under this passphrase,
+# with a deliberately cheap key derivation so that each command starts fast.
+TEST_PASSPHRASE = "correct horse battery staple"
+os.environ.setdefault("DEDUPE_PASSPHRASE", TEST_PASSPHRASE)
+os.environ.setdefault("DEDUPE_INSECURE_TEST_KDF", "1")
+
 
 @pytest.fixture
 def mem_repo() -> Repository:

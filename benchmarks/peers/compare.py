@@ -254,7 +254,8 @@ class Restic(Tool):
         return None if shutil.which(self.exe) else f"{self.exe} not found (run install-peers.sh)"
 
     def init(self, repo: Path) -> Cmd:
-        return Cmd([*self.base(repo), "init"])
+        # format version 2 (restic >= 0.14) is the one with compression; say so explicitly
+        return Cmd([*self.base(repo), "init", "--repository-version", "2"])
 
     def backup_file(self, repo: Path, file: Path, name: str, kind: str) -> Cmd:
         fname = "stream.tar" if kind == "stream" else "night.tar"

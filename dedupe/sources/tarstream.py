@@ -125,7 +125,7 @@ _USTAR_MAGIC: Final = b"ustar\x00"
 _GNU_MAGIC: Final = b"ustar  \x00"
 
 _DECIMAL_RE: Final = re.compile(rb"[0-9]{1,30}\Z")  # 30 digits are beyond every limit, and int() stays cheap
-_TIME_RE: Final = re.compile(rb"(-?)([0-9]{1,30})(?:\.([0-9]*))?(?:[eE]([-+]?[0-9]{1,2}))?\Z")
+_TIME_RE: Final = re.compile(rb"(-?)([0-9]{1,30})(?:\.([0-9]*))?(?:[eE]([-+]?[0-9]{1,3}))?\Z")
 _COMPRESSED_MAGICS: Final = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\xfd7zXZ\x00", "xz"),
                              (b"BZh", "bzip2"), (b"\x04\x22\x4d\x18", "lz4"), (b"\x89LZO", "lzop"))
 
@@ -312,6 +312,7 @@ class TarReader:
         self._done = False
         self._tail_head = b""
         self._last_name: str | None = None
+        self._failed = False  # an error was raised: the position in the stream is unknown
 
     @property
     def offset(self) -> int:
@@ -320,8 +321,13 @@ class TarReader:
 
     def __iter__(self) -> Iterator[TarMember]:
         while not self._done:
-            self._finish_current()
-            member = self._next_member()
+            self._check_usable()
+            try:
+                self._finish_current()
+                member = self._next_member()
+            except TarStreamError:
+                self._failed = True
+                raise
             if member is None:
                 self._done = True
                 return
@@ -329,9 +335,16 @@ class TarReader:
 
     def iter_tail(self, block_size: int = READ_SIZE) -> Iterator[bytes]:
         """After the members: the end-of-archive blocks and all that follows, as is."""
+        self._check_usable()
         if not self._done:
             raise RuntimeError("iter_tail() called before all members were read")
+        if block_size <= 0:
+            raise ValueError("block_size must be positive")
         return self._tail(block_size)
+
+    def _check_usable(self) -> None:
+        if self._failed:
+            raise RuntimeError("this TarReader raised an error before and cannot go on")
 
     def _tail(self, block_size: int) -> Iterator[bytes]:
         if self._tail_head:
@@ -361,17 +374,22 @@ class TarReader:
             self._prefetched = self._prefetched[block_size:]
             yield piece
             self._check_current(member)
-        while self._remaining:
-            piece = self._in.read_some(min(block_size, self._remaining))
-            if not piece:
-                self._truncated_data(member)
-            self._remaining -= len(piece)
-            yield piece
-            self._check_current(member)
-        if member._padding is None:
-            self._read_padding(member)
+        try:
+            while self._remaining:
+                piece = self._in.read_some(min(block_size, self._remaining))
+                if not piece:
+                    self._truncated_data(member)
+                self._remaining -= len(piece)
+                yield piece
+                self._check_current(member)
+            if member._padding is None:
+                self._read_padding(member)
+        except TarStreamError:
+            self._failed = True
+            raise
 
     def _check_current(self, member: TarMember) -> None:
+        self._check_usable()
         if member is not self._current:
             raise RuntimeError(f"data of member {member.entry.path!r} read after the next member was requested")
 
@@ -497,7 +515,6 @@ class TarReader:
                 _check_keys(pending.records, where)
 
     def _member(self, block: bytes, offset: int, typeflag: bytes, pending: _Pending) -> TarMember:
-        where = self._where(offset)
         pending.add(block)
         magic = block[257:265]
         is_ustar = magic[:6] == _USTAR_MAGIC  # POSIX ustar: name prefix field
@@ -521,8 +538,7 @@ class TarReader:
         name = _text(pax["path"]) if "path" in pax else _text(raw_name)
         if "GNU.sparse.name" in pax:
             name = _text(pax["GNU.sparse.name"])
-        display = name
-        where_m = f"member {display!r} at byte offset {offset}"
+        where_m = f"member {name!r} at byte offset {offset}"
 
         etype = _TYPE_MAP.get(typeflag, FILE)
         if typeflag == b"\0" and name.endswith("/"):
@@ -782,7 +798,7 @@ def _pax_or_field(pax: dict[str, bytes], key: str, field: bytes, where: str) -> 
 def _pax_time(value: bytes, label: str, where: str) -> int:
     """Seconds as decimal text -> ns, truncated toward zero, exactly (integer arithmetic).
 
-    An exponent (``1e-05``, ``1.5e+16``: Python's tarfile writes ``str(float)``) is accepted.
+    An exponent (``1e-05``, ``5e-324``: Python's tarfile writes ``str(float)``) is accepted.
     """
     match = _TIME_RE.match(value)
     if match is None:
@@ -790,8 +806,8 @@ def _pax_time(value: bytes, label: str, where: str) -> int:
     sign, whole, frac, exponent = match.groups()
     if exponent is None:
         ns = int(whole) * 1_000_000_000 + int((frac or b"")[:9].ljust(9, b"0"))
-    else:  # digits beyond 9 + 99 places after the point are below a nanosecond
-        digits = (frac or b"")[:120]
+    else:  # digits beyond 9 + 999 places after the point are below a nanosecond
+        digits = (frac or b"")[:1100]
         shift = 9 + int(exponent) - len(digits)
         mantissa = int(whole + digits)
         ns = mantissa * 10**shift if shift >= 0 else mantissa // 10**-shift

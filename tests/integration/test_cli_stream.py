@@ -143,7 +143,7 @@ def _two_backups_one_damaged(dedupe: RunCli, repo_path: Path, damage: str) -> tu
 
 
 @pytest.mark.parametrize("damage, restore_code, words", [
-    ("flip", 20, "does not match"), ("truncate", 20, "truncated"), ("missing", 22, "missing")])
+    ("flip", 20, "in pack"), ("truncate", 20, "truncated"), ("missing", 22, "missing")])
 def test_damaged_pack(dedupe: RunCli, repo_path: Path, tmp_path: Path, damage: str, restore_code: int,
                       words: str) -> None:
     a, b, pack = _two_backups_one_damaged(dedupe, repo_path, damage)

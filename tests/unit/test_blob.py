@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from repo_format import blob, codecs
-from repo_format.errors import FormatError, UnsupportedVersionError
+from repo_format.errors import FormatError, IntegrityError, UnsupportedVersionError
 
 
 def test_compressible_data_is_compressed() -> None:
@@ -32,7 +32,8 @@ def test_empty() -> None:
     (lambda b: b"XX" + b[2:], FormatError, "not a blob"),
     (lambda b: b[:2] + b"\x09" + b[3:], UnsupportedVersionError, "newer"),
     (lambda b: b[:3] + b"\x07" + b[4:], FormatError, "unknown codec"),
-    (lambda b: b[:4] + b"\x01" + b[5:], UnsupportedVersionError, "suite"),
+    (lambda b: b[:4] + b"\x09" + b[5:], UnsupportedVersionError, "suite"),
+    (lambda b: b[:4] + b"\x01" + b[5:], IntegrityError, "encrypted"),
     (lambda b: b[:8] + (999999).to_bytes(4, "little") + b[12:], FormatError, "decompressed"),
     (lambda b: b[:-3], FormatError, "zstd|decompressed"),
 ])
