@@ -46,11 +46,12 @@ class BlobCipher:
 
     suite = SUITE_AES256_GCM
 
-    def __init__(self, enc_key: bytes) -> None:
+    def __init__(self, enc_key: bytes, session_id: bytes | None = None) -> None:
+        """``session_id`` is for test vectors only: a writer MUST use a fresh random one."""
         if len(enc_key) != 32:
             raise ValueError("encryption key must be 32 bytes")
         self._enc_key = enc_key
-        self._session_id = secrets.token_bytes(SESSION_LEN)
+        self._session_id = session_id or secrets.token_bytes(SESSION_LEN)
         self._aead = AESGCM(derive_session_key(enc_key, self._session_id))
         self._counter = itertools.count()  # thread-safe in CPython: each next() is atomic
         self._readers: dict[bytes, AESGCM] = {}

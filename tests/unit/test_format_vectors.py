@@ -8,7 +8,7 @@ from pathlib import Path
 import blake3
 
 from dedupe.chunking import cut_blocks, make_chunker
-from repo_format import blob, codecs, config, ids
+from repo_format import blob, codecs, config, crypto, ids
 
 SPEC = (Path(__file__).parents[2] / "repo_format" / "FORMAT.md").read_text()
 
@@ -32,7 +32,7 @@ def test_chunk_id_vector() -> None:
 
 
 def test_chunk_boundary_vector() -> None:
-    text = section("### 14.3")
+    text = section("### 14.4")
     lengths = [int(x) for x in re.search(r"```\n([\d\s]+)```", text).group(1).split()]
     data = blake3.blake3(b"dedupe golden").digest(length=32 << 20)
     chunker = make_chunker(config.DEFAULT_CHUNKER)
@@ -41,6 +41,16 @@ def test_chunk_boundary_vector() -> None:
     # fed in pieces of an odd size, the cut points do not move
     pieces = [data[i:i + 999_983] for i in range(0, len(data), 999_983)]
     assert [len(c) for c in cut_blocks(chunker, pieces)] == lengths
+
+
+def test_sealed_blob_vector() -> None:
+    text = section("### 14.3")
+    want = "".join(re.findall(r"`([0-9a-f]+)`", text)[-5:])
+    cipher = crypto.BlobCipher(bytes(range(32)), session_id=b"\xaa" * 16)
+    cid = ids.chunk_id(bytes(range(32)), b"hello")
+    assert blob.seal(b"hello", 0, cipher, cid).hex() == want
+    reader = crypto.BlobCipher(bytes(range(32)))  # another session opens it
+    assert blob.open_blob(bytes.fromhex(want), "vector", reader, cid) == b"hello"
 
 
 def test_codec_ids_are_stable() -> None:

@@ -1,0 +1,279 @@
+"""Retention: which backups a policy keeps, protection markers, forgetting backups.
+
+The rules are restic's ``forget`` rules (borg's ``prune`` agrees on the bucket
+rules), applied to each group on its own (FORMAT.md section 16, README
+"Retention"):
+
+- ``last N``: the N newest backups.
+- ``hourly/daily/weekly/monthly/yearly N``: walking from the newest backup to the
+  oldest, the newest backup of each hour/day/ISO week/month/year, for the N most
+  recent such periods that have a backup. When there are fewer than N such periods,
+  the oldest backup is kept too (as restic >= 0.17 and borg >= 1.2 do).
+- ``within DURATION``: every backup newer than DURATION before the group's newest
+  backup (not before now: a group that stopped being backed up keeps its history).
+
+Each rule runs over all the group's unprotected backups independently; a backup is
+kept if any rule keeps it, and the result names every rule that did. Protected
+backups (a ``protect/<backup id>`` marker, section 16.2) are kept, never counted
+by the rules, and cannot be forgotten until unprotected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from dedupe.errors import DedupeError
+from dedupe.repository import Repository
+from repo_format import manifest
+
+PROTECT_DIR = "protect"
+
+
+class BadPolicy(DedupeError):
+    """A retention policy, group pattern or duration that cannot be used."""
+
+    exit_code = 80
+
+
+class WouldRemoveAll(DedupeError):
+    """The policy removes every backup of a group and --force was not given."""
+
+    exit_code = 81
+
+
+class BackupProtected(DedupeError):
+    exit_code = 83
+
+
+def protect_path(backup_id: str) -> str:
+    return f"{PROTECT_DIR}/{backup_id}"
+
+
+# -- durations -------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+)([ymwdh])")
+
+
+@dataclass(frozen=True)
+class Duration:
+    years: int = 0
+    months: int = 0
+    weeks: int = 0
+    days: int = 0
+    hours: int = 0
+
+    def before(self, t: dt.datetime) -> dt.datetime:
+        """``t`` minus this duration; years and months are calendar steps, the day
+        clamped to the month's length (31 March minus 1m is 28/29 February)."""
+        months = t.year * 12 + (t.month - 1) - (self.years * 12 + self.months)
+        year, month = divmod(months, 12)
+        month += 1
+        next_month = dt.date(year + (month == 12), month % 12 + 1, 1)
+        last_day = (next_month - dt.timedelta(days=1)).day
+        shifted = t.replace(year=year, month=month, day=min(t.day, last_day))
+        return shifted - dt.timedelta(weeks=self.weeks, days=self.days, hours=self.hours)
+
+    def __str__(self) -> str:
+        parts = zip((self.years, self.months, self.weeks, self.days, self.hours), "ymwdh")
+        return "".join(f"{n}{u}" for n, u in parts if n) or "0h"
+
+
+def parse_duration(text: str) -> Duration:
+    """``1y2m3w4d5h`` (any subset, in this order): years, months, weeks, days, hours."""
+    s = text.strip().lower()
+    pos, seen, got = 0, "", {}
+    for m in _DURATION.finditer(s):
+        if m.start() != pos or m.group(2) in seen or (seen and "ymwdh".index(m.group(2)) < "ymwdh".index(seen[-1])):
+            break
+        got[m.group(2)] = int(m.group(1))
+        seen += m.group(2)
+        pos = m.end()
+    if not s or pos != len(s):
+        raise BadPolicy(f"malformed duration {text!r}: expected e.g. 1y2m3w4d5h (years, months, weeks, days, hours)")
+    return Duration(got.get("y", 0), got.get("m", 0), got.get("w", 0), got.get("d", 0), got.get("h", 0))
+
+
+# -- the policy -----------------------------------------------------------------------
+
+BUCKETS: dict[str, Callable[[dt.datetime], tuple[int, ...]]] = {
+    "hourly": lambda t: (t.year, t.month, t.day, t.hour),
+    "daily": lambda t: (t.year, t.month, t.day),
+    "weekly": lambda t: tuple(t.isocalendar()[:2]),
+    "monthly": lambda t: (t.year, t.month),
+    "yearly": lambda t: (t.year,),
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    last: int = 0
+    hourly: int = 0
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+    yearly: int = 0
+    within: Duration | None = None
+    tz: dt.tzinfo | None = None  # periods are in this time zone; None: the local one
+
+    def __post_init__(self) -> None:
+        for name in ("last", *BUCKETS):
+            if getattr(self, name) < 0:
+                raise BadPolicy(f"--keep-{name} must not be negative (got {getattr(self, name)})")
+
+    @property
+    def empty(self) -> bool:
+        return self.within is None and not any(getattr(self, n) for n in ("last", *BUCKETS))
+
+    def describe(self) -> str:
+        parts = [f"{n} {getattr(self, n)}" for n in ("last", *BUCKETS) if getattr(self, n)]
+        if self.within is not None:
+            parts.append(f"within {self.within}")
+        return ", ".join(parts) or "nothing"
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: str
+    group: str
+    time_ns: int
+    protected: bool = False
+
+
+@dataclass
+class Decision:
+    backup: Backup
+    reasons: list[str] = field(default_factory=list)  # the rules that keep it; empty: removed
+
+    @property
+    def keep(self) -> bool:
+        return bool(self.reasons)
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.backup.id, "group": self.backup.group, "time_ns": self.backup.time_ns,
+                "keep": self.keep, "reasons": self.reasons, "protected": self.backup.protected}
+
+
+def apply_policy(policy: Policy, backups: Iterable[Backup]) -> list[Decision]:
+    """Decide for the backups of one group. Returns decisions newest first."""
+    newest_first = sorted(backups, key=lambda b: (b.time_ns, b.id), reverse=True)
+    decisions = [Decision(b) for b in newest_first]
+    rated = [d for d in decisions if not d.backup.protected]
+    for d in decisions:
+        if d.backup.protected:
+            d.reasons.append("protected")
+    for d in rated[:policy.last]:
+        d.reasons.append(f"last {policy.last}")
+    tz = policy.tz
+    for name, bucket in BUCKETS.items():
+        n = getattr(policy, name)
+        if not n:
+            continue
+        last_key: tuple[int, ...] | None = None
+        kept = 0
+        for d in rated:
+            key = bucket(dt.datetime.fromtimestamp(d.backup.time_ns / 1e9, tz))
+            if key != last_key:
+                last_key = key
+                d.reasons.append(f"{name} {n}")
+                kept += 1
+                if kept == n:
+                    break
+        if kept < n and rated and f"{name} {n}" not in rated[-1].reasons:
+            rated[-1].reasons.append(f"{name} {n} (oldest)")
+    if policy.within is not None and rated:
+        newest = dt.datetime.fromtimestamp(rated[0].backup.time_ns / 1e9, dt.timezone.utc)
+        cutoff_ns = int(policy.within.before(newest).timestamp() * 1e9)
+        for d in rated:
+            if d.backup.time_ns > cutoff_ns or d is rated[0]:
+                d.reasons.append(f"within {policy.within}")
+    return decisions
+
+
+# -- groups -------------------------------------------------------------------------------
+
+def group_matches(pattern: str, group: str) -> bool:
+    """A glob on group names (``lxd/*/instance/*``); a pattern without glob
+    characters also matches the groups below it, as ``list --group`` does."""
+    if fnmatch.fnmatchcase(group, pattern):
+        return True
+    return not any(c in pattern for c in "*?[") and group.startswith(pattern.rstrip("/") + "/")
+
+
+def select_groups(groups: Iterable[str], patterns: list[str]) -> set[str]:
+    """The groups the patterns name; a pattern that matches nothing is an error."""
+    all_groups = set(groups)
+    if not patterns:
+        return all_groups
+    chosen: set[str] = set()
+    for p in patterns:
+        hit = {g for g in all_groups if group_matches(p, g)}
+        if not hit:
+            raise BadPolicy(f"--group {p!r} matches no group in the repository")
+        chosen |= hit
+    return chosen
+
+
+# -- the repository side --------------------------------------------------------------------
+
+def protected_ids(repo: Repository) -> set[str]:
+    return {n.rsplit("/", 1)[-1] for n, _ in repo.storage.list(PROTECT_DIR)}
+
+
+def load_backups(repo: Repository) -> list[tuple[Backup, manifest.Manifest]]:
+    prot = protected_ids(repo)
+    out = []
+    for name in repo.manifest_names():
+        m = repo.load_manifest(name)
+        out.append((Backup(name, m.group, m.time_ns, name in prot), m))
+    return out
+
+
+@dataclass
+class PrunePlan:
+    decisions: list[Decision]  # every backup of the selected groups, grouped, newest first within a group
+
+    @property
+    def remove(self) -> list[str]:
+        return [d.backup.id for d in self.decisions if not d.keep]
+
+    def to_json(self) -> list[dict[str, object]]:
+        return [d.to_json() for d in self.decisions]
+
+
+def plan(backups: list[Backup], policy: Policy, patterns: list[str], force: bool = False) -> PrunePlan:
+    if policy.empty and not force:
+        raise BadPolicy("no retention rule given: use --keep-last/-hourly/-daily/-weekly/-monthly/-yearly/-within "
+                        "(or 'dedupe forget ID' to remove chosen backups)")
+    groups = select_groups((b.group for b in backups), patterns)
+    decisions: list[Decision] = []
+    for g in sorted(groups):
+        mine = apply_policy(policy, [b for b in backups if b.group == g])
+        if mine and not any(d.keep for d in mine) and not force:
+            raise WouldRemoveAll(f"the policy ({policy.describe()}) would remove all {len(mine)} backup(s) "
+                                 f"of group {g}; add --force to do that")
+        decisions.extend(mine)
+    return PrunePlan(decisions)
+
+
+def forget(repo: Repository, ids: Iterable[str]) -> list[str]:
+    """Remove the manifests of these backups (full ids). Their data stays until gc."""
+    prot = protected_ids(repo)
+    ids = list(ids)
+    for bid in ids:
+        if bid in prot:
+            raise BackupProtected(f"backup {bid[:12]} is protected; 'dedupe unprotect {bid[:12]}' first")
+    for bid in ids:
+        repo.storage.delete(f"manifests/{bid}")
+    return ids
+
+
+def set_protected(repo: Repository, backup_id: str, protected: bool) -> None:
+    """Add or remove the protection marker of a backup (full id)."""
+    if protected:
+        repo.storage.put(protect_path(backup_id), b"")
+    else:
+        repo.storage.delete(protect_path(backup_id))
