@@ -33,9 +33,13 @@ LOCK_WAIT_S = 60.0
 
 
 def init(location: str, chunker: config.ChunkerParams | None = None, passphrase: bytes | None = None,
-         id_key: bytes | None = None) -> Repository:
-    """A new repository, encrypted when given a passphrase."""
-    return Repository.create(open_storage(location), chunker, passphrase=passphrase,
+         id_key: bytes | None = None, copy_params_from: str | None = None) -> Repository:
+    """A new repository, encrypted when given a passphrase; with ``copy_params_from``,
+    sharing that repository's chunker and id key (so copies between them deduplicate)."""
+    if copy_params_from is not None:
+        from dedupe.copy import params_of
+        chunker, id_key = params_of(open_repo(copy_params_from))
+    return Repository.create(open_storage(location, init=True), chunker, passphrase=passphrase,
                              kdf_params=keymgmt.kdf_params(), id_key=id_key)
 
 
@@ -48,6 +52,7 @@ def open_repo(location: str, passphrase: Callable[[], bytes] | None = None) -> R
 @contextlib.contextmanager
 def locked(repo: Repository, purpose: str, exclusive: bool = False, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
     with locking.acquire(repo.storage, exclusive=exclusive, purpose=purpose, wait_s=wait_s):
+        repo.refresh_index()  # a gc may have replaced the index before the lock was ours (FORMAT.md 15)
         yield
 
 

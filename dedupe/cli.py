@@ -155,10 +155,12 @@ def _ctx(repo: str | None, as_json: bool | None, quiet: bool | None) -> Context:
 @click.option("--passphrase-file", metavar="FILE", help="Read the passphrase from FILE ($DEDUPE_PASSPHRASE_FILE).")
 @click.option("--passphrase-command", metavar="CMD",
               help="Run CMD to get the passphrase ($DEDUPE_PASSPHRASE_COMMAND).")
+@click.option("--s3-endpoint", metavar="URL",
+              help="S3 server for s3:// repositories ($DEDUPE_S3_ENDPOINT; default $AWS_ENDPOINT_URL or AWS).")
 @click.version_option(package_name="dedupe")
 @click.pass_context
 def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool, passphrase_file: str | None,
-         passphrase_command: str | None) -> None:
+         passphrase_command: str | None, s3_endpoint: str | None) -> None:
     """Deduplicating backups of LXD servers.
 
     Encrypted repositories take their passphrase from $DEDUPE_PASSPHRASE,
@@ -168,18 +170,23 @@ def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool, passp
         os.environ["DEDUPE_PASSPHRASE_FILE"] = passphrase_file
     if passphrase_command:
         os.environ["DEDUPE_PASSPHRASE_COMMAND"] = passphrase_command
+    if s3_endpoint:
+        os.environ["DEDUPE_S3_ENDPOINT"] = s3_endpoint
     ctx.obj = Context(repo, as_json, quiet)
 
 
 @main.command()
 @click.option("--encryption", type=click.Choice(["aes-256-gcm", "none"]), default="aes-256-gcm", show_default=True,
               help="Encrypt and authenticate everything stored (the key is sealed under a passphrase).")
+@click.option("--copy-params-from", metavar="REPO",
+              help="Use REPO's chunker parameters and id key, so that `dedupe copy` between them deduplicates.")
 @common
-def init(encryption: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+def init(encryption: str, copy_params_from: str | None, repo: str | None, as_json: bool | None,
+         quiet: bool | None) -> None:
     """Create a repository."""
     c = _ctx(repo, as_json, quiet)
     passphrase = from_environment(confirm=True) if encryption != "none" else None
-    r = api.init(c.location(), passphrase=passphrase)
+    r = api.init(c.location(), passphrase=passphrase, copy_params_from=copy_params_from)
     c.out({"repository": c.location(), "repo_id": r.config.repo_id.hex(), "encryption": encryption},
           lambda: (f"created repository {c.location()} (id {r.config.repo_id.hex()[:12]}, encryption {encryption})"
                    + ("\nkeep the passphrase safe, and a copy of the key: dedupe key export FILE"
@@ -469,9 +476,10 @@ def check_cmd(read_data: bool, repo: str | None, as_json: bool | None, quiet: bo
 
 def _register_extensions() -> None:
     """Commands that live in their own modules (LXD, maintenance)."""
-    from dedupe import cli_lxd, cli_maintenance
+    from dedupe import cli_copy, cli_lxd, cli_maintenance
     cli_lxd.register(main, backup)
     cli_maintenance.register(main, backup)
+    cli_copy.register(main, backup)
 
 
 _register_extensions()

@@ -1,15 +1,131 @@
-"""The LXD commands: ``backup lxd`` and ``restore --to-lxd`` (being written)."""
+"""The LXD commands: ``backup lxd`` and the LXD branch of ``restore`` (``--to-lxd``).
+
+Thin: options in, ``dedupe.sources.lxd.run`` / ``dedupe.sinks.lxd`` called, results
+printed. ``dedupe.cli`` is imported inside the functions because it imports this
+module while it is being loaded.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
+from dedupe import api
+from dedupe.repository import Repository
+from dedupe.sinks.lxd import RestoredObject, RestoreOptions, lxd_meta, recover_instance, restore_backup, restore_run
+from dedupe.sources.lxd.client import LXDClient
+from dedupe.sources.lxd.run import KINDS, LXDRunResult, LXDSelection, backup_lxd
+
+
+def connect(connection: Any) -> LXDClient:
+    """The local socket, or ``--remote`` over HTTPS with ``--cert``/``--key``, the
+    server's certificate pinned with ``--server-cert`` (else the system CAs, or a
+    certificate lxc accepted before)."""
+    return LXDClient.connect(connection.remote, connection.cert, connection.key,
+                             verify=connection.server_cert or True)
+
+
+def _kinds(only: str | None) -> frozenset[str] | None:
+    if not only:
+        return None
+    kinds = frozenset(k.strip() for k in only.split(",") if k.strip())
+    unknown = sorted(kinds - set(KINDS))
+    if unknown or not kinds:
+        raise click.BadParameter(f"{', '.join(unknown) or only!r}: choose from {', '.join(KINDS)}", param_hint="--only")
+    return kinds
+
+
+def _run_text(result: LXDRunResult) -> str:
+    from dedupe.cli import human
+    s = result.server
+    lines = [f"run {result.run[:12]}  server {s['server_name']} (LXD {s['version']}) at {s['endpoint']}"]
+    for o in result.objects:
+        if o.error is not None:
+            lines.append(f"  {'FAILED':<12}  {o.group}: {o.error}")
+        else:
+            lines.append(f"  {o.backup_id[:12] if o.backup_id else '':<12}  {o.group}  {human(o.size)} read, "
+                         f"{human(o.new_bytes)} new ({human(o.new_stored)} stored)")
+    ok = [o for o in result.objects if o.error is None]
+    lines.append(f"{len(ok)} of {len(result.objects)} objects backed up: {human(sum(o.size for o in ok))} read, "
+                 f"{human(sum(o.new_bytes for o in ok))} new ({human(sum(o.new_stored for o in ok))} stored)")
+    lines += [f"deleted leftover server-side backup {b}" for b in result.stale_deleted]
+    return "\n".join(lines)
+
 
 def register(main: click.Group, backup: click.Group) -> None:
     """Add ``backup lxd`` to the ``backup`` group."""
+    from dedupe.cli import _ctx, common, lxd_connection_options
+
+    @backup.command("lxd")
+    @click.argument("names", nargs=-1, metavar="[NAMES]...")
+    @click.option("--all", "all_instances", is_flag=True, help="All instances (the default without NAMES).")
+    @click.option("--project", metavar="P", help="Only this LXD project (default: all projects).")
+    @click.option("--only", metavar="KINDS", help=f"Only these kinds, comma-separated: {','.join(KINDS)}.")
+    @click.option("--instance-only", is_flag=True, help="Leave the snapshots of instances and volumes out.")
+    @click.option("--consistent", type=click.Choice(["none", "freeze"]), default="none", show_default=True,
+                  help="freeze: freeze running instances while LXD writes their backup.")
+    @lxd_connection_options
+    @common
+    def backup_lxd_cmd(names: tuple[str, ...], all_instances: bool, project: str | None, only: str | None,
+                       instance_only: bool, consistent: str, remote: str | None, cert: Path | None,
+                       key: Path | None, server_cert: Path | None, repo: str | None, as_json: bool | None,
+                       quiet: bool | None) -> None:
+        """Back up an LXD server, one backup per object, all in one run: instances and
+        custom volumes (with their snapshots), images, config records (profiles,
+        networks, network ACLs, projects, storage pools, server config) and the
+        database. NAMES narrows it to those instances (and the config records).
+        Groups are lxd/<project>/<kind>/<name> and lxd/global/<kind>/<name>. If some
+        objects fail, the others are still backed up and the exit code is 69."""
+        from dedupe.cli import LXDConnection
+        if names and all_instances:
+            raise click.UsageError("give instance NAMES or --all, not both")
+        c = _ctx(repo, as_json, quiet)
+        selection = LXDSelection(tuple(names), project, _kinds(only), instance_only, consistent)
+        r = c.open()
+        with connect(LXDConnection(remote, cert, key, server_cert)) as client:
+            result = backup_lxd(r, client, selection, c.progress())
+        c.out(result.to_json(), lambda: _run_text(result))
+        result.raise_for_failures()
 
 
-def restore_to_lxd(c: Any, repo: Any, **kw: Any) -> None:
-    raise click.UsageError("--to-lxd is not available yet")
+def _restored_text(objects: list[RestoredObject], endpoint: str) -> str:
+    lines = []
+    for o in objects:
+        if o.error is not None:
+            lines.append(f"FAILED {o.describe()}: {o.error}")
+        else:
+            lines.append(f"{o.action} {o.describe()} (backup {o.backup_id[:12]}) on {endpoint}")
+        lines += [f"  note: {w}" for w in o.warnings]
+    return "\n".join(lines) or "nothing to restore"
+
+
+def restore_to_lxd(c: Any, repo: Repository, *, backup_id: str | None, run: str | None, as_name: str | None,
+                   project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
+                   connection: Any) -> None:
+    """The ``--to-lxd`` branch of ``dedupe restore``."""
+    from dedupe.cli import _warn_exit
+    if run is not None and (as_name or with_deps or recover):
+        raise click.UsageError("--as, --with-deps and --recover go with a backup ID, not --run")
+    opts = RestoreOptions(as_name=as_name, project=project, pool=pool, force=force, with_deps=with_deps)
+    info = None
+    if backup_id is not None:
+        info = api.get_backup(repo, backup_id)
+        lxd_meta(info)  # not an LXD backup: say so before connecting
+    failures = None
+    with connect(connection) as client:
+        endpoint = client.endpoint
+        if info is None:
+            assert run is not None
+            result = restore_run(repo, client, run, opts, c.progress())
+            objects, failures = result.objects, result
+        elif recover:
+            objects = recover_instance(repo, client, info, opts)
+        else:
+            objects = restore_backup(repo, client, info, opts, c.progress())
+    c.out({"restored": [o.to_json() for o in objects]}, lambda: _restored_text(objects, endpoint))
+    if failures is not None:
+        failures.raise_for_failures()
+    if recover:
+        _warn_exit(c, [w for o in objects for w in o.warnings], "restore")

@@ -111,10 +111,12 @@ def _others(storage: Storage, own: str | None) -> Iterator[tuple[str, lock.LockR
         yield name, rec
 
 
-def _conflicts(storage: Storage, own: str, exclusive: bool) -> list[str]:
+def _conflicts(storage: Storage, own: str, exclusive: bool, also_own: str | None = None) -> list[str]:
     """Live locks that conflict with ours; stale ones are removed on the way."""
     found = []
     for name, rec in _others(storage, own):
+        if name == also_own:
+            continue
         if rec is not None and is_stale(rec):
             storage.delete(layout.lock_path(name))
             continue
@@ -124,8 +126,11 @@ def _conflicts(storage: Storage, own: str, exclusive: bool) -> list[str]:
     return found
 
 
-def acquire(storage: Storage, *, exclusive: bool, purpose: str, wait_s: float = 0.0) -> Lock:
-    """Take a lock, waiting up to ``wait_s`` seconds for conflicting ones to go."""
+def acquire(storage: Storage, *, exclusive: bool, purpose: str, wait_s: float = 0.0,
+            also_own: str | None = None) -> Lock:
+    """Take a lock, waiting up to ``wait_s`` seconds for conflicting ones to go.
+    ``also_own`` names a lock the caller already holds: it does not conflict (gc
+    upgrades its shared maintenance lock to an exclusive one this way)."""
     deadline = time.monotonic() + wait_s
     delay = 0.1
     while True:
@@ -135,7 +140,7 @@ def acquire(storage: Storage, *, exclusive: bool, purpose: str, wait_s: float = 
                               time_ns=time.time_ns(), purpose=purpose)
         # Write first, then look: two racing writers each see the other and back off (section 10.2).
         storage.create(layout.lock_path(name), lock.encode(rec))
-        conflicts = _conflicts(storage, name, exclusive)
+        conflicts = _conflicts(storage, name, exclusive, also_own)
         if not conflicts:
             return Lock(storage, name, rec)
         storage.delete(layout.lock_path(name))

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from dedupe.errors import DedupeError
+from dedupe.gc import GcOptions, GcReport, collect, maintenance_lock, require_sound
 from dedupe.repository import Repository
-from repo_format import manifest
+from repo_format import layout, manifest
 
 PROTECT_DIR = "protect"
 
@@ -267,7 +268,7 @@ def forget(repo: Repository, ids: Iterable[str]) -> list[str]:
         if bid in prot:
             raise BackupProtected(f"backup {bid[:12]} is protected; 'dedupe unprotect {bid[:12]}' first")
     for bid in ids:
-        repo.storage.delete(f"manifests/{bid}")
+        repo.storage.delete(layout.manifest_path(bid))
     return ids
 
 
@@ -277,3 +278,49 @@ def set_protected(repo: Repository, backup_id: str, protected: bool) -> None:
         repo.storage.put(protect_path(backup_id), b"")
     else:
         repo.storage.delete(protect_path(backup_id))
+
+
+# -- the operations (each under the maintenance lock) -----------------------------------------
+
+@dataclass
+class PruneResult:
+    plan: PrunePlan
+    removed: list[str]
+    gc: GcReport | None
+    dry_run: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {"dry_run": self.dry_run, "backups": self.plan.to_json(), "removed": self.removed,
+                "gc": self.gc.to_json() if self.gc is not None else None}
+
+
+def run_prune(repo: Repository, policy: Policy, patterns: list[str], *, dry_run: bool = False,
+              force: bool = False, gc_options: GcOptions | None = None, lock_wait_s: float = 60.0) -> PruneResult:
+    """Apply ``policy`` to the groups ``patterns`` select, then gc (unless
+    ``gc_options`` is None). Refuses a repository that fails its structure check."""
+    with maintenance_lock(repo.storage, "prune", lock_wait_s) as held:
+        require_sound(repo)
+        p = plan([b for b, _ in load_backups(repo)], policy, patterns, force)
+        if dry_run:
+            return PruneResult(p, p.remove, None, True)
+        removed = forget(repo, p.remove)
+        report = collect(repo, held, gc_options) if gc_options is not None else None
+        return PruneResult(p, removed, report, False)
+
+
+def run_forget(repo: Repository, id_prefixes: list[str], lock_wait_s: float = 60.0) -> list[str]:
+    with maintenance_lock(repo.storage, "forget", lock_wait_s):
+        return forget(repo, [repo.resolve_backup_id(p) for p in id_prefixes])
+
+
+def run_protect(repo: Repository, id_prefix: str, protected: bool, lock_wait_s: float = 60.0) -> str:
+    with maintenance_lock(repo.storage, "protect", lock_wait_s):
+        bid = repo.resolve_backup_id(id_prefix)
+        set_protected(repo, bid, protected)
+        return bid
+
+
+def run_gc(repo: Repository, options: GcOptions | None = None, lock_wait_s: float = 60.0) -> GcReport:
+    with maintenance_lock(repo.storage, "gc", lock_wait_s) as held:
+        require_sound(repo)
+        return collect(repo, held, options)

@@ -5,11 +5,12 @@ Implements the reader side of FORMAT.md sections 3, 4, 7 and 12 (read ordering).
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple, TypeVar
 
 from dedupe.errors import DedupeError
 from dedupe.storage import ObjectNotFound, Storage
@@ -17,6 +18,9 @@ from dedupe.storage.local import LocalStorage
 from repo_format import blob, config, crypto, index, keys, layout, manifest, pack
 from repo_format.errors import FormatError, UnsupportedVersionError
 from repo_format.ids import ID_KEY_LEN, chunk_id, object_name
+
+
+T = TypeVar("T")
 
 
 class RepositoryNotFound(DedupeError):
@@ -104,6 +108,7 @@ class Repository:
         self._pack_numbers: dict[str, int] = {}
         self.packs: dict[str, PackInfo] = {}
         self.segments: list[str] = []
+        self._listed: frozenset[str] = frozenset()  # segment names present at the last reload_index
 
     # -- create / open -------------------------------------------------------------
 
@@ -186,16 +191,19 @@ class Repository:
 
     # -- index ------------------------------------------------------------------------
 
-    def load_segment(self, name: str) -> index.IndexSegment:
-        path = layout.index_path(name)
-        data = self.storage.get(path)
+    def _decode_named(self, data: bytes, name: str, path: str, kind: str, decode: Callable[..., T]) -> T:
+        """Check a content-named object against its name, then decode it."""
         what = f"{self.storage.location}/{path}"
         if object_name(data) != name:
-            raise CorruptObject(f"{what}: content does not match its name (damaged index segment)")
+            raise CorruptObject(f"{what}: content does not match its name (damaged {kind})")
         try:
-            return index.decode(data, what, self.cipher, self._ctx)
+            return decode(data, what, self.cipher, self._ctx)
         except FormatError as e:
             raise wrap_format_error(e) from None
+
+    def load_segment(self, name: str) -> index.IndexSegment:
+        path = layout.index_path(name)
+        return self._decode_named(self.storage.get(path), name, path, "index segment", index.decode)
 
     def reload_index(self, on_error: Callable[[str, DedupeError], None] | None = None) -> None:
         """Load every index segment (FORMAT.md section 7.3): segments superseded by
@@ -206,6 +214,7 @@ class Repository:
         self._pack_numbers.clear()
         self.packs.clear()
         names = [n.rsplit("/", 1)[-1] for n, _ in self.storage.list(layout.INDEX_DIR)]
+        self._listed = frozenset(names)
         segments = {}
         for name in names:
             try:
@@ -220,6 +229,21 @@ class Repository:
         self.segments = sorted(n for n in segments if n not in superseded)
         for name in self.segments:
             self.add_segment(segments[name])
+
+    def refresh_index(self) -> None:
+        """Reload the index if the set of segments changed since it was loaded. Call it
+        after taking a lock: a gc that ran in between replaced segments and deleted packs
+        (FORMAT.md section 15)."""
+        if frozenset(n.rsplit("/", 1)[-1] for n, _ in self.storage.list(layout.INDEX_DIR)) != self._listed:
+            self.reload_index()
+
+    def without_index(self) -> Repository:
+        """This repository (storage, config, keys) with an empty index, for callers that
+        load only the part of the index they need (gc keeps memory per chunk small)."""
+        view = copy.copy(self)
+        view._index, view._pack_names, view._pack_numbers, view.packs, view.segments = {}, [], {}, {}, []
+        view._listed = frozenset()
+        return view
 
     def add_segment(self, seg: index.IndexSegment) -> None:
         for rec in seg.packs:
@@ -327,17 +351,11 @@ class Repository:
 
     def load_manifest(self, name: str) -> manifest.Manifest:
         path = layout.manifest_path(name)
-        what = f"{self.storage.location}/{path}"
         try:
             data = self.storage.get(path)
         except ObjectNotFound:
             raise BackupNotFound(f"backup {name[:12]} not found in {self.storage.location}") from None
-        if object_name(data) != name:
-            raise CorruptObject(f"{what}: content does not match its name (damaged manifest)")
-        try:
-            return manifest.decode(data, what, self.cipher, self._ctx)
-        except FormatError as e:
-            raise wrap_format_error(e) from None
+        return self._decode_named(data, name, path, "manifest", manifest.decode)
 
     def resolve_backup_id(self, prefix: str) -> str:
         prefix = prefix.strip().lower()

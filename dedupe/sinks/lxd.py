@@ -188,39 +188,39 @@ def yaml_scalar(value: str) -> str:
 def rewrite_yaml(text: bytes, changes: YamlChanges) -> bytes:
     """Replace the scalar value of the mapping keys at the given key paths, line by
     line, leaving every other byte as LXD wrote it (a YAML library would rewrite its
-    timestamps in a form LXD refuses: lxd-facts.md 2.3). List items are never matched."""
+    timestamps in a form LXD refuses: lxd-facts.md 2.3). Keys inside list items never
+    match (their path holds a ``-``)."""
     out: list[bytes] = []
-    stack: list[tuple[int, str]] = []
+    stack: list[tuple[int, str]] = []  # (indent, key or "-") of the enclosing lines
     for raw in text.split(b"\n"):
         line = raw.decode("utf-8", "surrogateescape")
-        indent = len(line) - len(line.lstrip(" "))
-        if line.strip():
+        body = line.lstrip(" ")
+        indent = len(line) - len(body)
+        if body.startswith("- ") or body == "-":  # a list item: may sit at its key's indent
+            while stack and (stack[-1][0] > indent or stack[-1] == (indent, "-")):
+                stack.pop()
+            stack.append((indent, "-"))
+        elif body and not body.startswith("#"):
             while stack and stack[-1][0] >= indent:
                 stack.pop()
-        m = _KEY_LINE.match(line)
-        if m is None:
-            if line.lstrip(" ").startswith("- "):
-                stack.append((indent, "-"))  # keys inside a list item never match
-            out.append(raw)
-            continue
-        path = (*(k for _, k in stack), m.group(2))
-        stack.append((indent, m.group(2)))
-        if path in changes and m.group(3) is not None:
-            line = f"{m.group(1)}{m.group(2)}: {yaml_scalar(changes[path])}"
-            raw = line.encode("utf-8", "surrogateescape")
+            m = _KEY_LINE.match(line)
+            if m is not None:
+                path = (*(k for _, k in stack), m.group(2))
+                stack.append((indent, m.group(2)))
+                if path in changes and m.group(3) is not None:
+                    raw = f"{m.group(1)}{m.group(2)}: {yaml_scalar(changes[path])}".encode("utf-8", "surrogateescape")
         out.append(raw)
     return b"\n".join(out)
 
 
 def yaml_changes(path: str, name: str | None, project: str | None) -> YamlChanges | None:
     """What to change in the tar member ``path`` of an instance backup so that it names
-    instance ``name`` in ``project`` (None: unchanged); None when nothing is to change."""
+    instance ``name`` in ``project`` (either None: unchanged); None for other members."""
     fields = {k: v for k, v in (("name", name), ("project", project)) if v is not None}
     if not fields:
         return None
-    if path == "backup/index.yaml":
-        changes = {(s, "container" if s == "config" else s, k): v for s in ("config",) for k, v in fields.items()}
-        changes.update({("config", "volume", k): v for k, v in fields.items()})
+    if path == "backup/index.yaml":  # the instance and volume records below config:, and name:
+        changes = {("config", section, k): v for section in ("container", "volume") for k, v in fields.items()}
         if name is not None:
             changes[("name",)] = name
         return changes
@@ -494,19 +494,19 @@ class _Restore:
         pool = self.opts.pool or str(meta.get("pool") or "")
         networks = sorted({str(d["network"]) for d in (record.get("expanded_devices") or {}).values()
                            if d.get("type") == "nic" and d.get("network")})
-        needed: list[tuple[str, str | None, str, list[str | None]]] = [
-            ("project", None, project, [src]),
-            *([("storage-pool", None, pool, [pool])] if pool else []),
-            *[("network", project, n, [src, "default"]) for n in networks],
-            *[("profile", project, p, [src, "default"]) for p in record.get("profiles") or []],
+        # (kind, target project, target name, where the record may be in the run)
+        needed: list[tuple[str, str | None, str, list[tuple[str, str | None, str]]]] = [
+            ("project", None, project, [("project", None, src)]),
+            *([("storage-pool", None, pool, [("storage-pool", None, pool)])] if pool else []),
+            *[("network", project, n, [("network", s, n) for s in (src, "default")]) for n in networks],
+            *[("profile", project, p, [("profile", s, p) for s in (src, "default")])
+              for p in record.get("profiles") or []],
         ]
         done: list[RestoredObject] = []
-        for kind, target_project, name, sources in needed:
+        for kind, target_project, name, keys in needed:
             if _exists(lambda: _RECORDS[kind].get(c, name, target_project)) is not None:
                 continue
-            source_name = sources[0] if kind == "project" else name
-            found = next((records[(kind, s if kind not in GLOBAL_KINDS else None, source_name)] for s in sources
-                          if (kind, s if kind not in GLOBAL_KINDS else None, source_name) in records), None)
+            found = next((records[k] for k in keys if k in records), None)
             if found is None:
                 raise LXDRestoreError(f"{kind} {name!r} needed by instance {meta['name']!r} is missing on "
                                       f"{c.endpoint} and not in run {info.manifest.run[:12]}")
@@ -574,7 +574,10 @@ def restore_run(repo: Repository, client: LXDClient, run_prefix: str, opts: Rest
     if opts.as_name or opts.with_deps:
         raise ValueError("--as and --with-deps go with a single backup, not a run")
     run, backups = find_run(repo, run_prefix)
-    projects = sorted({str(lxd_meta(b).get("project")) for b in backups if lxd_meta(b)["kind"] not in GLOBAL_KINDS})
+    # the run's projects: its project records (a project's run also holds the default
+    # project's profiles it uses), else the projects of what it holds
+    projects = sorted({str(lxd_meta(b)["name"]) for b in backups if lxd_meta(b)["kind"] == "project"}
+                      or {str(lxd_meta(b).get("project")) for b in backups if lxd_meta(b)["kind"] not in GLOBAL_KINDS})
     if opts.project and len(projects) > 1:
         raise LXDRestoreError(f"run {run[:12]} holds projects {', '.join(projects)}: --project maps one project "
                               "onto another; restore them one by one")
@@ -630,7 +633,7 @@ def _recover_entries(entries: Iterable[tuple[Entry, DataSource]], dirname: str,
         changes = changes_for(entry.path) if entry.type == FILE and data is not None else None
         if changes and data is not None:
             content = rewrite_yaml(b"".join(data()), changes)
-            entry = entry.replace(size=len(content), chunks=[(b"", len(content))])
+            entry = entry.replace(size=len(content))
             data = lambda content=content: iter([content])  # noqa: E731
         link = pool_path(entry.link, dirname) if entry.type == HARDLINK else None
         yield entry.replace(path=target, link=link or entry.link), data

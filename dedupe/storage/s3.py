@@ -126,6 +126,7 @@ class S3Storage:
         self.max_attempts = max_attempts or int(os.environ.get(ATTEMPTS_ENV) or DEFAULT_ATTEMPTS)
         self.multipart_threshold = multipart_threshold
         self.part_size = max(part_size, MIN_PART_SIZE)
+        self.page_size = 1000  # keys per listing request (S3's maximum)
         self.requests: Counter[str] = Counter()  # HTTP requests sent, by operation (retries included)
         self._count_lock = threading.Lock()
         self.client = client or self._make_client()
@@ -360,7 +361,7 @@ class S3Storage:
         pre = self._key(prefix.strip("/") + "/") if prefix.strip("/") else self._root
         token: str | None = None
         while True:
-            args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": pre}
+            args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": pre, "MaxKeys": self.page_size}
             if token:
                 args["ContinuationToken"] = token
             page = self._call("list", prefix, lambda a=args: self.client.list_objects_v2(**a))
@@ -383,8 +384,8 @@ class S3Storage:
         if not self._call("open bucket", "", self._bucket_exists):
             self._call("create bucket", "", lambda: self.client.create_bucket(Bucket=self.bucket))
         for name, _size in self.list(""):
-            raise PrefixNotEmpty(f"{self.location}: holds objects already ({name}); "
-                                 f"choose an empty bucket or prefix")
+            what = "is a dedupe repository already" if name == "config" else f"holds objects already ({name})"
+            raise PrefixNotEmpty(f"{self.location}: {what}; choose an empty bucket or prefix")
         probe = f".init-probe-{os.urandom(8).hex()}.tmp"  # garbage by FORMAT.md section 3 if left behind
         try:
             self.create(probe, b"1")

@@ -5,15 +5,18 @@ non-root run skips, and a local root run starts one with the script (once).
 ``lxd_project``: a fresh project ``dedupe-test-<random>`` whose instances, volumes,
 profiles and the project itself are deleted afterwards; ``lxd_project.container()``
 makes a started container from the ``tiny`` image holding files of every type, with a
-snapshot.
+snapshot. ``scratch_project``: a project name for a restore to create, cleaned up.
+``https_remote``: the same daemon over HTTPS with a trusted client certificate.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import secrets
+import socket
 import stat
 import subprocess
 import time
@@ -22,8 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from dedupe.sources.lxd import LXDClient, LXDError, LXDPermissionDenied, LXDUnreachable
+from dedupe.sources.lxd import LXDClient, LXDError, LXDNotFound, LXDPermissionDenied, LXDUnreachable
 
 REPO = Path(__file__).resolve().parents[2]
 SETUP_SCRIPT = REPO / "scripts" / "lxd-test-server.sh"
@@ -225,8 +232,10 @@ class LXDTestProject:
 
 
 def _delete_everything(lxd: LXDClient, project: str) -> None:
-    """Empty the project (instances, custom volumes, profiles) and delete it. Images are
-    left alone: with features.images=false the listing shows the default project's."""
+    """Empty the project (instances, custom volumes, profiles, and its own images and
+    network ACLs) and delete it. A project that shares the default project's images
+    (features.images=false) lists those: they are left alone."""
+    features = lxd.project_record(project).get("config") or {}
     for inst in lxd.instances(project):
         if inst.get("status") != "Stopped":
             lxd.stop(inst["name"], force=True, project=project)
@@ -237,7 +246,27 @@ def _delete_everything(lxd: LXDClient, project: str) -> None:
     for pool in lxd.storage_pools():
         for vol in lxd.custom_volumes(pool["name"], project):
             lxd.delete_custom_volume(pool["name"], vol["name"], project=project)
+    if features.get("features.images") == "true":
+        for image in lxd.images(project):
+            lxd.delete_image(image["fingerprint"], project=project)
+    if features.get("features.networks") == "true":
+        for acl in lxd.network_acls(project):
+            lxd.delete_network_acl(acl["name"], project=project)
     lxd.delete_project(project)
+
+
+def delete_project_if_there(lxd: LXDClient, name: str) -> None:
+    """``_delete_everything``, tolerating a project that is not there (or vanishes)."""
+    for attempt in range(3):
+        if not any(p["name"] == name for p in lxd.projects()):
+            return
+        try:
+            _delete_everything(lxd, name)
+            return
+        except LXDError:
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture
@@ -266,13 +295,84 @@ def lxd_project(lxd: LXDClient) -> Iterator[LXDTestProject]:
         yield LXDTestProject(name, client, lxd)
         client.close()
     finally:
-        for attempt in range(3):
-            try:
-                _delete_everything(lxd, name)
-                break
-            except LXDError:
-                if not any(p["name"] == name for p in lxd.projects()):
-                    break
-                if attempt == 2:
-                    raise
-                time.sleep(0.5)
+        delete_project_if_there(lxd, name)
+
+
+@pytest.fixture
+def scratch_project(lxd: LXDClient) -> Iterator[str]:
+    """The name of a project that does not exist yet (a restore may create it); it is
+    emptied and deleted afterwards."""
+    name = f"dedupe-test-{secrets.token_hex(4)}"
+    yield name
+    delete_project_if_there(lxd, name)
+
+
+# --------------------------------------------------------------------------------------
+# A second endpoint: the same daemon over HTTPS with a trusted client certificate
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_cert(cn: str, directory: Path) -> tuple[Path, Path, str]:
+    """A self-signed client certificate: (cert path, key path, PEM)."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA384())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    cert_path, key_path = directory / f"{cn}.crt", directory / f"{cn}.key"
+    cert_path.write_bytes(pem)
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path, pem.decode()
+
+
+@dataclass
+class HTTPSRemote:
+    url: str
+    cert: Path
+    key: Path
+    server_cert: Path
+
+    def options(self) -> list[str]:
+        """The command-line options that reach it."""
+        return ["--remote", self.url, "--cert", str(self.cert), "--key", str(self.key),
+                "--server-cert", str(self.server_cert)]
+
+
+@pytest.fixture
+def https_remote(lxd: LXDClient, tmp_path: Path) -> Iterator[HTTPSRemote]:
+    """The daemon listening on 127.0.0.1:<free port> and trusting a fresh client
+    certificate; both undone afterwards."""
+    assert lxd.socket_path is not None
+    old_address = lxd.server_config().get("core.https_address", "")
+    port = free_port()
+    cert, key, pem = make_cert(f"dedupe-test-{secrets.token_hex(3)}", tmp_path)
+    fingerprint = ""
+    try:
+        lxd.patch_server_config({"core.https_address": f"127.0.0.1:{port}"})
+        fingerprint = lxd.add_certificate(pem, name=cert.stem)
+        yield HTTPSRemote(f"https://127.0.0.1:{port}", cert, key, lxd.socket_path.parent / "server.crt")
+    finally:
+        if fingerprint:
+            with contextlib.suppress(LXDNotFound):
+                lxd.delete_certificate(fingerprint)
+        lxd.patch_server_config({"core.https_address": old_address})

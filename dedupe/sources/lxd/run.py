@@ -86,9 +86,10 @@ class LXDSelection:
     default: everything, except that instance names narrow it to instances and config
     records, and that the database dumps come only with runs over all projects on the
     local socket (``/internal/sql`` is not served over HTTPS). Config records of a
-    single-project run are the project's own records, its project record and the
-    storage pools (needed to restore it onto an empty server), but not the server
-    config. ``instance_only`` leaves the snapshots of instances and volumes out.
+    single-project run are its project record, the profiles, networks and ACLs it uses
+    (its own, or the default project's when it shares them) and the storage pools
+    (what restoring it onto an empty server needs), but not the server config.
+    ``instance_only`` leaves the snapshots of instances and volumes out.
     """
 
     names: tuple[str, ...] = ()
@@ -331,18 +332,21 @@ def _plan(client: LXDClient, sel: LXDSelection, kinds: frozenset[str]) -> tuple[
     jobs: list[_Job] = []
     missing: list[LXDObjectResult] = []
 
-    def owned(feature: str) -> list[str]:
-        """The projects in scope that own their objects of this feature, once each."""
-        return sorted({o for p in projects if (o := owner_project(p, feature)) in scope})
+    def owned(feature: str, seen: bool = False) -> list[str]:
+        """The projects whose objects of this feature the projects in scope own (or,
+        with ``seen``, use: the default project's when they share them), once each."""
+        return sorted({o for p in projects if (o := owner_project(p, feature)) in scope or seen})
 
     if "config" in kinds:
         if sel.project is None:
             jobs.append(_record_job("server-config", None, "", client.server_config()))
         jobs += [_record_job("storage-pool", None, p["name"], p) for p in client.storage_pools()]
         jobs += [_record_job("project", None, p["name"], p) for p in projects]
-        for proj in owned("profiles"):
+        # records are small: a project's run keeps the default project's profiles and
+        # networks it uses, so that it can be restored onto an empty server
+        for proj in owned("profiles", seen=True):
             jobs += [_record_job("profile", proj, r["name"], r) for r in client.profiles(proj)]
-        for proj in owned("networks"):
+        for proj in owned("networks", seen=True):
             jobs += [_record_job("network", proj, r["name"], r) for r in client.networks(proj)]
             jobs += [_record_job("network-acl", proj, r["name"], r) for r in client.network_acls(proj)]
     if "database" in kinds:
