@@ -113,19 +113,19 @@ def restore_to_lxd(c: Any, repo: Repository, *, backup_id: str | None, run: str 
     if backup_id is not None:
         info = api.get_backup(repo, backup_id)
         lxd_meta(info)  # not an LXD backup: say so before connecting
-    failures = None
+    whole_run = None
     with connect(connection) as client:
         endpoint = client.endpoint
         if info is None:
             assert run is not None
-            result = restore_run(repo, client, run, opts, c.progress())
-            objects, failures = result.objects, result
+            whole_run = restore_run(repo, client, run, opts, c.progress())
+            objects = whole_run.objects
         elif recover:
             objects = recover_instance(repo, client, info, opts)
         else:
             objects = restore_backup(repo, client, info, opts, c.progress())
     c.out({"restored": [o.to_json() for o in objects]}, lambda: _restored_text(objects, endpoint))
-    if failures is not None:
-        failures.raise_for_failures()
+    if whole_run is not None:
+        whole_run.raise_for_failures()
     if recover:
         _warn_exit(c, [w for o in objects for w in o.warnings], "restore")

@@ -1,9 +1,155 @@
-"""Maintenance commands: prune, forget, protect, gc, stats (being written)."""
+"""Maintenance commands: prune, forget, protect, unprotect, gc, stats (thin wrappers)."""
 
 from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 
+def _percent(value: str) -> float:
+    """``5%`` or ``5`` (percent), as a fraction."""
+    try:
+        f = float(value.strip().rstrip("%"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a percentage (e.g. 5%)") from None
+    if not 0 <= f <= 100:
+        raise click.BadParameter(f"{value!r} is not between 0% and 100%")
+    return f / 100
+
+
+def _when(time_ns: int) -> str:
+    return dt.datetime.fromtimestamp(time_ns / 1e9).strftime("%Y-%m-%d %H:%M")
+
+
+def _gc_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--max-unused", default="5%", show_default=True, metavar="PERCENT",
+                        help="Rewrite partly used packs until at most this much of the stored data is unused.")(f)
+
+
+def _gc_text(r: Any, human: Callable[[int], str]) -> str:
+    verb = "would free" if r.dry_run else "freed"
+    return (f"gc {verb} {human(r.freed)}: {r.packs_deleted} pack(s) removed ({r.packs_repacked} rewritten into "
+            f"{r.packs_written}), {r.packs_after} left ({human(r.bytes_after)}, {human(r.unused_bytes_after)} unused)"
+            + (f"; kept {r.packs_kept_for_new_backups} pack(s) for backups made meanwhile"
+               if r.packs_kept_for_new_backups else ""))
+
+
 def register(main: click.Group, backup: click.Group) -> None:
     """Add the maintenance commands to ``main``."""
+    from dedupe import prune as engine
+    from dedupe import stats as stats_engine
+    from dedupe.cli import _ctx, common, human
+    from dedupe.gc import GcOptions
+
+    def _decision_lines(plan: Any) -> list[str]:
+        lines, group = [], None
+        for d in plan.decisions:
+            if d.backup.group != group:
+                group = d.backup.group
+                lines.append(f"{group}:")
+            why = ", ".join(d.reasons)
+            lines.append(f"  {'keep  ' if d.keep else 'remove'}  {d.backup.id[:12]}  {_when(d.backup.time_ns)}"
+                         + (f"  {why}" if why else ""))
+        return lines
+
+    @main.command("prune")
+    @click.option("--keep-last", type=int, default=None, metavar="N", help="Keep the N newest backups.")
+    @click.option("--keep-hourly", type=int, default=None, metavar="N", help="Keep the newest backup of each of the last N hours that have one.")
+    @click.option("--keep-daily", type=int, default=None, metavar="N", help="... of each of the last N days that have one.")
+    @click.option("--keep-weekly", type=int, default=None, metavar="N", help="... of each of the last N ISO weeks.")
+    @click.option("--keep-monthly", type=int, default=None, metavar="N", help="... of each of the last N months.")
+    @click.option("--keep-yearly", type=int, default=None, metavar="N", help="... of each of the last N years.")
+    @click.option("--keep-within", metavar="DURATION",
+                  help="Keep every backup newer than DURATION (1y2m3w4d5h) before the group's newest.")
+    @click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN",
+                  help="Only groups matching this glob (repeatable; default: every group).")
+    @click.option("--dry-run", "-n", is_flag=True, help="Show what would be kept and removed; change nothing.")
+    @click.option("--force", is_flag=True, help="Allow removing every backup of a group.")
+    @click.option("--no-gc", is_flag=True, help="Only remove the backups; free their space with a later 'gc'.")
+    @_gc_options
+    @common
+    def prune_cmd(keep_last: int | None, keep_hourly: int | None, keep_daily: int | None,
+                  keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None, groups: tuple[str, ...], dry_run: bool, force: bool,
+                  no_gc: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+        """Remove backups that no retention rule keeps, per group, then free their space."""
+        policy = engine.Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
+                               monthly=keep_monthly, yearly=keep_yearly,
+                               within=engine.parse_duration(keep_within) if keep_within is not None else None)
+        options = None if no_gc else GcOptions(max_unused=_percent(max_unused))
+        c = _ctx(repo, as_json, quiet)
+        res = engine.run_prune(c.open(), policy, list(groups), dry_run=dry_run, force=force, gc_options=options)
+
+        def text() -> str:
+            lines = _decision_lines(res.plan) if dry_run else []
+            n, total = len(res.removed), len(res.plan.decisions)
+            lines.append(f"{'would remove' if dry_run else 'removed'} {n} of {total} backup(s) ({policy.describe()})")
+            if res.gc is not None:
+                lines.append(_gc_text(res.gc, human))
+            elif not dry_run and n:
+                lines.append("their space is freed by the next 'dedupe gc'")
+            return "\n".join(lines)
+
+        c.out(res.to_json(), text)
+
+    @main.command("forget")
+    @click.argument("backup_ids", nargs=-1, required=True, metavar="ID...")
+    @common
+    def forget_cmd(backup_ids: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+        """Remove chosen backups (their data is freed by the next 'gc')."""
+        c = _ctx(repo, as_json, quiet)
+        removed = engine.run_forget(c.open(), list(backup_ids))
+        c.out({"removed": removed},
+              lambda: f"removed {len(removed)} backup(s): {' '.join(b[:12] for b in removed)}; "
+                      f"'dedupe gc' frees their space")
+
+    def _protect_command(name: str, protected: bool, doc: str) -> None:
+        @main.command(name, help=doc)
+        @click.argument("backup_id", metavar="ID")
+        @common
+        def cmd(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+            c = _ctx(repo, as_json, quiet)
+            bid = engine.run_protect(c.open(), backup_id, protected)
+            c.out({"id": bid, "protected": protected},
+                  lambda: f"backup {bid[:12]} is {'protected' if protected else 'no longer protected'}")
+
+    _protect_command("protect", True, "Protect a backup: no prune or forget removes it.")
+    _protect_command("unprotect", False, "Remove a backup's protection.")
+
+    @main.command("gc")
+    @click.option("--dry-run", "-n", is_flag=True, help="Show what would be freed; change nothing.")
+    @_gc_options
+    @common
+    def gc_cmd(dry_run: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+        """Free the space of data no backup references."""
+        c = _ctx(repo, as_json, quiet)
+        r = engine.run_gc(c.open(), GcOptions(max_unused=_percent(max_unused), dry_run=dry_run))
+        c.out(r.to_json(), lambda: _gc_text(r, human))
+
+    @main.command("stats")
+    @click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN", help="Only groups matching this glob.")
+    @common
+    def stats_cmd(groups: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+        """Space per group, per backup and in total: original, deduplicated, stored."""
+        c = _ctx(repo, as_json, quiet)
+        st = stats_engine.compute(c.open(), list(groups))
+
+        def row(label: str, u: Any) -> str:
+            return (f"{label:<40}  {u.backups:>7}  {human(u.original):>10}  {human(u.deduplicated):>10}  "
+                    f"{human(u.stored):>10}  {u.ratio:>6.1f}x")
+
+        def text() -> str:
+            lines = [f"{'GROUP':<40}  {'BACKUPS':>7}  {'ORIGINAL':>10}  {'DEDUP':>10}  {'STORED':>10}  {'RATIO':>7}"]
+            lines += [row(g, u) for g, u in sorted(st.groups.items())]
+            lines.append(row("total (all groups)", st.total))
+            lines.append(f"repository: {human(st.repository_bytes)} in packs, "
+                         f"{human(st.unreferenced_bytes)} referenced by no backup")
+            lines.append("")
+            lines.append(f"{'ID':<12}  {'TIME':<16}  {'ORIGINAL':>10}  {'ONLY HERE':>10}  {'FREES':>10}  GROUP")
+            lines += [f"{b.id[:12]:<12}  {_when(b.time_ns):<16}  {human(b.original):>10}  {human(b.unique_bytes):>10}  "
+                      f"{human(b.unique_stored):>10}  {b.group}" for b in st.backups]
+            return "\n".join(lines)
+
+        c.out(st.to_json(), text)

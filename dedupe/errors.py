@@ -19,6 +19,7 @@ Exit codes (README, "Exit codes", repeats this table):
 | 50-59 | directories: unreadable source, unsafe or failed restore |
 | 60-69 | LXD: unreachable, refused, operation failed, partial run |
 | 70-79 | sources: input file missing or unreadable |
+| 80-89 | retention and gc: bad policy, would remove a whole group, damaged repository, protected |
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ ones, and only then deletes packs no segment lists, the old segments, forgotten
 protection markers and ``.tmp`` leftovers older than an hour.
 
 Memory: the mark set holds an 8-byte prefix of each referenced chunk id (a prefix
-collision only keeps a chunk that could have gone); the index is read one segment
-at a time, and only the item-stream chunks are held in a lookup table.
+collision only keeps a chunk that could have gone; as a Python set of ints it costs
+about 70 bytes a chunk); the index is read one segment at a time, and only the
+item-stream chunks are held in a lookup table (benchmarks/RESULTS-gc.md).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import os
 import secrets
 import time
 from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Iterator
 
 from dedupe import locking
 from dedupe.check import check
@@ -36,7 +37,7 @@ from dedupe.restore import iter_items
 from dedupe.storage import ObjectNotFound, Storage
 from dedupe.storage.local import LocalStorage
 from dedupe.writer import DEFAULT_PACK_SIZE
-from repo_format import index, items, layout, lock, manifest, pack
+from repo_format import index, items, layout, lock, manifest
 from repo_format.errors import FormatError
 
 DEFAULT_MAX_UNUSED = 0.05  # restic's default --max-unused

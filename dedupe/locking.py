@@ -93,8 +93,14 @@ class Lock:
     def __enter__(self) -> Lock:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            self.release()
+        except DedupeError:
+            if exc_type is None:
+                raise
+            # An error is already on its way (say, the storage went away): it is the one to
+            # report; the lock left behind is stale once this process is gone.
 
 
 def _others(storage: Storage, own: str | None) -> Iterator[tuple[str, lock.LockRecord | None]]:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from dedupe.errors import DedupeError
 from dedupe.gc import GcOptions, GcReport, collect, maintenance_lock, require_sound
@@ -109,31 +109,40 @@ BUCKETS: dict[str, Callable[[dt.datetime], tuple[int, ...]]] = {
 }
 
 
+RULES = ("last", *BUCKETS)
+
+
 @dataclass(frozen=True)
 class Policy:
-    last: int = 0
-    hourly: int = 0
-    daily: int = 0
-    weekly: int = 0
-    monthly: int = 0
-    yearly: int = 0
+    """Counts of None are rules not given; 0 is a rule that keeps nothing."""
+
+    last: int | None = None
+    hourly: int | None = None
+    daily: int | None = None
+    weekly: int | None = None
+    monthly: int | None = None
+    yearly: int | None = None
     within: Duration | None = None
     tz: dt.tzinfo | None = None  # periods are in this time zone; None: the local one
 
     def __post_init__(self) -> None:
-        for name in ("last", *BUCKETS):
-            if getattr(self, name) < 0:
-                raise BadPolicy(f"--keep-{name} must not be negative (got {getattr(self, name)})")
+        for name in RULES:
+            n = getattr(self, name)
+            if n is not None and n < 0:
+                raise BadPolicy(f"--keep-{name} must not be negative (got {n})")
+
+    def count(self, rule: str) -> int:
+        return getattr(self, rule) or 0
 
     @property
-    def empty(self) -> bool:
-        return self.within is None and not any(getattr(self, n) for n in ("last", *BUCKETS))
+    def given(self) -> bool:
+        return self.within is not None or any(getattr(self, n) is not None for n in RULES)
 
     def describe(self) -> str:
-        parts = [f"{n} {getattr(self, n)}" for n in ("last", *BUCKETS) if getattr(self, n)]
+        parts = [f"{n} {getattr(self, n)}" for n in RULES if getattr(self, n) is not None]
         if self.within is not None:
             parts.append(f"within {self.within}")
-        return ", ".join(parts) or "nothing"
+        return ", ".join(parts) or "no rule"
 
 
 @dataclass(frozen=True)
@@ -166,11 +175,11 @@ def apply_policy(policy: Policy, backups: Iterable[Backup]) -> list[Decision]:
     for d in decisions:
         if d.backup.protected:
             d.reasons.append("protected")
-    for d in rated[:policy.last]:
+    for d in rated[:policy.count("last")]:
         d.reasons.append(f"last {policy.last}")
     tz = policy.tz
     for name, bucket in BUCKETS.items():
-        n = getattr(policy, name)
+        n = policy.count(name)
         if not n:
             continue
         last_key: tuple[int, ...] | None = None
@@ -186,7 +195,7 @@ def apply_policy(policy: Policy, backups: Iterable[Backup]) -> list[Decision]:
         if kept < n and rated and f"{name} {n}" not in rated[-1].reasons:
             rated[-1].reasons.append(f"{name} {n} (oldest)")
     if policy.within is not None and rated:
-        newest = dt.datetime.fromtimestamp(rated[0].backup.time_ns / 1e9, dt.timezone.utc)
+        newest = dt.datetime.fromtimestamp(rated[0].backup.time_ns / 1e9, dt.UTC)
         cutoff_ns = int(policy.within.before(newest).timestamp() * 1e9)
         for d in rated:
             if d.backup.time_ns > cutoff_ns or d is rated[0]:
@@ -246,7 +255,7 @@ class PrunePlan:
 
 
 def plan(backups: list[Backup], policy: Policy, patterns: list[str], force: bool = False) -> PrunePlan:
-    if policy.empty and not force:
+    if not policy.given:
         raise BadPolicy("no retention rule given: use --keep-last/-hourly/-daily/-weekly/-monthly/-yearly/-within "
                         "(or 'dedupe forget ID' to remove chosen backups)")
     groups = select_groups((b.group for b in backups), patterns)

@@ -11,7 +11,7 @@ import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, TypeVar
 
 from dedupe.errors import DedupeError
 from dedupe.progress import Progress, ProgressCallback
@@ -35,6 +35,7 @@ class WrongBackupKind(DedupeError):
 
 
 Batch = tuple[str, int, int, list[tuple[bytes, Location]]]
+T = TypeVar("T")
 
 
 def _batches(repo: Repository, refs: Iterable[tuple[bytes, int]]) -> Iterator[Batch]:
@@ -67,14 +68,14 @@ def _read_batch(repo: Repository, batch: Batch) -> list[bytes]:
     return out
 
 
-def read_chunks(repo: Repository, refs: Iterable[tuple[bytes, int]], workers: int | None = None) -> Iterator[bytes]:
-    """The plaintext of each ref, in order, each verified against its id."""
+def map_batches(read: Callable[[Batch], list[T]], batches: Iterable[Batch], workers: int | None = None) -> Iterator[T]:
+    """``read(batch)`` on worker threads, at most BATCHES_IN_FLIGHT ahead; results in order."""
     workers = workers or max(1, min(4, os.cpu_count() or 1))
-    queue: deque[Future[list[bytes]]] = deque()
+    queue: deque[Future[list[T]]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as pool:
         try:
-            for batch in _batches(repo, refs):
-                queue.append(pool.submit(_read_batch, repo, batch))
+            for batch in batches:
+                queue.append(pool.submit(read, batch))
                 while len(queue) >= BATCHES_IN_FLIGHT:
                     yield from queue.popleft().result()
             while queue:
@@ -82,6 +83,11 @@ def read_chunks(repo: Repository, refs: Iterable[tuple[bytes, int]], workers: in
         finally:
             for fut in queue:
                 fut.cancel()
+
+
+def read_chunks(repo: Repository, refs: Iterable[tuple[bytes, int]], workers: int | None = None) -> Iterator[bytes]:
+    """The plaintext of each ref, in order, each verified against its id."""
+    return map_batches(lambda batch: _read_batch(repo, batch), _batches(repo, refs), workers)
 
 
 def iter_items(repo: Repository, m: manifest.Manifest, what: str = "backup") -> Iterator[dict[str, Any]]:

@@ -50,7 +50,7 @@ class BackupUsage:
     unique_stored: int = 0  # their stored size: what removing this backup frees
 
     def to_json(self) -> dict[str, object]:
-        when = dt.datetime.fromtimestamp(self.time_ns / 1e9, dt.timezone.utc).isoformat(timespec="seconds")
+        when = dt.datetime.fromtimestamp(self.time_ns / 1e9, dt.UTC).isoformat(timespec="seconds")
         return {**asdict(self), "short_id": self.id[:12], "time": when}
 
 

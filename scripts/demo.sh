@@ -27,10 +27,13 @@ lxc exec demo -- sh -c 'mkdir -p /srv/data && for i in $(seq 1 200); do head -c 
 lxc snapshot demo snap0
 
 rm -rf "$REPO"
+# an encrypted repository (the default) takes its passphrase from the environment here
+export DEDUPE_PASSPHRASE=${DEDUPE_PASSPHRASE:-dedupe demo passphrase}
 $D init --repo "$REPO"
 backup() {
-  # the backup API with compression "none", streamed into the file-aligned tar path
-  lxc export demo - --compression none -q 2>/dev/null | $D backup tar "lxd/$PROJECT/instance/demo" - --repo "$REPO"
+  # everything in the project, one backup per object; the instance's export (compression
+  # "none") is streamed into the file-aligned tar path and deleted on the server afterwards
+  $D backup lxd --project "$PROJECT" --repo "$REPO"
 }
 say "night 1: first backup"
 backup
@@ -38,14 +41,14 @@ say "a day of work: 2% of the files change"
 lxc exec demo -- sh -c 'for i in 1 2 3 4; do head -c 20000 /dev/urandom > /srv/data/f$i; done; echo night two >> /srv/notes'
 say "night 2: second backup (only the changes are new)"
 backup
-$D list --repo "$REPO"
+$D list --repo "$REPO" --group "lxd/$PROJECT"
 
 say "check: every blob read, decompressed and verified"
 $D check --read-data --repo "$REPO"
 
-say "restore the latest backup under a new name"
-ID=$($D list --json --repo "$REPO" | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
-$D restore "$ID" --stdout --repo "$REPO" | lxc import - demo-restored
+say "restore the latest backup of the container under a new name, straight into LXD"
+ID=$($D list --json --repo "$REPO" --group "lxd/$PROJECT/instance/demo" | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+$D restore "$ID" --to-lxd --as demo-restored --project "$PROJECT" --repo "$REPO"
 lxc start demo-restored
 a=$(lxc exec demo -- sh -c 'cd /srv && find . -type f | sort | xargs md5sum' | md5sum)
 b=$(lxc exec demo-restored -- sh -c 'cd /srv && find . -type f | sort | xargs md5sum' | md5sum)

@@ -157,6 +157,10 @@ debug ms = 0
 debug mon = 1
 debug osd = 1
 debug rgw = 1
+# a killed gateway's watches on its control objects hold up the next gateway's metadata
+# changes (create bucket) until they time out: 30 s by default; the fault tests kill it
+osd client watch timeout = 6
+objecter tick interval = 1
 
 [mon]
 # each pool operation waits one paxos proposal: 1 s by default, 50 ms here

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from dedupe.repository import Repository
 from dedupe.storage.memory import MemoryStorage
-
-CLI = [sys.executable, "-m", "dedupe"]
-
-# Every repository the tests make is encrypted (the default) under this passphrase,
-# with a deliberately cheap key derivation so that each command starts fast.
-TEST_PASSPHRASE = "correct horse battery staple"
-os.environ.setdefault("DEDUPE_PASSPHRASE", TEST_PASSPHRASE)
-os.environ.setdefault("DEDUPE_INSECURE_TEST_KDF", "1")
+from dedupe_testing import CLI, TEST_PASSPHRASE, RunCli, assert_clean_error  # noqa: F401  (re-exported)
 
 
 @pytest.fixture
@@ -30,9 +21,6 @@ def mem_repo() -> Repository:
 @pytest.fixture
 def repo_path(tmp_path: Path) -> Path:
     return tmp_path / "repo"
-
-
-RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
 
 
 @pytest.fixture
@@ -49,15 +37,3 @@ def dedupe(repo_path: Path) -> RunCli:
         return p
 
     return run
-
-
-def assert_clean_error(p: subprocess.CompletedProcess[bytes], code: int, *words: str) -> None:
-    """A one-line error naming what went wrong, the right exit code, no traceback."""
-    err = p.stderr.decode()
-    assert p.returncode == code, f"exit {p.returncode}, wanted {code}: {err}"
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line, got: {err!r}"
-    assert lines[0].startswith("dedupe: "), lines[0]
-    for w in words:
-        assert w in lines[0], f"{w!r} not in {lines[0]!r}"

@@ -23,8 +23,9 @@ dropped instead (echo 3 > /proc/sys/vm/drop_caches).
 
 Compression: zstd level 3 for dedupe (its default) and borg (--compression zstd,3); restic's
 `auto` mode is zstd at klauspost/compress's SpeedDefault, which its authors equate to zstd
-level 3; restic cannot turn encryption off (AES-256-CTR + Poly1305), borg runs with
-`-e none`, dedupe writes unencrypted blobs. Chunker parameters are each tool's default.
+level 3. Encryption (--encryption): `none` (default) runs borg with `-e none` and dedupe with
+`--encryption none`; `on` runs borg with `-e repokey-blake2` and dedupe with aes-256-gcm.
+restic always encrypts (AES-256-CTR + Poly1305). Chunker parameters are each tool's default.
 
 Run make-corpus.py first. Uses only the standard library.
 """
@@ -55,6 +56,7 @@ DEFAULT_SCRATCH = Path("/var/tmp/dedupe-bench")
 DEFAULT_DEDUPE = Path("/work/main/.venv/bin/dedupe")
 DEFAULT_BORG = Path("/opt/borg/bin/borg")
 RESTIC_PASSWORD = "dedupe-bench-not-secret"
+PASSPHRASE = "dedupe-bench-not-secret"  # borg and dedupe with --encryption on
 TIME = "/usr/bin/time"
 SCENARIOS = ("stream", "tar", "dir")
 TOOLS = ("dedupe", "borg", "restic")
@@ -137,9 +139,10 @@ class Tool:
 
     name = "tool"
 
-    def __init__(self, exe: str, home: Path) -> None:
+    def __init__(self, exe: str, home: Path, encrypted: bool = False) -> None:
         self.exe = exe
         self.home = home
+        self.encrypted = encrypted
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -192,6 +195,7 @@ class Borg(Tool):
             "BORG_BASE_DIR": str(self.home / "home"),
             "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
             "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes",
+            "BORG_PASSPHRASE": PASSPHRASE,
         })
         return env
 
@@ -202,7 +206,9 @@ class Borg(Tool):
         return None if Path(self.exe).exists() else f"{self.exe} missing (run install-peers.sh)"
 
     def init(self, repo: Path) -> Cmd:
-        return Cmd([self.exe, "init", "-e", "none", str(repo)])
+        # repokey-blake2: AES-256-CTR + keyed BLAKE2b MAC, borg 1.4's fastest encrypted mode
+        mode = "repokey-blake2" if self.encrypted else "none"
+        return Cmd([self.exe, "init", "-e", mode, str(repo)])
 
     def backup_file(self, repo: Path, file: Path, name: str, kind: str) -> Cmd:
         return Cmd([self.exe, "create", "--compression", "zstd,3", f"{repo}::{name}", "-"],
@@ -222,8 +228,8 @@ class Borg(Tool):
 class Restic(Tool):
     name = "restic"
 
-    def __init__(self, exe: str, home: Path) -> None:
-        super().__init__(exe, home)
+    def __init__(self, exe: str, home: Path, encrypted: bool = False) -> None:
+        super().__init__(exe, home, encrypted)
         self._no_password: bool | None = None
 
     @property
@@ -277,9 +283,15 @@ class Restic(Tool):
 class Dedupe(Tool):
     name = "dedupe"
 
-    def __init__(self, exe: str, home: Path) -> None:
-        super().__init__(exe, home)
+    def __init__(self, exe: str, home: Path, encrypted: bool = False) -> None:
+        super().__init__(exe, home, encrypted)
         self._backup_help: str | None = None
+        self._init_help: str | None = None
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["DEDUPE_PASSPHRASE"] = PASSPHRASE
+        return env
 
     def version(self) -> str:
         return run_text([self.exe, "--version"], self.env()) or "unknown"
@@ -315,7 +327,12 @@ class Dedupe(Tool):
         return None
 
     def init(self, repo: Path) -> Cmd:
-        return Cmd([self.exe, "init", "--repo", str(repo)])
+        if self._init_help is None:
+            self._init_help = run_text([self.exe, "init", "--help"], self.env())
+        argv = [self.exe, "init", "--repo", str(repo)]
+        if "--encryption" in self._init_help:
+            argv += ["--encryption", "aes-256-gcm" if self.encrypted else "none"]
+        return Cmd(argv)
 
     def backup_file(self, repo: Path, file: Path, name: str, kind: str) -> Cmd:
         group = "bench" if kind == "stream" else "bench-tar"
@@ -785,6 +802,55 @@ def table(results: list[Result], scenario: str) -> str:
     return "\n".join(lines)
 
 
+def markdown(results: list[Result], scenarios: Sequence[str], meta: dict[str, object]) -> str:
+    """The tables as Markdown: time is the median run, "best" the fastest of the runs."""
+    out: list[str] = []
+    m = meta.get("machine", {})
+    assert isinstance(m, dict)
+    out.append(f"Run {meta.get('date')} on {m.get('nproc')} cores ({m.get('cpu')}), "
+               f"{m.get('mem_gib')} GiB, {m.get('os')}, kernel {m.get('kernel')}, "
+               f"scratch on {m.get('scratch_fs')}; cache {meta.get('cache')}; "
+               f"encryption {meta.get('encryption')}; repeat {meta.get('repeat')}.")
+    versions = meta.get("versions", {})
+    assert isinstance(versions, dict)
+    out.append("Versions: " + "; ".join(f"{k} `{v}`" for k, v in versions.items()) + ".")
+    for scenario in scenarios:
+        rows = [r for r in results if r.scenario == scenario]
+        if not rows:
+            continue
+        out += ["", f"### {scenario}", "",
+                "| step | tool | wall s (median) | wall s (best) | MB/s (median) | CPU s | "
+                "peak RSS MiB | others' CPU s | repo MiB | new MiB | cache MiB | note |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in rows:
+            if r.skipped:
+                out.append(f"| {r.step} | {r.tool} | skipped | | | | | | | | | {r.note} |")
+                continue
+            best = min(r.wall_runs) if r.wall_runs else None
+            rss = r.max_rss_kib / 1024 if r.max_rss_kib else None
+            out.append(
+                f"| {r.step} | {r.tool} | {fmt(r.wall_s, '.2f')} | {fmt(best, '.2f')} | "
+                f"{fmt(r.mb_s, '.0f')} | {fmt(r.cpu_s, '.1f')} | {fmt(rss, '.0f')} | "
+                f"{fmt(r.other_cpu_s, '.1f')} | {mib(r.repo_bytes)} | {mib(r.growth_bytes)} | "
+                f"{mib(r.cache_bytes)} | {'' if r.ok else 'FAILED '}{r.note.replace('|', '/')} |")
+        rr = [x for x in ratios(results) if x["scenario"] == scenario]
+        if rr:
+            out += ["", "| step | dedupe vs | throughput (peer time / dedupe time) | "
+                        "peak RSS (dedupe / peer) | stored (dedupe / peer) |",
+                    "|---|---|---:|---:|---:|"]
+            for x in rr:
+                out.append(f"| {x['step']} | {x['peer']} | {x.get('throughput_ratio', '-')} | "
+                           f"{x.get('rss_ratio', '-')} | {x.get('stored_ratio', '-')} |")
+    return "\n".join(out) + "\n"
+
+
+def load_results(path: Path) -> tuple[dict[str, object], list[Result]]:
+    doc = json.loads(path.read_text())
+    names = {f for f in Result.__dataclass_fields__}
+    results = [Result(**{k: v for k, v in r.items() if k in names}) for r in doc["results"]]
+    return doc["meta"], results
+
+
 def machine_info(scratch: Path) -> dict[str, object]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -830,6 +896,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="use a smaller corpus, this fraction of the full one (0.1 = ~100 MB "
                          "stream), built under CORPUS/scale-F on first use")
     ap.add_argument("--cold", action="store_true", help="drop the page cache before each timed run")
+    ap.add_argument("--encryption", choices=("none", "on"), default="none",
+                    help="none: borg -e none, dedupe --encryption none (restic always encrypts); "
+                         "on: borg -e repokey-blake2, dedupe aes-256-gcm, restic as always")
     ap.add_argument("--keep", action="store_true", help="keep restored files and trees")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each scenario N times on fresh repositories; report the median")
@@ -837,7 +906,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="before each timed run wait up to SECONDS for the rest of the machine "
                          "to use under 1/4 core (other sessions share it)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--markdown", type=Path, default=None, help="also write Markdown tables here")
+    ap.add_argument("--render", type=Path, default=None, metavar="JSON",
+                    help="run nothing: print the tables of an earlier --json file "
+                         "(and write --markdown)")
     args = ap.parse_args(argv)
+
+    if args.render is not None:
+        meta_r, results_r = load_results(args.render)
+        order = [s for s in SCENARIOS if any(r.scenario == s for r in results_r)]
+        for scenario in order:
+            print(table(results_r, scenario))
+            print()
+        if args.markdown:
+            args.markdown.write_text(markdown(results_r, order, meta_r))
+        return 0
 
     scratch: Path = args.scratch.resolve()
     if str(scratch).startswith("/work/"):
@@ -861,7 +944,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in [t for t in args.tools.split(",") if t]:
         if name not in classes:
             ap.error(f"unknown tool {name}")
-        tool = classes[name](exes[name], scratch / "tool-state" / name)
+        tool = classes[name](exes[name], scratch / "tool-state" / name,
+                             encrypted=args.encryption == "on")
         why = tool.available()
         if why:
             notes.append(f"{name} skipped: {why}")
@@ -889,6 +973,7 @@ def main(argv: list[str] | None = None) -> int:
         "corpus": corpus.meta,
         "scratch": str(scratch),
         "repeat": args.repeat,
+        "encryption": args.encryption,
         "notes": notes,
     }
     log(f"cache: {cache_mode}")
@@ -911,7 +996,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"date {meta['date']}; machine {meta['machine']}")
     print(f"versions {versions}")
-    print(f"cache: {cache_mode}; corpus {corpus.dir}")
+    print(f"cache: {cache_mode}; encryption: {args.encryption}; corpus {corpus.dir}")
     for note in notes:
         print(f"note: {note}")
     for scenario in scenarios:
@@ -922,6 +1007,9 @@ def main(argv: list[str] | None = None) -> int:
                "ratios": ratios(results)}
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
         log(f"wrote {args.json}")
+    if args.markdown:
+        args.markdown.write_text(markdown(results, scenarios, meta))
+        log(f"wrote {args.markdown}")
     return 0 if all(r.ok or r.skipped for r in results) else 1
 
 

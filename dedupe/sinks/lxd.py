@@ -36,6 +36,7 @@ What comes back how:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -455,7 +456,7 @@ class _Restore:
         c = self.client
         name, project = self._target(meta)
         assert project is not None
-        done = self.deps(info, meta, project) if self.opts.with_deps else []
+        done = self.deps(info, meta, project)
 
         def delete() -> None:
             if c.instance(name, project).get("status") != "Stopped":
@@ -485,10 +486,11 @@ class _Restore:
     # -- dependencies
 
     def deps(self, info: api.BackupInfo, meta: dict[str, Any], project: str) -> list[RestoredObject]:
-        """Recreate what the instance needs and the target lacks, from the same run:
-        its project, storage pool, networks and profiles (in that order)."""
+        """What the instance needs and the target lacks: its project, storage pool,
+        networks and profiles (in that order). With ``with_deps`` they are recreated
+        from the record backups of the same run; without, a missing one is an error
+        that names it (LXD's own does not)."""
         c = self.client
-        records = run_records(self.repo, info.manifest.run)
         src = str(meta.get("project") or "default")
         record: Record = meta.get("record") or {}
         pool = self.opts.pool or str(meta.get("pool") or "")
@@ -502,17 +504,23 @@ class _Restore:
             *[("profile", project, p, [("profile", s, p) for s in (src, "default")])
               for p in record.get("profiles") or []],
         ]
+        missing = [(kind, target, name, keys) for kind, target, name, keys in needed
+                   if _exists(functools.partial(_RECORDS[kind].get, c, name, target)) is None]
+        if missing and not self.opts.with_deps:
+            listed = ", ".join(f"{kind} {name!r}" for kind, _, name, _ in missing)
+            raise LXDRestoreError(f"instance {meta['name']!r} needs {listed}, missing on {c.endpoint}"
+                                  f"{f' in project {project}' if project else ''}; use --with-deps to recreate "
+                                  "them from the same run")
+        records = run_records(self.repo, info.manifest.run) if missing else {}
         done: list[RestoredObject] = []
-        for kind, target_project, name, keys in needed:
-            if _exists(lambda: _RECORDS[kind].get(c, name, target_project)) is not None:
-                continue
+        for kind, target, name, keys in missing:
             found = next((records[k] for k in keys if k in records), None)
             if found is None:
                 raise LXDRestoreError(f"{kind} {name!r} needed by instance {meta['name']!r} is missing on "
                                       f"{c.endpoint} and not in run {info.manifest.run[:12]}")
             rec = {**_read_record(self.repo, found), "name": name}
-            action = restore_record(c, kind, rec, target_project, force=False)
-            done.append(RestoredObject(kind, target_project, name, found.id, action))
+            action = restore_record(c, kind, rec, target, force=False)
+            done.append(RestoredObject(kind, target, name, found.id, action))
         return done
 
 
@@ -543,14 +551,8 @@ class RunRestoreResult:
     run: str
     objects: list[RestoredObject]
 
-    @property
-    def failures(self) -> list[RestoredObject]:
-        return [o for o in self.objects if o.error is not None]
-
     def raise_for_failures(self) -> None:
-        if self.failures:
-            raise IncompleteRun.of("restore", self.run, [(o.describe(), str(o.error)) for o in self.failures],
-                                   len(self.objects))
+        IncompleteRun.check("restore", self.run, [(o.describe(), o.error) for o in self.objects])
 
 
 def find_run(repo: Repository, prefix: str) -> tuple[str, list[api.BackupInfo]]:
@@ -634,7 +636,7 @@ def _recover_entries(entries: Iterable[tuple[Entry, DataSource]], dirname: str,
         if changes and data is not None:
             content = rewrite_yaml(b"".join(data()), changes)
             entry = entry.replace(size=len(content))
-            data = lambda content=content: iter([content])  # noqa: E731
+            data = functools.partial(iter, [content])
         link = pool_path(entry.link, dirname) if entry.type == HARDLINK else None
         yield entry.replace(path=target, link=link or entry.link), data
 
@@ -668,7 +670,7 @@ def recover_instance(repo: Repository, client: LXDClient, info: api.BackupInfo, 
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
     with api.locked(repo, "restore"):
-        done = restore.deps(info, meta, project) if opts.with_deps else []
+        done = restore.deps(info, meta, project)
         new_name = name if name != meta["name"] else None
         new_project = project if project != meta.get("project") else None
         imported = False

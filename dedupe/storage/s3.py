@@ -144,7 +144,7 @@ class S3Storage:
         from botocore.exceptions import BotoCoreError
 
         cfg = Config(
-            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
             connect_timeout=10, read_timeout=120, max_pool_connections=32,
             # Ceph before 17 refuses the aws-chunked uploads with trailing checksums that
             # boto3 >= 1.36 sends by default over https; every PUT carries a Content-MD5 instead.
@@ -202,6 +202,11 @@ class S3Storage:
         if isinstance(e, (NoCredentialsError, PartialCredentialsError)):
             return S3AccessDenied(f"{self.location}: no usable S3 credentials ({_one_line(e)}); set "
                                   f"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+        if isinstance(e, (EndpointConnectionError, ConnectTimeoutError)):
+            server = self.endpoint or "the S3 endpoint"
+            return StorageError(f"{where}: cannot {op}: {server} does not answer "
+                                f"(gave up after {self.max_attempts} attempts)")
         return StorageError(f"{where}: cannot {op} ({_one_line(e)}; gave up after {self.max_attempts} attempts)")
 
     def _call(self, op: str, name: str, fn: Callable[[], T]) -> T:

@@ -12,7 +12,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from conftest import CLI, RunCli, assert_clean_error
+from dedupe_testing import CLI, RunCli, assert_clean_error
 from repo_format import layout
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RunCli, assert_clean_error
+from dedupe_testing import RunCli, assert_clean_error
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "tar"
 ROOT = os.geteuid() == 0

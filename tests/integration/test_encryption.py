@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_PASSPHRASE, RunCli, assert_clean_error
+from dedupe_testing import TEST_PASSPHRASE, RunCli, assert_clean_error
 from dedupe.backup import BackupSession
 from dedupe.keymgmt import TEST_KDF
 from dedupe.repository import Repository
@@ -72,7 +72,7 @@ def test_passphrase_sources(dedupe: RunCli, repo_path: Path, tmp_path: Path) -> 
     env = {k: v for k, v in os.environ.items() if k != "DEDUPE_PASSPHRASE"}
     import subprocess
 
-    from conftest import CLI
+    from dedupe_testing import CLI
     def run(*args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([*CLI, *args], capture_output=True, env={**env, "DEDUPE_REPO": str(repo_path)})
     assert run("--passphrase-file", str(pw_file), "list").returncode == 0
@@ -87,7 +87,7 @@ def test_passphrase_sources(dedupe: RunCli, repo_path: Path, tmp_path: Path) -> 
 def test_change_export_import_keys(dedupe: RunCli, repo_path: Path, tmp_path: Path) -> None:
     import subprocess
 
-    from conftest import CLI
+    from dedupe_testing import CLI
     dedupe("init")
     dedupe("backup", "stream", "g", "-", input=MARKER)
     exported = tmp_path / "key-backup"

@@ -212,12 +212,13 @@ class LXDTestProject:
         start: bool = True,
         files: bool = True,
         snapshot: str | None = "snap0",
+        image: str = IMAGE,
     ) -> str:
-        """A container from ``tiny``: started, the file zoo written into its rootfs (as
-        the host, with the shifted ids), ``/root/hello`` written from inside, then
-        snapshotted."""
+        """A container from ``tiny`` (or another image alias the project sees): started,
+        the file zoo written into its rootfs (as the host, with the shifted ids),
+        ``/root/hello`` written from inside, then snapshotted."""
         name = name or f"c{secrets.token_hex(3)}"
-        self.client.create_instance(name, IMAGE)
+        self.client.create_instance(name, image)
         self.containers.append(name)
         if start:
             self.client.start(name)
@@ -354,8 +355,16 @@ class HTTPSRemote:
 
     def options(self) -> list[str]:
         """The command-line options that reach it."""
-        return ["--remote", self.url, "--cert", str(self.cert), "--key", str(self.key),
-                "--server-cert", str(self.server_cert)]
+        return [
+            "--remote",
+            self.url,
+            "--cert",
+            str(self.cert),
+            "--key",
+            str(self.key),
+            "--server-cert",
+            str(self.server_cert),
+        ]
 
 
 @pytest.fixture
@@ -370,7 +379,8 @@ def https_remote(lxd: LXDClient, tmp_path: Path) -> Iterator[HTTPSRemote]:
     try:
         lxd.patch_server_config({"core.https_address": f"127.0.0.1:{port}"})
         fingerprint = lxd.add_certificate(pem, name=cert.stem)
-        yield HTTPSRemote(f"https://127.0.0.1:{port}", cert, key, lxd.socket_path.parent / "server.crt")
+        server_cert = lxd.socket_path.parent / "server.crt"
+        yield HTTPSRemote(f"https://127.0.0.1:{port}", cert, key, server_cert)
     finally:
         if fingerprint:
             with contextlib.suppress(LXDNotFound):

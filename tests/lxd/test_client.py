@@ -27,11 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from lxd.conftest import free_port, make_cert
 from dedupe.sources.lxd import (
     ImageFingerprintMismatch,
     LXDClient,
@@ -76,40 +73,6 @@ def index_field(index: bytes, key: str) -> str:
 
 def stripped(record: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in keys}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def make_cert(cn: str, directory: Path) -> tuple[Path, Path, str]:
-    """A self-signed client certificate: (cert path, key path, PEM)."""
-    key = ec.generate_private_key(ec.SECP384R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA384())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    cert_path, key_path = directory / f"{cn}.crt", directory / f"{cn}.key"
-    cert_path.write_bytes(pem)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path, pem.decode()
 
 
 # ======================================================================================

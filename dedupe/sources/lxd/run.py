@@ -72,9 +72,12 @@ class IncompleteRun(DedupeError):
     exit_code = 69
 
     @classmethod
-    def of(cls, action: str, run: str, failures: list[tuple[str, str]], total: int) -> IncompleteRun:
-        listed = "; ".join(f"{what}: {error}" for what, error in failures)
-        return cls(f"LXD {action} run {run[:12]}: {len(failures)} of {total} objects failed: {listed}")
+    def check(cls, action: str, run: str, outcomes: list[tuple[str, str | None]]) -> None:
+        """Raise when any (what, error) of a run's outcomes has an error."""
+        failed = [f"{what}: {error}" for what, error in outcomes if error is not None]
+        if failed:
+            raise cls(f"LXD {action} run {run[:12]}: {len(failed)} of {len(outcomes)} objects failed: "
+                      + "; ".join(failed))
 
 
 @dataclass(frozen=True)
@@ -145,9 +148,7 @@ class LXDRunResult:
         return [o for o in self.objects if o.error is not None]
 
     def raise_for_failures(self) -> None:
-        if self.failures:
-            raise IncompleteRun.of("backup", self.run, [(o.group, str(o.error)) for o in self.failures],
-                                   len(self.objects))
+        IncompleteRun.check("backup", self.run, [(o.group, o.error) for o in self.objects])
 
     def to_json(self) -> dict[str, Any]:
         return {"run": self.run, "server": self.server, "objects": [o.to_json() for o in self.objects],

@@ -1,0 +1,31 @@
+"""Helpers shared by the test suites (imported as ``dedupe_testing``: a unique module
+name, since several ``conftest`` modules live in this tree)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Callable
+
+CLI = [sys.executable, "-m", "dedupe"]
+
+# Every repository the tests make is encrypted (the default) under this passphrase,
+# with a deliberately cheap key derivation so that each command starts fast.
+TEST_PASSPHRASE = "correct horse battery staple"
+os.environ.setdefault("DEDUPE_PASSPHRASE", TEST_PASSPHRASE)
+os.environ.setdefault("DEDUPE_INSECURE_TEST_KDF", "1")
+
+RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
+
+
+def assert_clean_error(p: subprocess.CompletedProcess[bytes], code: int, *words: str) -> None:
+    """A one-line error naming what went wrong, the right exit code, no traceback."""
+    err = p.stderr.decode()
+    assert p.returncode == code, f"exit {p.returncode}, wanted {code}: {err}"
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line, got: {err!r}"
+    assert lines[0].startswith("dedupe: "), lines[0]
+    for w in words:
+        assert w in lines[0], f"{w!r} not in {lines[0]!r}"

@@ -1,0 +1,94 @@
+"""The gateway dies in the middle of a backup and of a copy: the command ends with a
+one-line storage error, nothing is committed half-way, and once the gateway is back
+the next run completes. (The gateway process is SIGKILLed and started again.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from s3.gateway import CLI, Gateway, RunCli, assert_clean_error
+
+PACK = 16 << 20  # the default pack size: the first pack goes up after this much new data
+
+
+def _has_pack(gateway: Gateway, bucket: str) -> bool:
+    return bool(gateway.client().list_objects_v2(Bucket=bucket, Prefix="repo/data/").get("KeyCount", 0))
+
+
+def _wait_for_a_pack(gateway: Gateway, bucket: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _has_pack(gateway, bucket):
+            return
+        time.sleep(0.05)
+    raise AssertionError("no pack was uploaded")
+
+
+def _backups(dedupe: RunCli, repo: str | Path) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = json.loads(dedupe("list", "--json", repo=repo).stdout)
+    return rows
+
+
+def _assert_sound(dedupe: RunCli, repo: str | Path) -> None:
+    report = json.loads(dedupe("check", "--json", repo=repo).stdout)
+    assert report["ok"], report["errors"]
+
+
+def test_gateway_dies_during_a_backup(dedupe: RunCli, gateway: Gateway, bucket: str, s3_url: str) -> None:
+    dedupe("init")
+    data = os.urandom(5 * PACK)
+    env = {**os.environ, "DEDUPE_REPO": s3_url}
+    p = subprocess.Popen([*CLI, "backup", "stream", "g", "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdout=subprocess.PIPE, env=env)
+    assert p.stdin is not None
+    sent = 0
+    while not _has_pack(gateway, bucket):  # feed the backup until its first pack is stored
+        assert sent < 4 * PACK, "no pack was uploaded"  # (the pipeline holds ~20 MiB in flight)
+        p.stdin.write(data[sent:sent + (1 << 20)])
+        p.stdin.flush()
+        sent += 1 << 20
+        time.sleep(0.02)
+    gateway.kill()
+    try:
+        try:
+            p.stdin.write(data[sent:])
+        except BrokenPipeError:
+            pass
+        out, err = p.communicate(timeout=120)  # closes stdin: the end of the stream
+        assert_clean_error(subprocess.CompletedProcess(p.args, p.returncode, out, err), 24, s3_url)
+    finally:
+        gateway.start()
+    assert _backups(dedupe, s3_url) == []  # nothing committed
+    _assert_sound(dedupe, s3_url)
+    done = json.loads(dedupe("backup", "stream", "g", "-", "--json", input=data).stdout)
+    assert dedupe("restore", done["id"], "--stdout").stdout == data
+    _assert_sound(dedupe, s3_url)
+
+
+def test_gateway_dies_during_a_copy(dedupe: RunCli, gateway: Gateway, bucket: str, s3_url: str,
+                                    tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    dedupe("init", repo=local)
+    data = os.urandom(2 * PACK + 3_000_000)
+    dedupe("backup", "stream", "g", "-", input=data, repo=local)
+    dedupe("init", "--copy-params-from", str(local))
+    env = {**os.environ, "DEDUPE_REPO": str(local)}
+    p = subprocess.Popen([*CLI, "copy", "--to", s3_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    _wait_for_a_pack(gateway, bucket)
+    gateway.kill()
+    try:
+        out, err = p.communicate(timeout=120)
+        assert_clean_error(subprocess.CompletedProcess(p.args, p.returncode, out, err), 24, s3_url)
+    finally:
+        gateway.start()
+    assert _backups(dedupe, s3_url) == []
+    _assert_sound(dedupe, s3_url)
+    res = json.loads(dedupe("copy", "--to", s3_url, "--json", repo=local).stdout)
+    assert len(res["copied"]) == 1
+    (bid,) = [b["id"] for b in _backups(dedupe, s3_url)]
+    assert dedupe("restore", str(bid), "--stdout").stdout == data
+    _assert_sound(dedupe, s3_url)
