@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple, TypeVar
 
+from dedupe.chunk_index import ChunkIndex
 from dedupe.errors import DedupeError
 from dedupe.storage import ObjectNotFound, Storage
 from dedupe.storage.local import LocalStorage
@@ -103,7 +104,7 @@ class Repository:
         self.cipher = crypto.BlobCipher(key.enc_key) if key is not None else None
         self._ctx = cfg.repo_id  # associated data that binds segments and manifests to this repository
         # chunk id -> (pack number, offset, stored length, raw length); pack numbers index self._pack_names
-        self._index: dict[bytes, tuple[int, int, int, int]] = {}
+        self._index = ChunkIndex()
         self._pack_names: list[str] = []
         self._pack_numbers: dict[str, int] = {}
         self.packs: dict[str, PackInfo] = {}
@@ -228,7 +229,8 @@ class Repository:
         superseded = {s for seg in segments.values() for s in seg.supersedes if s in segments}
         self.segments = sorted(n for n in segments if n not in superseded)
         for name in self.segments:
-            self.add_segment(segments[name])
+            self.add_segment(segments[name], compact=False)
+        self._index.compact()
 
     def refresh_index(self) -> None:
         """Reload the index if the set of segments changed since it was loaded. Call it
@@ -241,19 +243,20 @@ class Repository:
         """This repository (storage, config, keys) with an empty index, for callers that
         load only the part of the index they need (gc keeps memory per chunk small)."""
         view = copy.copy(self)
-        view._index, view._pack_names, view._pack_numbers, view.packs, view.segments = {}, [], {}, {}, []
+        view._index, view._pack_names, view._pack_numbers, view.packs, view.segments = ChunkIndex(), [], {}, {}, []
         view._listed = frozenset()
         return view
 
-    def add_segment(self, seg: index.IndexSegment) -> None:
+    def add_segment(self, seg: index.IndexSegment, compact: bool = True) -> None:
         for rec in seg.packs:
             self.packs[rec.name] = PackInfo(rec.size, rec.table_len)
             num = self._pack_numbers.get(rec.name)
             if num is None:
                 num = self._pack_numbers[rec.name] = len(self._pack_names)
                 self._pack_names.append(rec.name)
-            for e in rec.entries:
-                self._index.setdefault(e.chunk_id, (num, e.offset, e.length, e.raw_len))
+            self._index.add_many([(e.chunk_id, (num, e.offset, e.length, e.raw_len)) for e in rec.entries])
+        if compact:
+            self._index.compact()
 
     def __contains__(self, cid: bytes) -> bool:
         return cid in self._index
@@ -265,10 +268,10 @@ class Repository:
         return len(self._index)
 
     def locate(self, cid: bytes) -> Location:
-        try:
-            num, off, length, raw = self._index[cid]
-        except KeyError:
+        found = self._index.get(cid)
+        if found is None:
             raise ChunkNotInIndex(f"chunk {cid.hex()[:16]}... is not in the index of {self.storage.location}") from None
+        num, off, length, raw = found
         return Location(self._pack_names[num], off, length, raw)
 
     def iter_index(self) -> Iterator[tuple[bytes, Location]]:

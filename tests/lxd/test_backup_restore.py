@@ -407,6 +407,8 @@ def test_run_restored_into_a_fresh_project(lxd: LXDClient, lxd_project: Any, scr
         assert new.custom_volume(POOL, "vol1")["config"] == {"user.k": "v"}
         assert [(i["fingerprint"], [a["name"] for a in i["aliases"]]) for i in new.images()] == [(image, ["t-split"])]
         assert [s["name"] for s in new.snapshots(c)] == ["snap0"]
+        stored = (p.rootfs(c).parents[1] / f"{scratch_project}_{c}" / "backup.yaml").read_text()
+        assert f"  project: {scratch_project}\n" in stored and f"  project: {p.name}\n" not in stored
         new.start(c)
         out = subprocess.run(["lxc", "--project", scratch_project, "exec", c, "--", "cat", "/root/hello"],
                              capture_output=True, text=True, timeout=60, check=True).stdout

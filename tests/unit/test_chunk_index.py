@@ -1,0 +1,50 @@
+"""The compact chunk index behaves like a dict with first-write-wins semantics."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedupe import chunk_index
+from dedupe.chunk_index import ChunkIndex
+
+ids = st.binary(min_size=32, max_size=32)
+values = st.tuples(*[st.integers(0, 2**32 - 1)] * 4)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(ids, values), max_size=60), st.integers(1, 7))
+def test_behaves_like_a_first_write_wins_dict(entries: list, merge_at: int) -> None:  # type: ignore[type-arg]
+    old = chunk_index.MERGE_AT
+    chunk_index.MERGE_AT = merge_at
+    try:
+        idx, ref = ChunkIndex(), {}
+        for cid, v in entries:
+            idx.add(cid, v)
+            ref.setdefault(cid, v)
+        idx.compact()
+        assert len(idx) == len(ref)
+        for cid, v in ref.items():
+            assert cid in idx and idx.get(cid) == v
+        assert dict(idx.items()) == ref
+        assert idx.get(b"\xff" * 32) is None or b"\xff" * 32 in ref
+    finally:
+        chunk_index.MERGE_AT = old
+
+
+def test_ids_sharing_a_prefix() -> None:
+    idx = ChunkIndex()
+    a, b = b"P" * 8 + os.urandom(24), b"P" * 8 + os.urandom(24)
+    idx.add_many([(a, (1, 2, 3, 4)), (b, (5, 6, 7, 8)), (a, (9, 9, 9, 9))])
+    idx.compact()
+    assert idx.get(a) == (1, 2, 3, 4) and idx.get(b) == (5, 6, 7, 8) and len(idx) == 2
+    assert idx.get(b"P" * 8 + bytes(24)) is None
+
+
+def test_memory_per_chunk_is_small() -> None:
+    idx = ChunkIndex()
+    idx.add_many([(os.urandom(32), (1, 2, 3, 4)) for _ in range(100_000)])
+    idx.compact()
+    assert idx.nbytes() / len(idx) <= 56
