@@ -12,14 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from dedupe.chunking import ChunkPipeline, Refs, make_chunker
+from dedupe.chunking import ChunkPipeline, Refs
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository, default_host
 from dedupe.writer import DEFAULT_PACK_SIZE, Transaction
 from repo_format import codecs, items, manifest
 from repo_format.ids import chunk_id
 
-ITEM_BUFFER = 4 << 20
 PROGRESS_EVERY_S = 0.25
 
 
@@ -50,7 +49,6 @@ class BackupSession:
         self.txn = Transaction(repo, pack_size)
         self.pipeline = ChunkPipeline(self.txn, repo.config.chunker, repo.id_key, level=level,
                                       workers=workers, on_item=self._write_item, on_stored=self._on_ref)
-        self._item_chunker = make_chunker(repo.config.item_chunker)
         self._item_buf = bytearray()
         self._item_refs: Refs = []
         self.item_count = 0
@@ -90,26 +88,22 @@ class BackupSession:
             self.stored_bytes += self.txn.stored_len(cid)
 
     def _write_item(self, item: dict[str, Any]) -> None:
-        self._item_buf += items.encode_item(item)
+        encoded = items.encode_item(item)
+        self._item_buf += encoded
         self.item_count += 1
-        if len(self._item_buf) >= ITEM_BUFFER:
-            self._cut_items(final=False)
+        if items.cut_after(encoded, len(self._item_buf), self.repo.config.item_chunker, self.repo.id_key):
+            self._store_item_chunk()
 
-    def _cut_items(self, final: bool) -> None:
-        data = bytes(self._item_buf)
-        cuts = [(c.offset, c.length) for c in self._item_chunker.cut_buf(data)] if data else []
-        keep = b""
-        if not final and cuts:
-            off, _ = cuts.pop()
-            keep = data[off:]
-        for off, length in cuts:
-            piece = data[off:off + length]
-            cid = chunk_id(self.repo.id_key, piece)
-            if not self.txn.known(cid):
-                self.txn.add(cid, self.repo.seal_chunk(cid, piece, self.level), length)
-            self._item_refs.append((cid, length))
-            self._on_ref(cid, length)
-        self._item_buf = bytearray(keep)
+    def _store_item_chunk(self) -> None:
+        if not self._item_buf:
+            return
+        piece = bytes(self._item_buf)
+        cid = chunk_id(self.repo.id_key, piece)
+        if not self.txn.known(cid):
+            self.txn.add(cid, self.repo.seal_chunk(cid, piece, self.level), len(piece))
+        self._item_refs.append((cid, len(piece)))
+        self._on_ref(cid, len(piece))
+        self._item_buf = bytearray()
 
     def _report(self, final: bool = False) -> None:
         if self._progress is None:
@@ -128,7 +122,7 @@ class BackupSession:
             self.pipeline.flush()
         finally:
             self.pipeline.close()
-        self._cut_items(final=True)
+        self._store_item_chunk()
         st = self.txn.stats
         m = manifest.Manifest(
             kind=self.kind, group=self.group, time_ns=self.time_ns, host=self.host, run=self.run,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dedupe_testing import RunCli, assert_clean_error
 
 from dedupe import api
 from dedupe.restore import RestoreMismatch
@@ -34,7 +35,7 @@ POOL = "default"
 # helpers
 
 
-def backup(dedupe: Any, *args: str) -> dict[str, Any]:
+def backup(dedupe: RunCli, *args: str) -> dict[str, Any]:
     """``dedupe backup lxd ARGS --json``, each object by group."""
     out = json.loads(dedupe("backup", "lxd", *args, "--json").stdout)
     assert out["failed"] == 0, out
@@ -42,17 +43,9 @@ def backup(dedupe: Any, *args: str) -> dict[str, Any]:
     return out
 
 
-def restore(dedupe: Any, *args: str, check: bool = True) -> Any:
+def restore(dedupe: RunCli, *args: str, check: bool = True) -> Any:
     p = dedupe("restore", *args, "--to-lxd", "--json", check=check)
     return json.loads(p.stdout)["restored"] if check else p
-
-
-def one_line_error(p: Any, code: int, *words: str) -> str:
-    """A clean CLI failure: the exit code, one line ``dedupe: ...`` naming ``words``."""
-    err = p.stderr.decode()
-    assert (p.returncode, err.count("\n"), err.startswith("dedupe: ")) == (code, 1, True), (p.returncode, err)
-    assert "Traceback" not in err and all(w in err for w in words), err
-    return err
 
 
 def listing(root: Path) -> tuple[dict[str, tuple[Any, ...]], dict[str, int]]:
@@ -119,7 +112,7 @@ def set_features(lxd: LXDClient, project: str, **features: str) -> None:
 # instances
 
 
-def test_instance_round_trip_files_config_snapshots(lxd_project: Any, dedupe: Any) -> None:
+def test_instance_round_trip_files_config_snapshots(lxd_project: Any, dedupe: RunCli) -> None:
     p = lxd_project
     c = p.container(snapshot="snap0")
     add_large_file(p, c)
@@ -141,7 +134,7 @@ def test_instance_round_trip_files_config_snapshots(lxd_project: Any, dedupe: An
     assert meta["consistency"] == "live" and meta["pool"] == POOL
 
     # an existing instance of that name is refused without --force
-    one_line_error(restore(dedupe, obj["id"], check=False), 60, c, "exists", "--force")
+    assert_clean_error(restore(dedupe, obj["id"], check=False), 60, c, "exists", "--force")
     p.client.stop(c, force=True)
     p.client.delete_instance(c)
     assert restore(dedupe, obj["id"])[0]["action"] == "created"
@@ -155,7 +148,7 @@ def test_instance_round_trip_files_config_snapshots(lxd_project: Any, dedupe: An
     assert p.lxc("exec", c, "--", "cat", "/root/hello").stdout == "hello\n"
 
 
-def test_two_nightly_runs_store_little_new_data(lxd_project: Any, dedupe: Any) -> None:
+def test_two_nightly_runs_store_little_new_data(lxd_project: Any, dedupe: RunCli) -> None:
     """4 of 200 files change between two nights. Measured on the second night, of an
     11.13 MB tarball: 596 KB new (5.4%): 84 KB of changed files and 507 KB of the item
     stream (tar headers; 3 of its 4 chunks changed), which compresses to 106 KB stored
@@ -185,7 +178,7 @@ def test_two_nightly_runs_store_little_new_data(lxd_project: Any, dedupe: Any) -
     assert night2["new_stored"] < 0.02 * night2["size"], (night2["new_stored"], night2["size"])
 
 
-def test_restore_under_a_new_name_then_lxd_recover(lxd: LXDClient, lxd_project: Any, dedupe: Any) -> None:
+def test_restore_under_a_new_name_then_lxd_recover(lxd: LXDClient, lxd_project: Any, dedupe: RunCli) -> None:
     """The backup.yaml files LXD keeps name the new instance, so LXD's recovery accepts
     it after its database records are gone (lxd-facts.md 2.3 and 7.1)."""
     p = lxd_project
@@ -218,7 +211,7 @@ def test_restore_under_a_new_name_then_lxd_recover(lxd: LXDClient, lxd_project: 
     assert p.lxc("exec", new, "--", "cat", "/root/hello").stdout == "hello\n"
 
 
-def test_disaster_recovery_lays_files_out_and_lxd_recovers(lxd_project: Any, dedupe: Any) -> None:
+def test_disaster_recovery_lays_files_out_and_lxd_recovers(lxd_project: Any, dedupe: RunCli) -> None:
     p = lxd_project
     c = p.container()
     p.client.create_snapshot(c, "snap1")
@@ -226,7 +219,7 @@ def test_disaster_recovery_lays_files_out_and_lxd_recovers(lxd_project: Any, ded
     trees = {k: listing(v) for k, v in instance_trees(p, c, ["snap0", "snap1"]).items()}
     dedupe("init")
     obj = backup(dedupe, c, "--project", p.name)["by_group"][f"lxd/{p.name}/instance/{c}"]
-    one_line_error(restore(dedupe, obj["id"], "--recover", check=False), 60, "exists", "--recover")
+    assert_clean_error(restore(dedupe, obj["id"], "--recover", check=False), 60, "exists", "--recover")
     p.client.stop(c, force=True)
     p.client.delete_instance(c)  # the database record and the files are gone
     assert restore(dedupe, obj["id"], "--recover")[0]["action"] == "recovered"
@@ -238,7 +231,7 @@ def test_disaster_recovery_lays_files_out_and_lxd_recovers(lxd_project: Any, ded
     assert p.lxc("exec", c, "--", "cat", "/root/hello").stdout == "hello\n"
 
 
-def test_to_file_gives_a_tarball_lxc_imports(lxd_project: Any, dedupe: Any, tmp_path: Path) -> None:
+def test_to_file_gives_a_tarball_lxc_imports(lxd_project: Any, dedupe: RunCli, tmp_path: Path) -> None:
     p = lxd_project
     c = p.container()
     dedupe("init")
@@ -252,7 +245,7 @@ def test_to_file_gives_a_tarball_lxc_imports(lxd_project: Any, dedupe: Any, tmp_
     assert p.lxc("exec", f"{c}-imported", "--", "cat", "/root/hello").stdout == "hello\n"
 
 
-def test_with_deps_recreates_the_missing_profile(lxd_project: Any, dedupe: Any) -> None:
+def test_with_deps_recreates_the_missing_profile(lxd_project: Any, dedupe: RunCli) -> None:
     p = lxd_project
     p.client.create_profile({"name": "web", "description": "web", "config": {"user.role": "web"}, "devices": {}})
     c = f"c{secrets.token_hex(3)}"
@@ -263,7 +256,7 @@ def test_with_deps_recreates_the_missing_profile(lxd_project: Any, dedupe: Any) 
     obj = backup(dedupe, c, "--project", p.name)["by_group"][f"lxd/{p.name}/instance/{c}"]
     p.client.delete_instance(c)
     p.client.delete_profile("web")
-    one_line_error(restore(dedupe, obj["id"], check=False), 60, "profile 'web'", "--with-deps")
+    assert_clean_error(restore(dedupe, obj["id"], check=False), 60, "profile 'web'", "--with-deps")
     done = restore(dedupe, obj["id"], "--with-deps")
     assert [(o["kind"], o["name"], o["action"]) for o in done] == [("profile", "web", "created"),
                                                                     ("instance", c, "created")]
@@ -275,7 +268,7 @@ def test_with_deps_recreates_the_missing_profile(lxd_project: Any, dedupe: Any) 
 # volumes, images, config records
 
 
-def test_custom_volume_round_trip(lxd_project: Any, dedupe: Any) -> None:
+def test_custom_volume_round_trip(lxd_project: Any, dedupe: RunCli) -> None:
     p = lxd_project
     p.client.create_custom_volume(POOL, "vol1", config={"user.k": "v"})
     p.write_tree(p.volume_path("vol1"))
@@ -302,7 +295,7 @@ def _split_image(lxd: LXDClient, project: str) -> str:
 
 
 def test_images_come_back_with_fingerprint_aliases_properties(lxd: LXDClient, lxd_project: Any,
-                                                              dedupe: Any) -> None:
+                                                              dedupe: RunCli) -> None:
     p = lxd_project
     set_features(lxd, p.name, images="true")
     split = _split_image(lxd, p.name)
@@ -322,11 +315,11 @@ def test_images_come_back_with_fingerprint_aliases_properties(lxd: LXDClient, lx
     for fp, image in images.items():
         for key in ("aliases", "properties", "public", "auto_update", "profiles", "type", "size", "filename"):
             assert after[fp][key] == image[key], (fp, key)
-    one_line_error(restore(dedupe, run["by_group"][f"lxd/{p.name}/image/{split}"]["id"], check=False), 60,
+    assert_clean_error(restore(dedupe, run["by_group"][f"lxd/{p.name}/image/{split}"]["id"], check=False), 60,
                    "exist", "--force")
 
 
-def test_config_records_come_back_equal(lxd: LXDClient, lxd_project: Any, dedupe: Any) -> None:
+def test_config_records_come_back_equal(lxd: LXDClient, lxd_project: Any, dedupe: RunCli) -> None:
     p = lxd_project
     set_features(lxd, p.name, networks="true")
     tag = secrets.token_hex(3)
@@ -361,7 +354,7 @@ def test_config_records_come_back_equal(lxd: LXDClient, lxd_project: Any, dedupe
             if "project" not in group:
                 assert restore(dedupe, run["by_group"][group]["id"])[0]["action"] == "created"
         config = run["by_group"]["lxd/global/server-config"]["id"]
-        one_line_error(restore(dedupe, config, check=False), 60, key, "--force")
+        assert_clean_error(restore(dedupe, config, check=False), 60, key, "--force")
         assert restore(dedupe, config, "--force")[0]["action"] == "updated"
         assert lxd.server_config()[key] == "before"
         project = run["by_group"][f"lxd/global/project/{p.name}"]["id"]
@@ -379,7 +372,7 @@ def test_config_records_come_back_equal(lxd: LXDClient, lxd_project: Any, dedupe
 
 
 def test_run_restored_into_a_fresh_project(lxd: LXDClient, lxd_project: Any, scratch_project: str,
-                                           dedupe: Any) -> None:
+                                           dedupe: RunCli) -> None:
     """Projects let one daemon play an empty server: everything of a run comes back."""
     p = lxd_project
     set_features(lxd, p.name, images="true", networks="true")
@@ -415,11 +408,10 @@ def test_run_restored_into_a_fresh_project(lxd: LXDClient, lxd_project: Any, scr
         assert out == "hello\n"
     # again: everything is there now
     again = restore(dedupe, "--run", run["run"], "--project", scratch_project, check=False)
-    err = one_line_error(again, 69, "objects failed", "exists")
-    assert "instance" in err and "--force" in err
+    assert_clean_error(again, 69, "objects failed", "exists", f"instance {c!r}", "--force")
 
 
-def test_backup_and_restore_over_https(lxd_project: Any, dedupe: Any, https_remote: Any) -> None:
+def test_backup_and_restore_over_https(lxd_project: Any, dedupe: RunCli, https_remote: Any) -> None:
     """A second endpoint: the same daemon over HTTPS, a trusted client certificate and
     its pinned server certificate."""
     p = lxd_project
@@ -535,33 +527,33 @@ def test_a_stream_that_does_not_verify_is_not_imported(lxd_project: Any, tmp_pat
 # bad input through the command line
 
 
-def test_partial_run_exits_69_naming_the_failed_object(lxd_project: Any, dedupe: Any) -> None:
+def test_partial_run_exits_69_naming_the_failed_object(lxd_project: Any, dedupe: RunCli) -> None:
     p = lxd_project
     c = p.container(files=False, snapshot=None)
     dedupe("init")
     done = dedupe("backup", "lxd", c, "ghost", "--project", p.name, "--json", check=False)
-    one_line_error(done, 69, "1 of", "ghost", "no instance 'ghost'")
+    assert_clean_error(done, 69, "1 of", "ghost", "no instance 'ghost'")
     out = json.loads(done.stdout)
     assert [(o["name"], o["error"] is None) for o in out["objects"] if o["kind"] == "instance"] == [
         ("ghost", False), (c, True)]
 
 
-def test_clean_errors(lxd_project: Any, dedupe: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clean_errors(lxd_project: Any, dedupe: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dedupe("init")
     (tmp_path / "notes").write_bytes(b"not LXD\n")
     plain = json.loads(dedupe("backup", "stream", "notes", str(tmp_path / "notes"), "--json").stdout)["id"]
-    one_line_error(dedupe("restore", plain, "--to-lxd", check=False), 68, plain[:12], "not an LXD object")
+    assert_clean_error(dedupe("restore", plain, "--to-lxd", check=False), 68, plain[:12], "not an LXD object")
     dump = backup(dedupe, "--only", "database")["by_group"]["lxd/global/database/global"]["id"]
-    one_line_error(dedupe("restore", dump, "--to-lxd", check=False), 32, "database", "--to-file")
-    one_line_error(dedupe("restore", "--run", "f" * 12, "--to-lxd", check=False), 30, "no LXD backup run")
+    assert_clean_error(dedupe("restore", dump, "--to-lxd", check=False), 32, "database", "--to-file")
+    assert_clean_error(dedupe("restore", "--run", "f" * 12, "--to-lxd", check=False), 30, "no LXD backup run")
     run = backup(dedupe, "--project", lxd_project.name, "--only", "config")
     record = run["by_group"][f"lxd/global/project/{lxd_project.name}"]["id"]
     port = 1 + int.from_bytes(os.urandom(2), "big") % 60000
     for args in (["backup", "lxd"], ["restore", record, "--to-lxd"]):
-        one_line_error(dedupe(*args, "--remote", f"https://127.0.0.1:{port}", check=False), 61, "unreachable",
+        assert_clean_error(dedupe(*args, "--remote", f"https://127.0.0.1:{port}", check=False), 61, "unreachable",
                        f"127.0.0.1:{port}")
     monkeypatch.setenv("LXD_DIR", str(tmp_path / "no-lxd"))
     missing = str(tmp_path / "no-lxd" / "unix.socket")
     for args in (["backup", "lxd"], ["restore", record, "--to-lxd"], ["restore", "--run", run["run"], "--to-lxd"]):
-        one_line_error(dedupe(*args, check=False), 61, "unreachable", missing)
-    one_line_error(dedupe("restore", plain, "--to-lxd", check=False), 68)  # said before connecting
+        assert_clean_error(dedupe(*args, check=False), 61, "unreachable", missing)
+    assert_clean_error(dedupe("restore", plain, "--to-lxd", check=False), 68)  # said before connecting

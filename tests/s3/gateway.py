@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -20,23 +18,6 @@ from dedupe.storage.s3 import S3Storage, parse_location
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "s3-test-server.sh"
 S3_DIR = Path(os.environ.get("S3_DIR", "/var/tmp/dedupe-s3"))
-
-
-def _root_conftest() -> Any:
-    """tests/conftest.py itself: ``import conftest`` may find tests/lxd/conftest.py instead,
-    depending on what pytest collected last."""
-    name = "_dedupe_tests_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-CLI: list[str] = _root_conftest().CLI
-RunCli = Callable[..., "subprocess.CompletedProcess[bytes]"]
-assert_clean_error: Callable[..., None] = _root_conftest().assert_clean_error
 
 
 @dataclass

@@ -10,7 +10,8 @@ import os
 import tarfile
 from pathlib import Path
 
-from s3.gateway import CLI, Gateway, RunCli, assert_clean_error, empty_bucket
+from conftest import CLI, RunCli, assert_clean_error
+from s3.gateway import Gateway, empty_bucket
 
 
 def _tar_bytes(files: dict[str, bytes]) -> bytes:

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from s3.gateway import RunCli
+from conftest import RunCli
 
 
 def _copy(dedupe: RunCli, source: str | Path, target: str | Path, *args: str) -> dict[str, Any]:
@@ -79,6 +79,6 @@ def test_copy_between_unrelated_repositories_rechunks(dedupe: RunCli, s3_url: st
 
 
 def test_copy_refuses_the_same_repository(dedupe: RunCli, s3_url: str) -> None:
-    from s3.gateway import assert_clean_error
+    from conftest import assert_clean_error
     dedupe("init", repo=s3_url)
     assert_clean_error(dedupe("copy", "--to", s3_url, repo=s3_url, check=False), 2, "source repository itself")

@@ -10,7 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from s3.gateway import CLI, Gateway, RunCli, assert_clean_error
+from conftest import CLI, RunCli, assert_clean_error
+from s3.gateway import Gateway
 
 PACK = 16 << 20  # the default pack size: the first pack goes up after this much new data
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from s3.gateway import CLI, Gateway, RunCli
+from conftest import CLI, RunCli
+from s3.gateway import Gateway
 from dedupe import locking
 from dedupe.storage.s3 import S3Storage, parse_location
 
