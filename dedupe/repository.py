@@ -216,20 +216,23 @@ class Repository:
         self.packs.clear()
         names = [n.rsplit("/", 1)[-1] for n, _ in self.storage.list(layout.INDEX_DIR)]
         self._listed = frozenset(names)
-        segments = {}
+        segments: dict[str, tuple[list[tuple[str, int, int, bytes]], list[str]]] = {}
         for name in names:
             try:
-                segments[name] = self.load_segment(name)
+                path = layout.index_path(name)
+                segments[name] = self._decode_named(self.storage.get(path), name, path, "index segment",
+                                                    index.decode_packed)
             except ObjectNotFound:
                 continue  # removed by a concurrent compaction after it wrote its replacement
             except DedupeError as e:
                 if on_error is None:
                     raise
                 on_error(name, e)
-        superseded = {s for seg in segments.values() for s in seg.supersedes if s in segments}
+        superseded = {s for _, sup in segments.values() for s in sup if s in segments}
         self.segments = sorted(n for n in segments if n not in superseded)
         for name in self.segments:
-            self.add_segment(segments[name], compact=False)
+            for pname, size, table_len, entries in segments.pop(name)[0]:
+                self._index.add_packed(entries, self._pack_number(pname, size, table_len))
         self._index.compact()
 
     def refresh_index(self) -> None:
@@ -247,16 +250,20 @@ class Repository:
         view._listed = frozenset()
         return view
 
-    def add_segment(self, seg: index.IndexSegment, compact: bool = True) -> None:
+    def _pack_number(self, name: str, size: int, table_len: int) -> int:
+        self.packs[name] = PackInfo(size, table_len)
+        num = self._pack_numbers.get(name)
+        if num is None:
+            num = self._pack_numbers[name] = len(self._pack_names)
+            self._pack_names.append(name)
+        return num
+
+    def add_segment(self, seg: index.IndexSegment) -> None:
+        """Add a segment this process wrote (a backup's, gc's) to the in-memory index."""
         for rec in seg.packs:
-            self.packs[rec.name] = PackInfo(rec.size, rec.table_len)
-            num = self._pack_numbers.get(rec.name)
-            if num is None:
-                num = self._pack_numbers[rec.name] = len(self._pack_names)
-                self._pack_names.append(rec.name)
+            num = self._pack_number(rec.name, rec.size, rec.table_len)
             self._index.add_many([(e.chunk_id, (num, e.offset, e.length, e.raw_len)) for e in rec.entries])
-        if compact:
-            self._index.compact()
+        self._index.compact()
 
     def __contains__(self, cid: bytes) -> bool:
         return cid in self._index

@@ -42,6 +42,25 @@ def encode(segment: IndexSegment, cipher: crypto.BlobCipher | None = None, repo_
                                                                           context=CONTEXT + repo_id)
 
 
+def decode_packed(data: bytes, what: str, cipher: crypto.BlobCipher | None = None,
+                  repo_id: bytes = b"") -> tuple[list[tuple[str, int, int, bytes]], list[str]]:
+    """Like ``decode``, but each pack's entries stay in their packed form (44 bytes
+    each, section 6.2): ``([(name, size, table_len, entries), ...], supersedes)``."""
+    header.decode_header(data, header.INDEX_MAGIC, SUPPORTED_VERSIONS, what)
+    plain = blob.open_blob(memoryview(data)[header.HEADER_LEN:], what, cipher, CONTEXT + repo_id)
+    body = msgpack_codec.unpack_map(plain, what, ("packs", "supersedes"))
+    try:
+        packs = []
+        for name, size, table_len, entries in body["packs"]:
+            if not isinstance(name, bytes) or len(name) != ID_LEN or not isinstance(entries, bytes) \
+                    or len(entries) % pack.ENTRY_LEN:
+                raise FormatError(f"{what}: pack record malformed")
+            packs.append((name.hex(), int(size), int(table_len), entries))
+        return packs, [bytes(s).hex() for s in body["supersedes"]]
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"{what}: index segment malformed ({e})") from None
+
+
 def decode(data: bytes, what: str, cipher: crypto.BlobCipher | None = None, repo_id: bytes = b"") -> IndexSegment:
     header.decode_header(data, header.INDEX_MAGIC, SUPPORTED_VERSIONS, what)
     plain = blob.open_blob(memoryview(data)[header.HEADER_LEN:], what, cipher, CONTEXT + repo_id)
