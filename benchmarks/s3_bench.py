@@ -76,7 +76,8 @@ def make_data(path: Path, mib: int) -> None:
     words = [f"word{i}" for i in range(5000)]
     with open(path, "wb") as f:
         for i in range(mib):
-            f.write(os.urandom(1 << 20) if i % 2 else " ".join(rnd.choice(words) for _ in range(150_000)).encode()[:1 << 20])
+            text = " ".join(rnd.choice(words) for _ in range(150_000)).encode()[:1 << 20]
+            f.write(os.urandom(1 << 20) if i % 2 else text)
 
 
 def mb_s(nbytes: int, seconds: float) -> str:
@@ -86,19 +87,24 @@ def mb_s(nbytes: int, seconds: float) -> str:
 Step = tuple[str, Union[list[str], Callable[[], list[str]]], int, Union[Path, None]]  # label, command, bytes in, stdin
 
 
-def bench(name: str, steps: list[Step], env: dict[str, str], bucket: str | None) -> list[str]:
+def bench(name: str, steps: list[Step], env: dict[str, str], bucket: str | None, size_of: Callable[[], int]) -> list[str]:
     rows = []
     req = Requests(bucket) if bucket else None
+    stored = size_of()
     for label, cmd, nbytes, stdin in steps:
         if callable(cmd):
             cmd = cmd()
         secs = run(cmd, env, stdin)
         counts = req.take() if req else {}
+        now = size_of()
+        if req:
+            req.take()  # the listing size_of just made is the benchmark's, not the tool's
         total = sum(counts.values())
         per_gb = f"{total / (nbytes / 1e9):.0f}" if req else "-"
         detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if req else "-"
         rows.append(f"| {name} | {label} | {nbytes / 1e6:.0f} | {secs:.1f} | {mb_s(nbytes, secs)} | "
-                    f"{total if req else '-'} | {per_gb} | {detail} |")
+                    f"{(now - stored) / 1e6:.1f} | {total if req else '-'} | {per_gb} | {detail} |")
+        stored = now
         print(rows[-1], flush=True)
     return rows
 
@@ -157,23 +163,34 @@ def main() -> None:
                 pass
 
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEDUPE_"))}
-    env = {**base_env, "AWS_ACCESS_KEY_ID": gw["AWS_ACCESS_KEY_ID"], "AWS_SECRET_ACCESS_KEY": gw["AWS_SECRET_ACCESS_KEY"],
+    env = {**base_env, "AWS_ACCESS_KEY_ID": gw["AWS_ACCESS_KEY_ID"],
+           "AWS_SECRET_ACCESS_KEY": gw["AWS_SECRET_ACCESS_KEY"],
            "AWS_DEFAULT_REGION": "us-east-1", "DEDUPE_S3_ENDPOINT": gw["S3_ENDPOINT"],
            "DEDUPE_PASSPHRASE": "bench", "DEDUPE_INSECURE_TEST_KDF": "1", "XDG_CACHE_HOME": str(work / "cache"),
            "RESTIC_PASSWORD": "bench", "RESTIC_CACHE_DIR": str(work / "restic-cache")}
-    rows = ["| tool | step | MB in | seconds | MB/s | requests | requests/GB | by method |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| tool | step | MB in | seconds | MB/s | MB stored | requests | requests/GB | by method |",
+            "|---|---|---|---|---|---|---|---|---|"]
+
+    def bucket_size(bucket: str) -> Callable[[], int]:
+        return lambda: sum(o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+                           for o in page.get("Contents", []))
+
+    def dir_size(path: Path) -> Callable[[], int]:
+        return lambda: sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
     buckets = []
     try:
         local = work / "local-repo"
         subprocess.run(DEDUPE + ["--repo", str(local), "init"], env=env, check=True, capture_output=True)
-        rows += bench("dedupe local", dedupe_steps(str(local), env, stream, nights, work / "out"), env, None)
+        rows += bench("dedupe local", dedupe_steps(str(local), env, stream, nights, work / "out"), env, None,
+                      dir_size(local))
         (work / "out").unlink(missing_ok=True)
         bucket = f"bench-dedupe-{os.urandom(3).hex()}"
         buckets.append(bucket)
         url = f"s3://{bucket}/repo"
         subprocess.run(DEDUPE + ["--repo", url, "init"], env=env, check=True, capture_output=True)
-        rows += bench("dedupe s3", dedupe_steps(url, env, stream, nights, work / "out"), env, bucket)
+        rows += bench("dedupe s3", dedupe_steps(url, env, stream, nights, work / "out"), env, bucket,
+                      bucket_size(bucket))
         (work / "out").unlink(missing_ok=True)
         if not args.skip_restic and shutil.which("restic"):
             rbucket = f"bench-restic-{os.urandom(3).hex()}"
@@ -181,7 +198,8 @@ def main() -> None:
             s3.create_bucket(Bucket=rbucket)
             rrepo = f"s3:{gw['S3_ENDPOINT']}/{rbucket}/repo"
             subprocess.run(["restic", "-r", rrepo, "init"], env=env, check=True, capture_output=True)
-            rows += bench("restic s3", restic_steps(rrepo, stream, nights, work / "restic-out"), env, rbucket)
+            rows += bench("restic s3", restic_steps(rrepo, stream, nights, work / "restic-out"), env, rbucket,
+                          bucket_size(rbucket))
     finally:
         for b in buckets:
             _drop_bucket(s3, b)

@@ -9,12 +9,14 @@ opened, decompressed and re-hashed.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from dedupe.errors import DedupeError
 from dedupe.progress import Progress, ProgressCallback
-from dedupe.repository import Location, Repository
+from dedupe.repository import Repository
 from dedupe.restore import iter_items
 from repo_format import items, layout, pack
 from repo_format.errors import FormatError
@@ -48,9 +50,7 @@ class CheckReport:
 def check(repo: Repository, read_data: bool = False, progress: ProgressCallback | None = None) -> CheckReport:
     r = CheckReport()
     repo.reload_index(on_error=lambda name, e: r.errors.append(f"index segment {name[:16]}...: {e}"))
-    by_pack: dict[str, list[tuple[bytes, Location]]] = defaultdict(list)
-    for cid, loc in repo.iter_index():
-        by_pack[loc.pack].append((cid, loc))
+    indexed_per_pack = repo.index_counts()
     r.chunks = repo.chunk_count()
 
     # Backups: which packs each one needs.
@@ -60,16 +60,15 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
         problems: list[str] = []
         try:
             m = repo.load_manifest(name)
-            refs = list(m.items)
-            for cid, _n in refs:
+            for cid, _n in m.items:
                 if not repo.has_chunk(cid):
                     problems.append(f"item chunk {cid.hex()[:16]}... not in the index")
-            if not problems:
-                for item in iter_items(repo, m, f"backup {name[:12]}"):
-                    refs.extend((c[0], c[1]) for c in items.chunk_refs(item))
-            for cid, _n in refs:
-                if repo.has_chunk(cid):
-                    users[repo.locate(cid).pack].add(name)
+            content: Iterable[tuple[bytes, int]] = () if problems else (
+                (c[0], c[1]) for item in iter_items(repo, m, f"backup {name[:12]}") for c in items.chunk_refs(item))
+            for cid, _n in itertools.chain(m.items, content):  # streamed: memory does not grow with the backup
+                loc = repo.location_if_indexed(cid)
+                if loc is not None:
+                    users[loc.pack].add(name)
                 elif len(problems) < 5:
                     problems.append(f"chunk {cid.hex()[:16]}... not in the index")
         except (DedupeError, FormatError) as e:
@@ -98,10 +97,19 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
             else:
                 tail = repo.read_pack_range(pname, info.size - info.table_len, info.table_len)
                 entries = repo.pack_table(pname, tail, info.size)
-            table = {(e.chunk_id, e.offset, e.length, e.raw_len) for e in entries}
-            for cid, loc in by_pack.get(pname, []):
-                if (cid, loc.offset, loc.length, loc.raw_len) not in table:
-                    raise DedupeError(f"index entry for chunk {cid.hex()[:16]}... does not match the pack's table")
+            # every index entry for this pack must be a row of its table: count the rows the
+            # index agrees with, and compare with how many entries the index has for the pack
+            agreeing = 0
+            for e in entries:
+                loc = repo.location_if_indexed(e.chunk_id)
+                if loc is not None and loc.pack == pname:
+                    if (loc.offset, loc.length, loc.raw_len) != (e.offset, e.length, e.raw_len):
+                        raise DedupeError(f"index entry for chunk {e.chunk_id.hex()[:16]}... does not match "
+                                          f"the pack's table")
+                    agreeing += 1
+            if agreeing != indexed_per_pack.get(pname, 0):
+                raise DedupeError(f"the index lists {indexed_per_pack.get(pname, 0) - agreeing} chunk(s) in this "
+                                  f"pack that its table does not have")
         except (DedupeError, FormatError) as e:
             reason = str(e)
             r.damaged_packs[pname] = reason

@@ -137,5 +137,14 @@ class ChunkIndex:
             yield self._ids[i].tobytes(), (int(v[0]), int(v[1]), int(v[2]), int(v[3]))
         yield from list(self._pending.items())
 
+    def count_by_pack(self, packs: int) -> list[int]:
+        """How many ids each pack number holds in this index."""
+        self.compact()
+        counts = np.bincount(self._values[:, 0], minlength=packs) if len(self._values) else np.zeros(packs, int)
+        extra = [0] * packs
+        for v in self._pending.values():
+            extra[v[0]] += 1
+        return [int(c) + e for c, e in zip(counts, extra)]
+
     def nbytes(self) -> int:
         return self._prefix.nbytes + self._ids.nbytes + self._values.nbytes

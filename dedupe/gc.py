@@ -29,6 +29,8 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from dedupe import locking
 from dedupe.check import check
 from dedupe.errors import DedupeError
@@ -105,25 +107,43 @@ def _key(cid: bytes) -> int:
 
 
 class MarkSet:
-    """Referenced chunks by 8-byte id prefix. A false hit only keeps garbage."""
+    """Referenced chunks by 8-byte id prefix. A false hit only keeps garbage.
+
+    Prefixes are appended to a flat buffer while marking and folded into one sorted
+    numpy array of unique u64 (8 bytes per referenced chunk) when it grows or when
+    the first lookup comes; lookups are binary searches."""
+
+    FOLD_AT = 1 << 20
 
     def __init__(self) -> None:
-        self._keys: set[int] = set()
+        self._sorted = np.empty(0, dtype=np.uint64)
+        self._buffer = array("Q")
+
+    def _fold(self) -> None:
+        if self._buffer:
+            added = np.frombuffer(self._buffer, dtype=np.uint64)
+            self._sorted = np.union1d(self._sorted, added)
+            self._buffer = array("Q")
 
     def add(self, cid: bytes) -> None:
-        self._keys.add(int.from_bytes(cid[:8], "little"))
+        self.add_key(int.from_bytes(cid[:8], "little"))
 
     def add_key(self, k: int) -> None:
-        self._keys.add(k)
+        self._buffer.append(k)
+        if len(self._buffer) >= self.FOLD_AT:
+            self._fold()
 
     def __contains__(self, cid: bytes) -> bool:
-        return int.from_bytes(cid[:8], "little") in self._keys
+        return self.has_key(int.from_bytes(cid[:8], "little"))
 
     def has_key(self, k: int) -> bool:
-        return k in self._keys
+        self._fold()
+        i = int(np.searchsorted(self._sorted, np.uint64(k)))
+        return i < len(self._sorted) and int(self._sorted[i]) == k
 
     def __len__(self) -> int:
-        return len(self._keys)
+        self._fold()
+        return len(self._sorted)
 
 
 def mark_backup(repo: Repository, m: manifest.Manifest, marks: MarkSet, what: str) -> None:

@@ -281,6 +281,18 @@ class Repository:
         num, off, length, raw = found
         return Location(self._pack_names[num], off, length, raw)
 
+    def index_counts(self) -> dict[str, int]:
+        """Pack name -> how many chunk ids the index maps to it."""
+        counts = self._index.count_by_pack(len(self._pack_names))
+        return {name: counts[i] for i, name in enumerate(self._pack_names)}
+
+    def location_if_indexed(self, cid: bytes) -> Location | None:
+        found = self._index.get(cid)
+        if found is None:
+            return None
+        num, off, length, raw = found
+        return Location(self._pack_names[num], off, length, raw)
+
     def iter_index(self) -> Iterator[tuple[bytes, Location]]:
         for cid, (num, off, length, raw) in self._index.items():
             yield cid, Location(self._pack_names[num], off, length, raw)

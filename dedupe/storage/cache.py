@@ -162,8 +162,8 @@ class CachedStorage:
             seen.add(name.rsplit("/", 1)[-1])
             yield name, size
         # The listing was read to its end: forget objects that are gone.
-        cached_dir = {layout.INDEX_DIR: self.root / layout.INDEX_DIR, layout.MANIFEST_DIR: self.root / layout.MANIFEST_DIR,
-                      layout.DATA_DIR: self.root / TABLES}.get(top)
+        cached_dir = {layout.INDEX_DIR: self.root / layout.INDEX_DIR, layout.DATA_DIR: self.root / TABLES,
+                      layout.MANIFEST_DIR: self.root / layout.MANIFEST_DIR}.get(top)
         if cached_dir is not None and cached_dir.is_dir():
             for entry in cached_dir.iterdir():
                 if is_object_name(entry.name) and entry.name not in seen:

@@ -82,3 +82,18 @@ def test_copy_refuses_the_same_repository(dedupe: RunCli, s3_url: str) -> None:
     from conftest import assert_clean_error
     dedupe("init", repo=s3_url)
     assert_clean_error(dedupe("copy", "--to", s3_url, repo=s3_url, check=False), 2, "source repository itself")
+
+
+def test_unencrypted_copies_send_blobs_as_they_are(dedupe: RunCli, s3_url: str, tmp_path: Path) -> None:
+    """Neither repository encrypted: blobs travel as stored (no recompression) and the
+    copied manifest is byte for byte the same, so the backup keeps its id."""
+    local = tmp_path / "plain"
+    dedupe("init", "--encryption", "none", repo=local)
+    data = os.urandom(1_000_000) + bytes(3_000_000)
+    bid = json.loads(dedupe("backup", "stream", "g", "-", "--json", input=data, repo=local).stdout)["id"]
+    dedupe("init", "--encryption", "none", "--copy-params-from", str(local), repo=s3_url)
+    out = _copy(dedupe, local, s3_url)
+    assert out["copied"] == [{"source": bid, "target": bid}]
+    shown = json.loads(dedupe("show", bid, "--json", repo=local).stdout)
+    assert out["bytes_sent"] == shown["stored_bytes"]  # the stored (compressed) blobs, not recompressed
+    assert dedupe("restore", bid, "--stdout", repo=s3_url).stdout == data

@@ -27,7 +27,7 @@ OWN = 3 << 20  # what only one host has
 
 def _host_cmd(host: str, args: list[str]) -> list[str]:
     if os.geteuid() == 0 and shutil.which("unshare"):
-        return ["unshare", "--uts", "sh", "-c", f'hostname "$0" && exec "$@"', host, *args]
+        return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', host, *args]
     return args  # not root: one host name for all; the caches still differ
 
 
@@ -85,6 +85,17 @@ def test_hosts_back_up_at_once(dedupe: RunCli, s3_url: str, tmp_path: Path) -> N
     # (and the chunk where it meets the shared part) is new.
     assert dup2 == dup1
     assert all(int(str(second[h]["new_bytes"])) <= OWN + (4 << 20) + 100_000 for h in hosts)
+
+    # Every backup is valid.
+    rows = json.loads(dedupe("list", "--json").stdout)
+    assert len(rows) == 2 * HOSTS
+    if os.geteuid() == 0:
+        assert {r["host"] for r in rows} == set(hosts)
+    for h in hosts:
+        assert dedupe("restore", str(first[h]["id"]), "--stdout").stdout == night1[h]
+        assert dedupe("restore", str(second[h]["id"]), "--stdout").stdout == night2[h]
+    assert json.loads(dedupe("check", "--read-data", "--json").stdout)["ok"]
+
 
 def test_exclusive_locks_never_overlap(gateway: Gateway, s3_url: str) -> None:
     """Hosts racing for the exclusive lock (gc) and shared locks (backups) through
