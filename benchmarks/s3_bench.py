@@ -87,7 +87,8 @@ def mb_s(nbytes: int, seconds: float) -> str:
 Step = tuple[str, Union[list[str], Callable[[], list[str]]], int, Union[Path, None]]  # label, command, bytes in, stdin
 
 
-def bench(name: str, steps: list[Step], env: dict[str, str], bucket: str | None, size_of: Callable[[], int]) -> list[str]:
+def bench(name: str, steps: list[Step], env: dict[str, str], bucket: str | None,
+          size_of: Callable[[], int]) -> list[str]:
     rows = []
     req = Requests(bucket) if bucket else None
     stored = size_of()

@@ -3,7 +3,7 @@
 #   - borg 1.4.x, built from source into its own venv at /opt/borg (PyPI: borgbackup)
 #   - restic from Debian's package (bookworm ships 0.14.0)
 #   - the tools the corpus and the comparison need: debootstrap, GNU tar, zstd, acl/attr,
-#     GNU time (/usr/bin/time for wall time and peak RSS).
+#     GNU time (/usr/bin/time for wall time and peak RSS), rsync (the directory scenario).
 # Idempotent: re-running it only installs what is missing. Needs root (apt-get).
 set -euo pipefail
 
@@ -17,7 +17,7 @@ apt_pkgs=(
     # restic
     restic
     # corpus and measurement
-    debootstrap tar zstd acl attr time
+    debootstrap tar zstd acl attr time rsync
 )
 
 missing=()

@@ -97,3 +97,19 @@ def test_unencrypted_copies_send_blobs_as_they_are(dedupe: RunCli, s3_url: str, 
     shown = json.loads(dedupe("show", bid, "--json", repo=local).stdout)
     assert out["bytes_sent"] == shown["stored_bytes"]  # the stored (compressed) blobs, not recompressed
     assert dedupe("restore", bid, "--stdout", repo=s3_url).stdout == data
+
+
+def test_damaged_source_chunk_stops_the_copy_before_commit(dedupe: RunCli, s3_url: str, tmp_path: Path) -> None:
+    """Every chunk is verified as it is read from the source: a damaged one ends the
+    copy with the damage named, and the target gets no backup."""
+    from conftest import assert_clean_error
+    local = tmp_path / "local"
+    dedupe("init", repo=local)
+    dedupe("backup", "stream", "g", "-", input=os.urandom(3_000_000), repo=local)
+    dedupe("init", "--copy-params-from", str(local), repo=s3_url)
+    (pack,) = [p for p in (local / "data").rglob("*") if p.is_file()]
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    pack.write_bytes(bytes(data))
+    assert_clean_error(dedupe("copy", "--to", s3_url, repo=local, check=False), 20, "chunk")
+    assert _ids(dedupe, s3_url) == []
