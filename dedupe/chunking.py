@@ -40,7 +40,7 @@ def cut_blocks(chunker: FastCDC, blocks: Iterable[bytes | memoryview]) -> Iterat
     for block in blocks:
         if not block:
             continue
-        buf = memoryview(carry + bytes(block)) if carry else memoryview(block)
+        buf = memoryview(b"".join((carry, block))) if carry else memoryview(block)
         last: memoryview | None = None
         for c in chunker.cut_buf(buf):
             if last is not None:
@@ -49,6 +49,79 @@ def cut_blocks(chunker: FastCDC, blocks: Iterable[bytes | memoryview]) -> Iterat
         carry = bytes(last) if last is not None else b""
     if carry:
         yield memoryview(carry)
+
+
+def _exported(buf: bytearray) -> bool:
+    """Whether any memoryview still refers to ``buf`` (a bytearray cannot grow then)."""
+    try:
+        buf.append(0)
+    except BufferError:
+        return True
+    buf.pop()
+    return False
+
+
+class BufferPool:
+    """Read buffers that are reused once no chunk refers to them any more.
+
+    A fresh multi-megabyte buffer per read costs a page fault per 4 KiB page; reusing
+    a few buffers keeps the read path copy- and fault-free. Memory stays bounded by
+    the chunks in flight, since a buffer is busy only while chunks cut from it are."""
+
+    def __init__(self, size: int, keep: int = 6) -> None:
+        self.size = size
+        self.keep = keep
+        self._free: list[bytearray] = []
+
+    def get(self) -> bytearray:
+        for buf in self._free:
+            if not _exported(buf):
+                return buf
+        buf = bytearray(self.size)
+        if len(self._free) < self.keep:
+            self._free.append(buf)
+        return buf
+
+
+FILE_READ_SIZE = 4 << 20
+
+
+def cut_file(chunker: FastCDC, f: BinaryIO, on_data: Callable[[memoryview], None] | None = None,
+             size: int = FILE_READ_SIZE) -> Iterator[memoryview]:
+    """Chunks of a readable file, as ``cut_blocks`` would give them. Each block is
+    read into a reused buffer behind the carried-over tail (at most one chunk), so
+    only the tail is copied. ``on_data`` sees every byte read, once, in order."""
+    pool = BufferPool(chunker.max_size + size)
+    carry = memoryview(b"")
+    while True:
+        buf = pool.get()
+        view = memoryview(buf)
+        kept = len(carry)
+        view[:kept] = carry
+        carry = memoryview(b"")  # drop the view of the previous buffer
+        filled = kept
+        eof = False
+        while filled < len(buf):
+            n = f.readinto(view[filled:])  # type: ignore[attr-defined]
+            if not n:
+                eof = True
+                break
+            filled += n
+        data = view[:filled]
+        view.release()
+        if on_data is not None and filled > kept:
+            on_data(data[kept:])
+        last: memoryview | None = None
+        for c in chunker.cut_buf(data):
+            if last is not None:
+                yield last
+            last = data[c.offset:c.offset + c.length]
+        del data
+        if eof:
+            if last is not None:
+                yield last
+            return
+        carry = last if last is not None else memoryview(b"")
 
 
 def read_blocks(f: BinaryIO, size: int = READ_SIZE) -> Iterator[bytes]:
@@ -128,9 +201,13 @@ class ChunkPipeline:
                    per_item: int = 1024) -> None:
         """Store content as a series of items of at most ``per_item`` chunk refs each,
         so that no single item grows with the size of the input."""
+        self.store_pieces_in_runs(cut_blocks(self.chunker, blocks), make_item, per_item)
+
+    def store_pieces_in_runs(self, pieces: Iterable[memoryview], make_item: Callable[[Refs], dict[str, Any]],
+                             per_item: int = 1024) -> None:
         refs: Refs = []
         count = 0
-        for piece in cut_blocks(self.chunker, blocks):
+        for piece in pieces:
             self._submit(piece, refs)
             count += 1
             if count == per_item:

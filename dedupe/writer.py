@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dedupe.repository import Repository
-from repo_format import index, layout, manifest
+from repo_format import index, layout, manifest, pack
 
 DEFAULT_PACK_SIZE = 16 << 20
 
@@ -60,11 +60,15 @@ class Transaction:
     def _flush_pack(self) -> None:
         if not len(self._builder):
             return
-        name, data, table_len = self._builder.finish()
-        self._records.append(index.PackRecord(name, len(data), table_len, self._builder.entries))
-        self._builder = self.repo.new_pack_builder()
+        builder, self._builder = self._builder, self.repo.new_pack_builder()
         self._wait_upload()
-        self._in_flight = self._upload.submit(self.repo.storage.put, layout.pack_path(name), data)
+        self._in_flight = self._upload.submit(self._store_pack, builder)
+
+    def _store_pack(self, builder: pack.PackBuilder) -> None:
+        """On the upload thread: close the pack (table, name) and store it."""
+        name, data, table_len = builder.finish()
+        self.repo.storage.put(layout.pack_path(name), data)
+        self._records.append(index.PackRecord(name, len(data), table_len, builder.entries))
 
     def _wait_upload(self) -> None:
         if self._in_flight is not None:

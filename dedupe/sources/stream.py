@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO
 
 from dedupe.backup import BackupResult, BackupSession
-from dedupe.chunking import READ_SIZE
+from dedupe.chunking import cut_file
 from repo_format import items
 from repo_format.ids import stream_hash
 
 
-def hashed_blocks(f: BinaryIO, hasher: object, counter: list[int], size: int = READ_SIZE) -> Iterator[bytes]:
-    """Blocks of ``f``, fed to ``hasher`` and counted on the way."""
-    while True:
-        block = f.read(size)
-        if not block:
-            return
-        hasher.update(block)  # type: ignore[attr-defined]
-        counter[0] += len(block)
-        yield block
-
-
 def backup_stream(session: BackupSession, f: BinaryIO) -> BackupResult:
+    """The whole-stream BLAKE3 runs on a thread of its own (it releases the GIL), in
+    read order, beside the chunker on the calling thread and the chunk workers."""
     hasher = stream_hash()
-    counter = [0]
-    session.store_runs(hashed_blocks(f, hasher, counter), lambda refs: {"k": items.ITEM_DATA, "c": refs})
-    return session.commit(counter[0], hasher.digest())
+    total = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-hash") as hashing:
+        def seen(block: memoryview) -> None:
+            nonlocal total
+            total += len(block)
+            session.bytes_read += len(block)
+            hashing.submit(hasher.update, block)
+
+        session.pipeline.store_pieces_in_runs(cut_file(session.pipeline.chunker, f, seen),
+                                              lambda refs: {"k": items.ITEM_DATA, "c": refs})
+    return session.commit(total, hasher.digest())

@@ -43,3 +43,28 @@ def test_edit_in_the_middle_changes_few_chunks() -> None:
 def test_empty_input_has_no_chunks() -> None:
     assert list(cut_blocks(make_chunker(SMALL), [])) == []
     assert list(cut_blocks(make_chunker(SMALL), [b""])) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=1, max_value=50_000), st.integers(min_value=0, max_value=200_000))
+def test_reading_a_file_cuts_like_cutting_it_whole(read_size: int, length: int) -> None:
+    import io
+
+    from dedupe.chunking import cut_file
+    data = DATA[:length]
+    seen: list[bytes] = []
+    got = [bytes(c) for c in cut_file(make_chunker(SMALL), io.BytesIO(data), lambda b: seen.append(bytes(b)),
+                                      size=read_size)]
+    assert [len(c) for c in got] == whole(data)
+    assert b"".join(got) == data and b"".join(seen) == data  # on_data sees every byte once, in order
+
+
+def test_read_buffers_are_reused_only_when_free() -> None:
+    from dedupe.chunking import BufferPool
+    pool = BufferPool(1024, keep=2)
+    a = pool.get()
+    held = memoryview(a)[10:20]  # a chunk still in flight
+    b = pool.get()
+    assert b is not a
+    held.release()
+    assert pool.get() is a  # free again: reused, no new allocation
