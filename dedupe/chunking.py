@@ -86,12 +86,22 @@ class BufferPool:
 FILE_READ_SIZE = 4 << 20
 
 
+def _readinto_by_read(f: Any) -> Callable[[memoryview], int]:
+    """``readinto`` for readers that only have ``read`` (one copy per block)."""
+    def readinto(view: memoryview) -> int:
+        data = f.read(len(view))
+        view[:len(data)] = data
+        return len(data)
+    return readinto
+
+
 def cut_file(chunker: FastCDC, f: BinaryIO, on_data: Callable[[memoryview], None] | None = None,
              size: int = FILE_READ_SIZE) -> Iterator[memoryview]:
     """Chunks of a readable file, as ``cut_blocks`` would give them. Each block is
     read into a reused buffer behind the carried-over tail (at most one chunk), so
     only the tail is copied. ``on_data`` sees every byte read, once, in order."""
     pool = BufferPool(chunker.max_size + size)
+    readinto = getattr(f, "readinto", None) or _readinto_by_read(f)
     carry = memoryview(b"")
     while True:
         buf = pool.get()
@@ -102,7 +112,7 @@ def cut_file(chunker: FastCDC, f: BinaryIO, on_data: Callable[[memoryview], None
         filled = kept
         eof = False
         while filled < len(buf):
-            n = f.readinto(view[filled:])  # type: ignore[attr-defined]
+            n = readinto(view[filled:])
             if not n:
                 eof = True
                 break

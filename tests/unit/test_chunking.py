@@ -68,3 +68,20 @@ def test_read_buffers_are_reused_only_when_free() -> None:
     assert b is not a
     held.release()
     assert pool.get() is a  # free again: reused, no new allocation
+
+
+def test_readers_without_readinto_are_read_too() -> None:
+    from dedupe.chunking import cut_file
+
+    class OnlyRead:
+        def __init__(self, data: bytes) -> None:
+            self.data, self.pos = data, 0
+
+        def read(self, n: int) -> bytes:
+            out = self.data[self.pos:self.pos + min(n, 777)]  # short reads, too
+            self.pos += len(out)
+            return out
+
+    data = DATA[:150_000]
+    got = [bytes(c) for c in cut_file(make_chunker(SMALL), OnlyRead(data), size=10_000)]  # type: ignore[arg-type]
+    assert [len(c) for c in got] == whole(data) and b"".join(got) == data
