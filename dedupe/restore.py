@@ -19,7 +19,8 @@ from dedupe.repository import Location, Repository
 from repo_format import items, manifest
 from repo_format.ids import stream_hash
 
-MAX_BATCH_SPAN = 8 << 20
+MAX_BATCH_SPAN = 8 << 20  # stored bytes one ranged read may cover
+MAX_BATCH_RAW = 12 << 20  # plaintext one batch may decompress to (bounds memory)
 MAX_GAP = 1 << 20
 BATCHES_IN_FLIGHT = 4
 
@@ -40,17 +41,18 @@ T = TypeVar("T")
 
 def _batches(repo: Repository, refs: Iterable[tuple[bytes, int]]) -> Iterator[Batch]:
     cur: list[tuple[bytes, Location]] = []
-    pack, start, end = "", 0, 0
+    pack, start, end, raw = "", 0, 0, 0
     for cid, _n in refs:
         loc = repo.locate(cid)
         if cur and loc.pack == pack and start <= loc.offset <= end + MAX_GAP \
-                and max(end, loc.offset + loc.length) - start <= MAX_BATCH_SPAN:
+                and max(end, loc.offset + loc.length) - start <= MAX_BATCH_SPAN and raw + loc.raw_len <= MAX_BATCH_RAW:
             cur.append((cid, loc))
             end = max(end, loc.offset + loc.length)
+            raw += loc.raw_len
             continue
         if cur:
             yield pack, start, end, cur
-        cur, pack, start, end = [(cid, loc)], loc.pack, loc.offset, loc.offset + loc.length
+        cur, pack, start, end, raw = [(cid, loc)], loc.pack, loc.offset, loc.offset + loc.length, loc.raw_len
     if cur:
         yield pack, start, end, cur
 
