@@ -22,6 +22,7 @@ from repo_format.config import ChunkerParams
 from repo_format.ids import chunk_id
 
 READ_SIZE = 8 << 20
+INLINE_MAX = 16 << 10
 
 Refs = list[tuple[bytes, int]]
 
@@ -176,7 +177,14 @@ class ChunkPipeline:
     def _submit(self, data: memoryview, refs: Refs) -> None:
         if len(self._queue) >= self._max_in_flight:
             self._drain(block=True)
-        self._queue.append((self._pool.submit(self._process, data), refs))
+        if len(data) <= INLINE_MAX:
+            # small chunks (most files of a root file system): a trip to a worker thread
+            # costs more than hashing and compressing them here
+            fut: Future[tuple[bytes, int, bytes | None]] = Future()
+            fut.set_result(self._process(data))
+        else:
+            fut = self._pool.submit(self._process, data)
+        self._queue.append((fut, refs))
         self.bytes_in += len(data)
 
     def _drain(self, block: bool) -> None:

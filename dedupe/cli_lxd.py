@@ -8,21 +8,25 @@ module while it is being loaded.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dedupe import api
-from dedupe.repository import Repository
-from dedupe.sinks.lxd import RestoredObject, RestoreOptions, lxd_meta, recover_instance, restore_backup, restore_run
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.run import KINDS, LXDRunResult, LXDSelection, backup_lxd
+from dedupe.lxd_kinds import KINDS
+
+if TYPE_CHECKING:  # the LXD modules (pylxd, requests) load only when an LXD command runs
+    from dedupe.repository import Repository
+    from dedupe.sinks.lxd import RestoredObject
+    from dedupe.sources.lxd.client import LXDClient
+    from dedupe.sources.lxd.run import LXDRunResult
 
 
 def connect(connection: Any) -> LXDClient:
     """The local socket, or ``--remote`` over HTTPS with ``--cert``/``--key``, the
     server's certificate pinned with ``--server-cert`` (else the system CAs, or a
     certificate lxc accepted before)."""
+    from dedupe.sources.lxd.client import LXDClient
     return LXDClient.connect(connection.remote, connection.cert, connection.key,
                              verify=connection.server_cert or True)
 
@@ -82,6 +86,7 @@ def register(main: click.Group, backup: click.Group) -> None:
         if names and all_instances:
             raise click.UsageError("give instance NAMES or --all, not both")
         c = _ctx(repo, as_json, quiet)
+        from dedupe.sources.lxd.run import LXDSelection, backup_lxd
         selection = LXDSelection(tuple(names), project, _kinds(only), instance_only, consistent)
         r = c.open()
         with connect(LXDConnection(remote, cert, key, server_cert)) as client:
@@ -108,6 +113,7 @@ def restore_to_lxd(c: Any, repo: Repository, *, backup_id: str | None, run: str 
     from dedupe.cli import _warn_exit
     if run is not None and (as_name or with_deps or recover):
         raise click.UsageError("--as, --with-deps and --recover go with a backup ID, not --run")
+    from dedupe.sinks.lxd import RestoreOptions, lxd_meta, recover_instance, restore_backup, restore_run
     opts = RestoreOptions(as_name=as_name, project=project, pool=pool, force=force, with_deps=with_deps)
     info = None
     if backup_id is not None:

@@ -61,8 +61,7 @@ from dedupe.sources.tar import backup_tar
 from dedupe.sources.tarstream import TarStreamError
 from repo_format import manifest
 
-KINDS: Final = ("instances", "volumes", "images", "config", "database")
-CONSISTENCY: Final = ("none", "freeze")
+from dedupe.lxd_kinds import CONSISTENCY, KINDS  # noqa: E402  (re-exported)
 STALE_AFTER: Final = dt.timedelta(hours=6)  # server-side dedupe-* backups older than this are leftovers
 
 
