@@ -62,16 +62,6 @@ def decode_packed(data: bytes, what: str, cipher: crypto.BlobCipher | None = Non
 
 
 def decode(data: bytes, what: str, cipher: crypto.BlobCipher | None = None, repo_id: bytes = b"") -> IndexSegment:
-    header.decode_header(data, header.INDEX_MAGIC, SUPPORTED_VERSIONS, what)
-    plain = blob.open_blob(memoryview(data)[header.HEADER_LEN:], what, cipher, CONTEXT + repo_id)
-    body = msgpack_codec.unpack_map(plain, what, ("packs", "supersedes"))
-    try:
-        packs = []
-        for name, size, table_len, entries in body["packs"]:
-            if not isinstance(name, bytes) or len(name) != ID_LEN:
-                raise FormatError(f"{what}: pack name malformed")
-            packs.append(PackRecord(name.hex(), int(size), int(table_len), pack.decode_entries(entries, what)))
-        supersedes = [bytes(s).hex() for s in body["supersedes"]]
-    except (TypeError, ValueError) as e:
-        raise FormatError(f"{what}: index segment malformed ({e})") from None
-    return IndexSegment(packs, supersedes)
+    packs, supersedes = decode_packed(data, what, cipher, repo_id)
+    return IndexSegment([PackRecord(name, size, table_len, pack.decode_entries(entries, what))
+                         for name, size, table_len, entries in packs], supersedes)
