@@ -47,17 +47,12 @@ daemon_answers() {
   [ -S "$SOCKET" ] && command -v lxd >/dev/null 2>&1 && timeout 10 lxd waitready --timeout 2 >/dev/null 2>&1
 }
 
-packages_missing() {
-  local p missing=()
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  echo "${missing[@]}"
-}
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 install_packages() {
   local missing
-  missing=$(packages_missing)
+  missing=$(packages_missing "${PACKAGES[@]}")
   if [ -z "$missing" ]; then step "packages present: ${PACKAGES[*]}"; return; fi
   step "apt-get update"
   apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null

@@ -78,17 +78,12 @@ fail_setup() {
   die "setup failed; logs kept in $S3_DIR/log"
 }
 
-packages_missing() {
-  local p missing=()
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  echo "${missing[@]}"
-}
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 install_packages() {
   local missing
-  missing=$(packages_missing)
+  missing=$(packages_missing "${PACKAGES[@]}")
   [ -z "$missing" ] && return 0
   log "apt-get install $missing"
   # shellcheck disable=SC2086
