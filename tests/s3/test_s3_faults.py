@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+
 from conftest import CLI, RunCli, assert_clean_error
 from s3.gateway import Gateway
 
@@ -93,3 +94,50 @@ def test_gateway_dies_during_a_copy(dedupe: RunCli, gateway: Gateway, bucket: st
     (bid,) = [b["id"] for b in _backups(dedupe, s3_url)]
     assert dedupe("restore", str(bid), "--stdout").stdout == data
     _assert_sound(dedupe, s3_url)
+
+
+def test_gateway_dies_during_a_gc(dedupe: RunCli, gateway: Gateway, s3_url: str) -> None:
+    """gc in-process, the gateway killed between its two phases (after phase 1 wrote
+    its repacked data and new segments, before the commit): a storage error, nothing
+    lost, and the next gc finishes the job."""
+    import io
+
+    from dedupe import api
+    from dedupe.errors import DedupeError
+    from dedupe.gc import GcOptions
+    from dedupe.prune import run_forget, run_gc
+
+    dedupe("init")
+    keep_data = os.urandom(2 * PACK)
+    # a backup that shares half its packs with the one that stays: gc must repack
+    drop_data = keep_data[:PACK] + os.urandom(PACK)
+    repo = api.open_repo(s3_url)
+    kept = api.do_backup_stream(repo, "keep", io.BytesIO(keep_data)).id
+    dropped = api.do_backup_stream(repo, "drop", io.BytesIO(drop_data)).id
+    run_forget(repo, [dropped])
+    # the failing gc runs in a child process, as the CLI would: its lock stays behind
+    # (the gateway is down when it tries to remove it) and must be seen as stale after
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read)
+        try:
+            run_gc(api.open_repo(s3_url), GcOptions(max_unused=0.0, before_sweep=gateway.kill))
+            message = "gc finished"
+        except DedupeError as e:
+            message = f"{e.exit_code} {e}"
+        os.write(write, message.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        message = f.read().decode()
+    os.waitpid(pid, 0)
+    assert message.startswith("24 "), message
+    gateway.start()
+    _assert_sound(dedupe, s3_url)
+    assert [b["id"] for b in _backups(dedupe, s3_url)] == [kept]
+    assert dedupe("restore", kept, "--stdout").stdout == keep_data
+    report = json.loads(dedupe("gc", "--max-unused", "0%", "--json").stdout)
+    assert report["bytes_deleted"] > 0
+    assert dedupe("restore", kept, "--stdout").stdout == keep_data
+    assert dedupe("check", "--read-data").returncode == 0
