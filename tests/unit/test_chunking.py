@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,13 +32,18 @@ def test_cut_points_do_not_depend_on_how_the_input_is_fed(sizes: list[int]) -> N
     assert [len(c) for c in got] == whole(DATA)
 
 
-def test_edit_in_the_middle_changes_few_chunks() -> None:
-    base = os.urandom(2_000_000)
+@pytest.mark.parametrize("seed", range(8))
+def test_edit_in_the_middle_changes_few_chunks(seed: int) -> None:
+    import blake3
+    base = blake3.blake3(b"edit %d" % seed).digest(length=2_000_000)  # seeded: the same cut points every run
     edited = base[:1_000_000] + b"INSERTED" + base[1_000_000:]
     a = {bytes(c) for c in cut_blocks(make_chunker(SMALL), [base])}
     b = [bytes(c) for c in cut_blocks(make_chunker(SMALL), [edited])]
     new = [c for c in b if c not in a]
-    assert len(new) <= 3  # content-defined: the cut points resynchronise right after the edit
+    # content-defined: the cut points resynchronise within a chunk or two of the edit
+    # (about 500 chunks of ~4 KiB in all)
+    assert 1 <= len(new) <= 4
+    assert sum(map(len, new)) <= 4 * SMALL.max_size
 
 
 def test_empty_input_has_no_chunks() -> None:
