@@ -135,13 +135,6 @@ def cut_file(chunker: FastCDC, f: BinaryIO, on_data: Callable[[memoryview], None
         carry = last if last is not None else memoryview(b"")
 
 
-def read_blocks(f: BinaryIO, size: int = READ_SIZE) -> Iterator[bytes]:
-    while True:
-        block = f.read(size)
-        if not block:
-            return
-        yield block
-
 
 class ChunkPipeline:
     """Ordered, bounded pipeline from content to chunk refs and items.
@@ -233,9 +226,6 @@ class ChunkPipeline:
                 refs, count = [], 0
         if count:
             self.add_item(make_item(refs))
-
-    def store_bytes(self, data: bytes) -> Refs:
-        return self.store_blocks([data])
 
     def add_item(self, item: dict[str, Any]) -> None:
         self._queue.append((None, item))

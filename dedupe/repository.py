@@ -390,9 +390,6 @@ class Repository:
             raise AmbiguousBackupId(f"backup id {prefix} is ambiguous: {len(matches)} backups start with it")
         return matches[0]
 
-    def verify_raw_hash(self, data: bytes, cid: bytes) -> bool:
-        return chunk_id(self.id_key, data) == cid
-
 
 def default_host() -> str:
     return os.uname().nodename
