@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 from dedupe import browse, keymgmt, locking
-from dedupe.passphrase import from_environment
+from dedupe.passphrase import for_other, from_environment
 from dedupe.entries import Entry
 from dedupe.files_cache import FilesCache
 from dedupe.restore_tree import restore_dir as restore_tree_dir
@@ -38,7 +38,8 @@ def init(location: str, chunker: config.ChunkerParams | None = None, passphrase:
     sharing that repository's chunker and id key (so copies between them deduplicate)."""
     if copy_params_from is not None:
         from dedupe.copy import params_of
-        chunker, id_key = params_of(open_repo(copy_params_from))
+        chunker, id_key = params_of(open_repo(copy_params_from,
+                                              for_other("DEDUPE_FROM_PASSPHRASE", copy_params_from)))
     return Repository.create(open_storage(location, init=True), chunker, passphrase=passphrase,
                              kdf_params=keymgmt.kdf_params(), id_key=id_key)
 

@@ -143,6 +143,28 @@ def lxd_connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def other_passphrase_options(direction: str, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--<direction>-passphrase-file`` and ``--<direction>-passphrase-command`` for the
+    second repository of a command (``$DEDUPE_<DIRECTION>_PASSPHRASE...``; without them,
+    the first repository's passphrase is tried)."""
+    variable = f"DEDUPE_{direction.upper()}_PASSPHRASE"
+
+    def store(suffix: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+        def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+            if value:
+                os.environ[f"{variable}_{suffix}"] = value
+        return callback
+
+    def add(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option(f"--{direction}-passphrase-command", metavar="CMD", expose_value=False,
+                         callback=store("COMMAND"),
+                         help=f"Run CMD for the passphrase of {what} (${variable}_COMMAND).")(f)
+        return click.option(f"--{direction}-passphrase-file", metavar="FILE", expose_value=False,
+                            callback=store("FILE"),
+                            help=f"Read the passphrase of {what} from FILE (${variable}_FILE).")(f)
+    return add
+
+
 def _ctx(repo: str | None, as_json: bool | None, quiet: bool | None) -> Context:
     parent: Context = click.get_current_context().obj
     return Context(repo or parent.repo_location, bool(as_json) or parent.json, bool(quiet) or parent.quiet)
@@ -180,6 +202,7 @@ def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool, passp
               help="Encrypt and authenticate everything stored (the key is sealed under a passphrase).")
 @click.option("--copy-params-from", metavar="REPO",
               help="Use REPO's chunker parameters and id key, so that `dedupe copy` between them deduplicates.")
+@other_passphrase_options("from", "--copy-params-from")
 @common
 def init(encryption: str, copy_params_from: str | None, repo: str | None, as_json: bool | None,
          quiet: bool | None) -> None:

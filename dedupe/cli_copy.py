@@ -8,7 +8,8 @@ import click
 def register(main: click.Group, backup: click.Group) -> None:
     """Add ``copy`` to ``main``."""
     from dedupe import api
-    from dedupe.cli import _ctx, common, human
+    from dedupe.cli import _ctx, common, human, other_passphrase_options
+    from dedupe.passphrase import for_other
     from dedupe.copy import run_copy
 
     @main.command("copy")
@@ -16,6 +17,7 @@ def register(main: click.Group, backup: click.Group) -> None:
     @click.option("--to", "to", required=True, metavar="REPO",
                   help="The target repository (a path or s3://BUCKET/PREFIX).")
     @click.option("--group", "-g", help="Only backups of this group (and groups below it).")
+    @other_passphrase_options("to", "the target")
     @common
     def copy_cmd(ids: tuple[str, ...], to: str, group: str | None, repo: str | None, as_json: bool | None,
                  quiet: bool | None) -> None:
@@ -26,7 +28,7 @@ def register(main: click.Group, backup: click.Group) -> None:
             raise click.UsageError("give backup IDs or --group, not both")
         c = _ctx(repo, as_json, quiet)
         source = c.open()
-        target = api.open_repo(to)
+        target = api.open_repo(to, for_other("DEDUPE_TO_PASSPHRASE", to))
         res = run_copy(source, target, ids, group, c.progress())
 
         def text() -> str:

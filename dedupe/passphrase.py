@@ -3,6 +3,11 @@
 In order: ``$DEDUPE_PASSPHRASE``, the file named by ``$DEDUPE_PASSPHRASE_FILE``
 (``--passphrase-file``), the output of ``$DEDUPE_PASSPHRASE_COMMAND``
 (``--passphrase-command``, run by the shell), then a prompt when there is a terminal.
+
+A command that opens a second repository (``copy --to``, ``init --copy-params-from``)
+reads that one's passphrase the same way from ``$DEDUPE_TO_PASSPHRASE[_FILE|_COMMAND]``
+or ``$DEDUPE_FROM_PASSPHRASE[_FILE|_COMMAND]`` (as restic's ``--from-password-file``),
+and falls back to the first repository's passphrase when none of those is set.
 """
 
 from __future__ import annotations
@@ -27,26 +32,56 @@ def _strip_newline(data: bytes) -> bytes:
 
 
 def from_environment(prompt: bool = True, confirm: bool = False) -> bytes:
+    """The passphrase of the repository the command is about (``$DEDUPE_PASSPHRASE...``)."""
+    found = _from_variables("DEDUPE_PASSPHRASE")
+    if found is not None:
+        return found
+    if prompt and sys.stdin.isatty():
+        return _prompt("dedupe passphrase: ", confirm)
+    raise PassphraseUnavailable("the repository is encrypted and no passphrase was given: set DEDUPE_PASSPHRASE, "
+                                "--passphrase-file or --passphrase-command")
+
+
+def for_other(prefix: str, location: str) -> PassphraseSource:
+    """The passphrase source of a second repository: ``$<prefix>``, ``$<prefix>_FILE``,
+    ``$<prefix>_COMMAND`` (``prefix`` is ``DEDUPE_TO_PASSPHRASE`` or
+    ``DEDUPE_FROM_PASSPHRASE``), else the first repository's variables, else a prompt
+    naming ``location``."""
+    def source() -> bytes:
+        for variable in (prefix, "DEDUPE_PASSPHRASE"):
+            found = _from_variables(variable)
+            if found is not None:
+                return found
+        if sys.stdin.isatty():
+            return _prompt(f"passphrase of {location}: ", confirm=False)
+        raise PassphraseUnavailable(f"{location} is encrypted and no passphrase was given for it: set {prefix}, "
+                                    f"{prefix}_FILE or {prefix}_COMMAND")
+    return source
+
+
+def _from_variables(variable: str) -> bytes | None:
+    """``$V``, else the file named by ``$V_FILE``, else the output of ``$V_COMMAND``."""
     env = os.environ
-    if "DEDUPE_PASSPHRASE" in env:
-        return os.fsencode(env["DEDUPE_PASSPHRASE"])
-    if env.get("DEDUPE_PASSPHRASE_FILE"):
-        path = env["DEDUPE_PASSPHRASE_FILE"]
+    if variable in env:
+        return os.fsencode(env[variable])
+    if env.get(f"{variable}_FILE"):
+        path = env[f"{variable}_FILE"]
         try:
             with open(path, "rb") as f:
                 return _strip_newline(f.read())
         except OSError as e:
             raise PassphraseUnavailable(f"passphrase file {path}: {e.strerror}") from None
-    if env.get("DEDUPE_PASSPHRASE_COMMAND"):
-        cmd = env["DEDUPE_PASSPHRASE_COMMAND"]
+    if env.get(f"{variable}_COMMAND"):
+        cmd = env[f"{variable}_COMMAND"]
         p = subprocess.run(cmd, shell=True, capture_output=True)
         if p.returncode != 0:
             raise PassphraseUnavailable(f"passphrase command {cmd!r} exited {p.returncode}")
         return _strip_newline(p.stdout)
-    if prompt and sys.stdin.isatty():
-        first = getpass.getpass("dedupe passphrase: ").encode()
-        if confirm and getpass.getpass("again: ").encode() != first:
-            raise PassphraseUnavailable("the passphrases do not match")
-        return first
-    raise PassphraseUnavailable("the repository is encrypted and no passphrase was given: set DEDUPE_PASSPHRASE, "
-                                "--passphrase-file or --passphrase-command")
+    return None
+
+
+def _prompt(text: str, confirm: bool) -> bytes:
+    first = getpass.getpass(text).encode()
+    if confirm and getpass.getpass("again: ").encode() != first:
+        raise PassphraseUnavailable("the passphrases do not match")
+    return first
