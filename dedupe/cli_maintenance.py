@@ -34,7 +34,8 @@ def _gc_text(r: Any, human: Callable[[int], str]) -> str:
     return (f"gc {verb} {human(r.freed)}: {r.packs_deleted} pack(s) removed ({r.packs_repacked} rewritten into "
             f"{r.packs_written}), {r.packs_after} left ({human(r.bytes_after)}, {human(r.unused_bytes_after)} unused)"
             + (f"; kept {r.packs_kept_for_new_backups} pack(s) for backups made meanwhile"
-               if r.packs_kept_for_new_backups else ""))
+               if r.packs_kept_for_new_backups else "")
+            + (f"; aborted {r.uploads_aborted} stale upload(s)" if r.uploads_aborted else ""))
 
 
 def register(main: click.Group, backup: click.Group) -> None:

@@ -37,6 +37,7 @@ from dedupe.errors import DedupeError
 from dedupe.repository import BackupNotFound, Repository
 from dedupe.restore import iter_items
 from dedupe.storage import ObjectNotFound, Storage
+from dedupe.storage.base import abort_stale_writes
 from dedupe.storage.local import LocalStorage
 from dedupe.writer import DEFAULT_PACK_SIZE
 from repo_format import index, items, layout, lock, manifest
@@ -183,6 +184,7 @@ class GcReport:
     packs_kept_for_new_backups: int = 0
     segments_replaced: int = 0
     temp_files_removed: int = 0
+    uploads_aborted: int = 0  # S3 multipart uploads left incomplete (FORMAT.md 11.2)
     markers_removed: int = 0
     dry_run: bool = False
 
@@ -455,6 +457,7 @@ def _sweep(repo: Repository, view: Repository, scan: _Scan, out: _SegmentWriter 
     report.unused_bytes_after = sum(p.total - p.live for n, p in scan.packs.items() if n in kept)
     report.markers_removed = _drop_markers(repo)
     report.temp_files_removed = _drop_temp_files(repo.storage, opts.tmp_max_age_s)
+    report.uploads_aborted = abort_stale_writes(repo.storage, opts.tmp_max_age_s)
 
 
 def _drop_markers(repo: Repository) -> int:

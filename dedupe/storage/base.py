@@ -58,3 +58,12 @@ class Storage(Protocol):
         """Remove a file; a missing file is not an error."""
 
     def exists(self, name: str) -> bool: ...
+
+
+def abort_stale_writes(storage: Storage, older_than_s: float) -> int:
+    """Abort writes left unfinished by a crashed writer that began more than
+    ``older_than_s`` seconds ago: S3 multipart uploads (FORMAT.md section 11.2), which
+    cost space while invisible. Storages without such leftovers have nothing to do (0).
+    Returns how many were aborted."""
+    abort = getattr(storage, "abort_stale_uploads", None)  # through CachedStorage too
+    return int(abort(older_than_s)) if callable(abort) else 0

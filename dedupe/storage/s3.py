@@ -416,17 +416,53 @@ class S3Storage:
 
     def incomplete_uploads(self) -> list[tuple[str, str, float]]:
         """``(name, upload id, age in seconds)`` of multipart uploads never completed
-        (left by a crash; invisible to readers; gc may abort them)."""
+        under the prefix (left by a crash; invisible to readers; gc aborts old ones).
+        Ages are measured on the server's clock (its ``Date`` header against the
+        upload's ``Initiated``), so a skewed client clock does not age them."""
         out = []
-        now = time.time()
-        page = self._call("list", "", lambda: self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self._root))
-        for u in page.get("Uploads", []):
-            out.append((u["Key"][len(self._root):], u["UploadId"], now - u["Initiated"].timestamp()))
-        return out
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._root, "MaxUploads": self.page_size}
+        while True:
+            page = self._call("list", "", lambda a=dict(args): self.client.list_multipart_uploads(**a))
+            now = _server_time(page)
+            for u in page.get("Uploads", []):
+                out.append((u["Key"][len(self._root):], u["UploadId"],
+                            max(0.0, now - u["Initiated"].timestamp())))  # Date has whole seconds
+            if not page.get("IsTruncated"):
+                return out
+            key, upload = page.get("NextKeyMarker"), page.get("NextUploadIdMarker")
+            if not key or (key, upload) == (args.get("KeyMarker"), args.get("UploadIdMarker")):
+                return out  # a server that says "truncated" without a way on
+            args["KeyMarker"], args["UploadIdMarker"] = key, upload or ""
 
     def abort_upload(self, name: str, upload_id: str) -> None:
         self._call("abort", name, lambda: self.client.abort_multipart_upload(
             Bucket=self.bucket, Key=self._key(name), UploadId=upload_id))
+
+    def abort_stale_uploads(self, older_than_s: float) -> int:
+        """Abort the incomplete multipart uploads under the prefix initiated more than
+        ``older_than_s`` seconds ago (FORMAT.md section 11.2); how many were aborted.
+        One that is gone meanwhile (completed or aborted by its writer) is skipped."""
+        n = 0
+        for name, upload_id, age in self.incomplete_uploads():
+            if age < older_than_s:
+                continue
+            try:
+                self.abort_upload(name, upload_id)
+                n += 1
+            except ObjectNotFound:  # NoSuchUpload (404)
+                continue
+        return n
+
+
+def _server_time(resp: dict[str, Any]) -> float:
+    """The server's clock from a response's ``Date`` header (the local clock without one)."""
+    from email.utils import parsedate_to_datetime
+
+    date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return parsedate_to_datetime(date).timestamp() if date else time.time()
+    except (TypeError, ValueError):
+        return time.time()
 
 
 class _BodyError(Exception):
