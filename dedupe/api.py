@@ -6,13 +6,13 @@ returns plain data; nothing here prints.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable
 
-from dedupe import browse, keymgmt, locking
+from dedupe import browse, keymgmt, locking  # noqa: F401  (api.locking: tests reach the locks through it)
+from dedupe.locking import locked
 from dedupe.passphrase import for_other, from_environment
 from dedupe.entries import Entry
 from dedupe.files_cache import FilesCache
@@ -28,9 +28,6 @@ from dedupe.storage.open import open_storage
 from dedupe.restore import restore_to_file, write_stream
 from dedupe.sources.stream import backup_stream
 from repo_format import config, manifest
-
-LOCK_WAIT_S = 60.0
-
 
 def init(location: str, chunker: config.ChunkerParams | None = None, passphrase: bytes | None = None,
          id_key: bytes | None = None, copy_params_from: str | None = None) -> Repository:
@@ -48,13 +45,6 @@ def open_repo(location: str, passphrase: Callable[[], bytes] | None = None) -> R
     """Open a repository; the passphrase (asked only if it is encrypted) comes from
     ``passphrase`` or else the environment (dedupe.passphrase)."""
     return Repository.open(open_storage(location), passphrase or from_environment)
-
-
-@contextlib.contextmanager
-def locked(repo: Repository, purpose: str, exclusive: bool = False, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
-    with locking.acquire(repo.storage, exclusive=exclusive, purpose=purpose, wait_s=wait_s):
-        repo.refresh_index()  # a gc may have replaced the index before the lock was ours (FORMAT.md 15)
-        yield
 
 
 @dataclass

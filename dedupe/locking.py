@@ -9,20 +9,25 @@ for other hosts by age, since a live holder refreshes its lock every
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import threading
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from dedupe.errors import DedupeError
 from dedupe.storage import ObjectNotFound, Storage
 from repo_format import layout, lock
 from repo_format.errors import FormatError
 
+if TYPE_CHECKING:
+    from dedupe.repository import Repository
+
 REFRESH_S = 300
 STALE_AFTER_S = 1800
+LOCK_WAIT_S = 60.0  # how long backups, restores and checks wait for a lock
 
 
 class RepositoryLocked(DedupeError):
@@ -154,3 +159,11 @@ def acquire(storage: Storage, *, exclusive: bool, purpose: str, wait_s: float = 
             raise RepositoryLocked(f"{storage.location} is locked: {', '.join(conflicts)}")
         time.sleep(delay + secrets.randbelow(100) / 1000)
         delay = min(delay * 2, 5.0)
+
+
+@contextlib.contextmanager
+def locked(repo: Repository, purpose: str, exclusive: bool = False, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold a lock on ``repo`` for the block, its index reloaded once the lock is ours."""
+    with acquire(repo.storage, exclusive=exclusive, purpose=purpose, wait_s=wait_s):
+        repo.refresh_index()  # a gc may have replaced the index before the lock was ours (FORMAT.md 15)
+        yield
