@@ -143,8 +143,10 @@ class Repository:
         return cls(storage, cfg, key)
 
     @classmethod
-    def open(cls, storage: Storage, passphrase: Callable[[], bytes] | None = None) -> Repository:
-        """Open a repository; ``passphrase`` is asked only if it is encrypted."""
+    def open(cls, storage: Storage, passphrase: Callable[[], bytes] | None = None, *,
+             load_index: bool = True) -> Repository:
+        """Open a repository; ``passphrase`` is asked only if it is encrypted. Without
+        ``load_index`` the in-memory index stays empty (gc and prune load what they need)."""
         if isinstance(storage, LocalStorage) and not storage.root.is_dir():
             raise RepositoryNotFound(f"{storage.root}: no such directory")
         try:
@@ -161,7 +163,8 @@ class Repository:
         if cfg.encrypted:
             key = cls.unlock(storage, cfg, passphrase)
         repo = cls(storage, cfg, key)
-        repo.reload_index()
+        if load_index:
+            repo.reload_index()
         return repo
 
     @staticmethod
@@ -205,6 +208,11 @@ class Repository:
     def load_segment(self, name: str) -> index.IndexSegment:
         path = layout.index_path(name)
         return self._decode_named(self.storage.get(path), name, path, "index segment", index.decode)
+
+    def load_segment_packed(self, name: str) -> tuple[list[tuple[str, int, int, bytes]], list[str]]:
+        """A segment with each pack's entries left packed (index.decode_packed)."""
+        path = layout.index_path(name)
+        return self._decode_named(self.storage.get(path), name, path, "index segment", index.decode_packed)
 
     def reload_index(self, on_error: Callable[[str, DedupeError], None] | None = None) -> None:
         """Load every index segment (FORMAT.md section 7.3): segments superseded by
@@ -326,7 +334,13 @@ class Repository:
 
     def write_segment(self, seg: index.IndexSegment) -> str:
         """Store an index segment; returns its name. The in-memory index is not changed."""
-        data = index.encode(seg, self.cipher, self._ctx)
+        return self._put_segment(index.encode(seg, self.cipher, self._ctx))
+
+    def write_segment_packed(self, packs: list[tuple[str, int, int, bytes]], supersedes: list[str]) -> str:
+        """``write_segment`` from packed entries (index.encode_packed)."""
+        return self._put_segment(index.encode_packed(packs, supersedes, self.cipher, self._ctx))
+
+    def _put_segment(self, data: bytes) -> str:
         name = object_name(data)
         self.storage.put(layout.index_path(name), data)
         return name

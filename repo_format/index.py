@@ -33,10 +33,16 @@ CONTEXT: Final = b"index-segment"
 
 
 def encode(segment: IndexSegment, cipher: crypto.BlobCipher | None = None, repo_id: bytes = b"") -> bytes:
+    return encode_packed([(p.name, p.size, p.table_len, pack.encode_entries(p.entries)) for p in segment.packs],
+                         segment.supersedes, cipher, repo_id)
+
+
+def encode_packed(packs: list[tuple[str, int, int, bytes]], supersedes: list[str],
+                  cipher: crypto.BlobCipher | None = None, repo_id: bytes = b"") -> bytes:
+    """``encode`` from packed entries (44 bytes each, section 6.2), as ``decode_packed`` returns them."""
     body = {
-        "packs": [[bytes.fromhex(p.name), p.size, p.table_len, pack.encode_entries(p.entries)]
-                  for p in segment.packs],
-        "supersedes": [bytes.fromhex(s) for s in segment.supersedes],
+        "packs": [[bytes.fromhex(name), size, table_len, entries] for name, size, table_len, entries in packs],
+        "supersedes": [bytes.fromhex(s) for s in supersedes],
     }
     return header.encode_header(header.INDEX_MAGIC, VERSION) + blob.seal(msgpack_codec.pack(body), cipher=cipher,
                                                                           context=CONTEXT + repo_id)
