@@ -8,7 +8,8 @@ import click
 def register(main: click.Group, backup: click.Group) -> None:
     """Add ``copy`` to ``main``."""
     from dedupe import api
-    from dedupe.cli import _ctx, common, human, other_passphrase_options
+    from dedupe.cli_common import common, human, other_passphrase_options
+    from dedupe.cli_common import ctx as _ctx
     from dedupe.passphrase import for_other
     from dedupe.copy import run_copy
 

@@ -42,7 +42,8 @@ def register(main: click.Group, backup: click.Group) -> None:
     """Add the maintenance commands to ``main``."""
     from dedupe import prune as engine
     from dedupe import stats as stats_engine
-    from dedupe.cli import _ctx, common, human
+    from dedupe.cli_common import common, human
+    from dedupe.cli_common import ctx as _ctx
     from dedupe.gc import GcOptions
 
     def _decision_lines(plan: Any) -> list[str]:

@@ -1,0 +1,150 @@
+"""What every command module of the command line shares: the output context (JSON or
+text, the progress line), the common options, the LXD connection options, sizes for
+humans, and warnings that make the exit code 3."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import click
+
+from dedupe import api
+from dedupe.progress import Progress, ProgressCallback
+
+
+def human(n: int | float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+class StatusLine:
+    """A one-line progress display on a terminal's stderr."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.shown = False
+
+    def __call__(self, p: Progress) -> None:
+        elapsed = max(time.monotonic() - self.start, 1e-6)
+        rate = p.bytes_done / elapsed
+        parts = [f"{p.phase} {p.name}", f"{human(p.bytes_done)}"]
+        if p.bytes_total:
+            parts[-1] += f" / {human(p.bytes_total)} ({100 * p.bytes_done / p.bytes_total:.0f}%)"
+        if p.phase == "backup":
+            parts.append(f"new {human(p.new_bytes)} -> {human(p.new_stored)} stored")
+        parts.append(f"{human(rate)}/s")
+        line = "  ".join(parts)
+        sys.stderr.write("\r\033[K" + line[:200])
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+class Context:
+    def __init__(self, repo: str | None, as_json: bool, quiet: bool) -> None:
+        self.repo_location = repo
+        self.json = as_json
+        self.quiet = quiet
+        self.status: StatusLine | None = None
+
+    def location(self) -> str:
+        if not self.repo_location:
+            raise click.UsageError("no repository given: use --repo PATH or set DEDUPE_REPO")
+        return self.repo_location
+
+    def open(self) -> Any:
+        return api.open_repo(self.location())
+
+    def progress(self) -> ProgressCallback | None:
+        if self.json or self.quiet or not sys.stderr.isatty():
+            return None
+        self.status = StatusLine()
+        return self.status
+
+    def out(self, data: Any, text: Callable[[], str]) -> None:
+        if self.status is not None:
+            self.status.done()
+        if self.json:
+            click.echo(json.dumps(data, indent=2, sort_keys=True))
+        elif not self.quiet:
+            click.echo(text())
+
+
+def common(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--repo, --json and --quiet on every command (they may also come before it)."""
+    f = click.option("--quiet", "-q", is_flag=True, default=None, help="Print nothing but errors.")(f)
+    f = click.option("--json", "as_json", is_flag=True, default=None, help="Print JSON only.")(f)
+    f = click.option("--repo", "-r", metavar="PATH", envvar="DEDUPE_REPO",
+                     help="The repository (default: $DEDUPE_REPO).")(f)
+    return f
+
+
+class LXDConnection(NamedTuple):
+    """How to reach LXD: the local unix socket unless ``remote`` is an https:// URL."""
+
+    remote: str | None
+    cert: Path | None
+    key: Path | None
+    server_cert: Path | None
+
+
+def lxd_connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--server-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="The remote LXD's certificate (pinned) or a CA bundle.")(f)
+    f = click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Client key for --remote.")(f)
+    f = click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Client certificate for --remote.")(f)
+    f = click.option("--remote", metavar="URL",
+                     help="LXD at https://HOST:PORT (default: the local unix socket).")(f)
+    return f
+
+
+def other_passphrase_options(direction: str, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--<direction>-passphrase-file`` and ``--<direction>-passphrase-command`` for the
+    second repository of a command (``$DEDUPE_<DIRECTION>_PASSPHRASE...``; without them,
+    the first repository's passphrase is tried)."""
+    variable = f"DEDUPE_{direction.upper()}_PASSPHRASE"
+
+    def store(suffix: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+        def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+            if value:
+                os.environ[f"{variable}_{suffix}"] = value
+        return callback
+
+    def add(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option(f"--{direction}-passphrase-command", metavar="CMD", expose_value=False,
+                         callback=store("COMMAND"),
+                         help=f"Run CMD for the passphrase of {what} (${variable}_COMMAND).")(f)
+        return click.option(f"--{direction}-passphrase-file", metavar="FILE", expose_value=False,
+                            callback=store("FILE"),
+                            help=f"Read the passphrase of {what} from FILE (${variable}_FILE).")(f)
+    return add
+
+
+def ctx(repo: str | None, as_json: bool | None, quiet: bool | None) -> Context:
+    """The command's context: its own --repo/--json/--quiet, else the ones given before it."""
+    parent: Context = click.get_current_context().obj
+    return Context(repo or parent.repo_location, bool(as_json) or parent.json, bool(quiet) or parent.quiet)
+
+
+def warn_exit(c: Context, warnings: list[str], what: str) -> None:
+    """Warnings go to stderr (even with --json) and make the exit code 3."""
+    if not warnings:
+        return
+    for w in warnings:
+        click.echo(f"dedupe: warning: {w}", err=True)
+    click.echo(f"dedupe: {what} finished with {len(warnings)} warning(s)", err=True)
+    sys.exit(3)
