@@ -64,6 +64,25 @@ class BackupSession:
     def store_blocks(self, blocks: Iterable[bytes | memoryview]) -> Refs:
         return self.pipeline.store_blocks(self._counted(blocks))
 
+    def store_view(self, data: memoryview) -> Refs:
+        """The chunks of one whole piece of content (see ``ChunkPipeline.store_view``)."""
+        self.bytes_read += len(data)
+        self._report()
+        return self.pipeline.store_view(data)
+
+    def store_parts(self, member: Any) -> Refs:
+        """The chunks of a tar member too large for one view (``TarMember.cut_views``)."""
+        refs: Refs = []
+
+        def consume(view: memoryview, last: bool) -> int:
+            carry = self.pipeline.store_part(view, last, refs)
+            self.bytes_read += len(view) - carry
+            self._report()
+            return carry
+
+        member.cut_views(consume)
+        return refs
+
     def store_runs(self, blocks: Iterable[bytes | memoryview], make_item: Any, per_item: int = 1024) -> None:
         self.pipeline.store_runs(self._counted(blocks), make_item, per_item)
 

@@ -22,7 +22,6 @@ from repo_format.config import ChunkerParams
 from repo_format.ids import chunk_id
 
 READ_SIZE = 8 << 20
-INLINE_MAX = 16 << 10
 
 Refs = list[tuple[bytes, int]]
 
@@ -136,12 +135,36 @@ def cut_file(chunker: FastCDC, f: BinaryIO, on_data: Callable[[memoryview], None
 
 
 
+BATCH_BYTES = 1 << 20  # small chunks go to a worker together, up to this many bytes
+BATCH_MAX = 256  # ... or this many chunks
+ALONE = 256 << 10  # a chunk at least this large goes to a worker on its own
+
+Result = tuple[bytes, int, "bytes | None"]  # chunk id, raw length, sealed blob (None: already stored)
+
+
+class _Batch:
+    """Chunks handed to one worker together, and the ref lists their refs go to."""
+
+    __slots__ = ("future", "pieces", "size", "targets")
+
+    def __init__(self) -> None:
+        self.pieces: list[memoryview] = []
+        self.targets: list[Refs] = []
+        self.size = 0
+        self.future: Future[list[Result]] | None = None
+
+
 class ChunkPipeline:
     """Ordered, bounded pipeline from content to chunk refs and items.
 
     ``store`` queues the chunks of some content and returns the list that will
     hold their refs; ``add_item`` queues an item behind them. ``on_item`` receives
     each item once every chunk queued before it is stored, so its refs are complete.
+
+    Chunks travel to the workers in batches: a large chunk alone, small ones (most
+    files of a root file system) together, so that the per-chunk cost on the calling
+    thread is a list append; the workers hash, look up and seal them. Results are
+    taken back in queue order, so refs and items stay deterministic.
     """
 
     def __init__(self, txn: Transaction, params: ChunkerParams, id_key: bytes, *,
@@ -152,55 +175,120 @@ class ChunkPipeline:
         self.id_key = id_key
         self.level = level
         self.chunker = make_chunker(params)
+        self.min_size = params.min_size
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="chunk")
-        self._queue: deque[tuple[Future[tuple[bytes, int, bytes | None]] | None, Refs | dict[str, Any]]] = deque()
+        self._queue: deque[_Batch | dict[str, Any]] = deque()
+        self._open: _Batch | None = None  # the batch still taking chunks (queued, not yet submitted)
+        self._submitted = 0  # batches handed to the workers and not yet taken back
         self._max_in_flight = 4 * self.workers + 4
         self.on_item = on_item
         self.on_stored = on_stored
         self.bytes_in = 0
         self.chunk_refs = 0
 
-    def _process(self, data: memoryview) -> tuple[bytes, int, bytes | None]:
+    def _process(self, data: memoryview) -> Result:
         cid = chunk_id(self.id_key, data)
         if self.txn.known(cid):
             return cid, len(data), None
         return cid, len(data), self.txn.repo.seal_chunk(cid, data, self.level)
 
+    def _process_batch(self, pieces: list[memoryview]) -> list[Result]:
+        return [self._process(p) for p in pieces]
+
     def _submit(self, data: memoryview, refs: Refs) -> None:
-        if len(self._queue) >= self._max_in_flight:
-            self._drain(block=True)
-        if len(data) <= INLINE_MAX:
-            # small chunks (most files of a root file system): a trip to a worker thread
-            # costs more than hashing and compressing them here
-            fut: Future[tuple[bytes, int, bytes | None]] = Future()
-            fut.set_result(self._process(data))
-        else:
-            fut = self._pool.submit(self._process, data)
-        self._queue.append((fut, refs))
         self.bytes_in += len(data)
+        if len(data) >= ALONE:
+            self._send_open()
+            batch = _Batch()
+            batch.pieces.append(data)
+            batch.targets.append(refs)
+            self._queue.append(batch)
+            self._send(batch)
+            return
+        batch = self._open
+        if batch is None:
+            batch = self._open = _Batch()
+            self._queue.append(batch)
+        batch.pieces.append(data)
+        batch.targets.append(refs)
+        batch.size += len(data)
+        if batch.size >= BATCH_BYTES or len(batch.pieces) >= BATCH_MAX:
+            self._send_open()
+
+    def _send_open(self) -> None:
+        batch, self._open = self._open, None
+        if batch is not None:
+            self._send(batch)
+
+    def _send(self, batch: _Batch) -> None:
+        if self._submitted >= self._max_in_flight:
+            self._drain(block=True)
+        batch.future = self._pool.submit(self._process_batch, batch.pieces)
+        self._submitted += 1
 
     def _drain(self, block: bool) -> None:
-        while self._queue:
-            fut, target = self._queue[0]
-            if fut is not None:
-                if not block and not fut.done():
-                    return
-                cid, raw_len, sealed = fut.result()
-                self._queue.popleft()
-                if sealed is not None:
-                    self.txn.add(cid, sealed, raw_len)
-                assert isinstance(target, list)
-                target.append((cid, raw_len))
-                self.chunk_refs += 1
-                if self.on_stored is not None:
-                    self.on_stored(cid, raw_len)
-                block = False  # one result per forced wait keeps the pipeline full
-            else:
-                self._queue.popleft()
-                assert isinstance(target, dict)
+        queue = self._queue
+        while queue:
+            head = queue[0]
+            if isinstance(head, dict):
+                queue.popleft()
                 if self.on_item is not None:
-                    self.on_item(target)
+                    self.on_item(head)
+                continue
+            fut = head.future
+            if fut is None:  # the open batch: wait for more chunks unless forced
+                if not block:
+                    return
+                self._send_open()
+                fut = head.future
+                assert fut is not None
+            if not block and not fut.done():
+                return
+            results = fut.result()
+            queue.popleft()
+            self._submitted -= 1
+            head.pieces = []
+            add, on_stored = self.txn.add, self.on_stored
+            for (cid, raw_len, sealed), target in zip(results, head.targets):
+                if sealed is not None:
+                    add(cid, sealed, raw_len)
+                target.append((cid, raw_len))
+                if on_stored is not None:
+                    on_stored(cid, raw_len)
+            self.chunk_refs += len(results)
+            block = False  # one result per forced wait keeps the pipeline full
+
+    def store_view(self, data: memoryview, refs: Refs | None = None) -> Refs:
+        """Queue the chunks of one whole piece of content (a file, a tar member)."""
+        refs = [] if refs is None else refs
+        if len(data) <= self.min_size:  # the chunker would not cut it
+            if data:
+                self._submit(data, refs)
+            return refs
+        for c in self.chunker.cut_buf(data):
+            self._submit(data[c.offset:c.offset + c.length], refs)
+        return refs
+
+    def store_part(self, data: memoryview, last: bool, refs: Refs) -> int:
+        """Queue the chunks of a view of content that may go on (``last`` false): all
+        but the uncut tail, whose length is returned; give it again at the start of
+        the next view. Cuts as ``store_view`` of the whole content would."""
+        if last and len(data) <= self.min_size:
+            if data:
+                self._submit(data, refs)
+            return 0
+        tail: memoryview | None = None
+        for c in self.chunker.cut_buf(data):
+            if tail is not None:
+                self._submit(tail, refs)
+            tail = data[c.offset:c.offset + c.length]
+        if tail is None:
+            return 0
+        if last:
+            self._submit(tail, refs)
+            return 0
+        return len(tail)
 
     def store_blocks(self, blocks: Iterable[bytes | memoryview], refs: Refs | None = None) -> Refs:
         refs = [] if refs is None else refs
@@ -228,7 +316,7 @@ class ChunkPipeline:
             self.add_item(make_item(refs))
 
     def add_item(self, item: dict[str, Any]) -> None:
-        self._queue.append((None, item))
+        self._queue.append(item)
         self._drain(block=False)
 
     def flush(self) -> None:

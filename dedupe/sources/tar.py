@@ -7,6 +7,8 @@ the stream's BLAKE3, which the restore checks.
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from dedupe.backup import BackupResult, BackupSession
@@ -16,18 +18,55 @@ from repo_format.ids import stream_hash
 
 
 class HashingReader:
-    """A read-only stream that hashes and counts what passes through it."""
+    """A read-only stream that hashes and counts what passes through it.
+
+    The hash runs on a thread of its own, in read order (BLAKE3 releases the GIL):
+    ``readinto`` hands it a view of the caller's buffer, which the caller must not
+    overwrite before ``digest`` (the tar reader's buffers are reused only once no
+    view of them is left)."""
 
     def __init__(self, f: BinaryIO) -> None:
         self.f = f
         self.hasher = stream_hash()
         self.count = 0
+        self._hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-hash")
+        self._pending: deque[Future[None]] = deque()
+        readinto = getattr(f, "readinto", None)
+        if readinto is None:
+            self.readinto = None  # type: ignore[assignment]  # the tar reader then uses read
 
     def read(self, n: int = -1, /) -> bytes:
         data = self.f.read(n)
-        self.hasher.update(data)
-        self.count += len(data)
+        self._update(data)
         return data
+
+    def readinto(self, view: memoryview, /) -> int:  # type: ignore[no-redef]
+        n = self.f.readinto(view)  # type: ignore[attr-defined]
+        if n:
+            self._update(view[:n])
+        return n or 0
+
+    def _update(self, data: bytes | memoryview) -> None:
+        self.count += len(data)
+        if len(data) < _HASH_INLINE:
+            self.hasher.update(data)
+            return
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()
+        self._pending.append(self._hashing.submit(self.hasher.update, data))
+
+    def digest(self) -> bytes:
+        self.close()
+        return self.hasher.digest()
+
+    def close(self) -> None:
+        self._hashing.shutdown(wait=True)
+        while self._pending:
+            self._pending.popleft().result()
+
+
+_HASH_INLINE = 64 << 10  # smaller reads (a pipe's) are hashed at once, after the queued ones
+VIEW_SIZE = 8 << 20  # members up to this size are read as one view and cut whole
 
 
 def member_item(header: bytes, entry_item: dict[str, Any], data_prefix: int, padding: bytes) -> dict[str, Any]:
@@ -44,14 +83,25 @@ def member_item(header: bytes, entry_item: dict[str, Any], data_prefix: int, pad
 
 def backup_tar(session: BackupSession, f: BinaryIO) -> BackupResult:
     src = HashingReader(f)
-    reader = TarReader(src)
-    for member in reader:
-        entry_item = member.entry.to_item()
-        if member.data_size:
-            entry_item["c"] = session.store_blocks(member.iter_raw())  # filled in as the chunks are stored
-        else:
-            entry_item.pop("c", None)
-        session.add_item(member_item(member.header, entry_item, member.data_prefix, member.padding))
-    session.store_runs(reader.iter_tail(), lambda refs: {"k": items.ITEM_TAR_TAIL, "c": refs})
+    try:
+        reader = TarReader(src, view_size=VIEW_SIZE)
+        for member in reader:
+            entry_item = member.entry.to_item()
+            size = member.data_size
+            if size:
+                if size <= VIEW_SIZE and not member.data_prefix:
+                    refs = session.store_view(member.read_view())
+                elif not member.data_prefix:
+                    refs = session.store_parts(member)
+                else:
+                    refs = session.store_blocks(member.iter_raw(VIEW_SIZE))
+                entry_item["c"] = refs  # filled in as the chunks are stored
+            else:
+                entry_item.pop("c", None)
+            session.add_item(member_item(member.header, entry_item, member.data_prefix, member.padding))
+        session.store_runs(reader.iter_tail(), lambda refs: {"k": items.ITEM_TAR_TAIL, "c": refs})
+        digest = src.digest()
+    finally:
+        src.close()
     session.bytes_read = src.count
-    return session.commit(src.count, src.hasher.digest())
+    return session.commit(src.count, digest)

@@ -85,10 +85,11 @@ knows which file it is).
 from __future__ import annotations
 
 import base64
+import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
 
 from dedupe import acl
@@ -235,15 +236,74 @@ class TarMember:
             raise RuntimeError(f"data of member {self.entry.path!r} was already read or skipped")
         return self._reader._iter_data(self, block_size)
 
+    def cut_views(self, consume: Callable[[memoryview, bool], int]) -> None:
+        """The data as views of at most the reader's ``view_size`` bytes, without copies
+        but at view boundaries: ``consume(view, last)`` returns how many bytes at the end
+        of ``view`` it did not use (when ``last`` is false), and the next view starts
+        with them again (a chunker's uncut tail). Needs a reader with ``view_size``
+        larger than what ``consume`` leaves over, and ``data_prefix`` 0."""
+        if self._reader is None:
+            raise RuntimeError(f"data of member {self.entry.path!r} was already read or skipped")
+        self._reader._cut_views(self, consume)
+
+    def read_view(self) -> memoryview:
+        """All ``data_size`` archive bytes as one memoryview, when the reader was made
+        with a ``view_size`` of at least ``data_size`` and the member has no prefetched
+        sparse map (``data_prefix`` 0); else use ``iter_raw``."""
+        if self._reader is None:
+            raise RuntimeError(f"data of member {self.entry.path!r} was already read or skipped")
+        return self._reader._data_view(self)
+
 
 class _Input:
-    """The stream with a small read-ahead buffer and a byte count."""
+    """The stream with a small read-ahead buffer and a byte count.
 
-    def __init__(self, stream: Readable) -> None:
+    With ``view_size`` (the backup path), the stream is read into reused buffers of
+    that size: ``read_some`` then returns memoryviews into them (valid for as long as
+    the caller keeps them; a buffer is reused only once no view of it is left) and
+    ``read_view`` gives up to ``view_size`` contiguous bytes without a copy."""
+
+    def __init__(self, stream: Readable, view_size: int = 0) -> None:
         self._stream = stream
-        self._buf = b""
+        self._buf: bytes | memoryview = b""
         self._pos = 0
         self.offset = 0
+        self.view_size = view_size
+        self._pool: Any = None
+        if view_size:
+            from dedupe.chunking import BufferPool
+            self._pool = BufferPool(view_size)
+            readinto = getattr(stream, "readinto", None)
+            self._readinto = readinto if readinto is not None else self._readinto_by_read
+
+    def _readinto_by_read(self, view: memoryview) -> int:
+        data = self._stream.read(len(view))
+        view[:len(data)] = data
+        return len(data)
+
+    def _refill(self, need: int) -> None:
+        """A fresh buffer holding what is left of the current one, then read until it
+        holds ``need`` bytes (or the stream ends)."""
+        left = self._buf[self._pos:]
+        view = memoryview(self._pool.get())
+        kept = len(left)
+        view[:kept] = left
+        del left
+        filled = kept
+        while filled < need:
+            try:
+                n = self._readinto(view[filled:])
+            except (NotImplementedError, io.UnsupportedOperation):  # a RawIOBase with only read()
+                if self._readinto == self._readinto_by_read:
+                    raise
+                self._readinto = self._readinto_by_read
+                continue
+            if not n:
+                break
+            filled += n
+        self._buf = view[:filled]
+        view.release()
+        self._pos = 0
 
     def read_some(self, n: int) -> bytes:
         """Between 1 and ``n`` bytes; ``b""`` only at the end of the stream."""
@@ -252,6 +312,11 @@ class _Input:
             take = min(avail, n)
             piece = self._buf[self._pos:self._pos + take]
             self._pos += take
+        elif self._pool is not None:
+            self._refill(1)
+            take = min(len(self._buf), n)
+            piece = self._buf[:take]
+            self._pos = take
         elif n >= _DIRECT_READ:
             piece = self._stream.read(n)
         else:
@@ -260,13 +325,29 @@ class _Input:
             piece = self._buf[:n]
             self._pos = len(piece)
         self.offset += len(piece)
-        return piece
+        return piece  # type: ignore[return-value]  # a memoryview with view_size
+
+    def read_view(self, n: int) -> memoryview:
+        """``n`` contiguous bytes (``n`` at most ``view_size``), fewer only if the stream ends."""
+        if len(self._buf) - self._pos < n:
+            self._refill(self.view_size)
+        piece = self._buf[self._pos:self._pos + n]
+        self._pos += len(piece)
+        self.offset += len(piece)
+        return piece  # type: ignore[return-value]
+
+    def unread(self, n: int) -> None:
+        """Step back over the last ``n`` bytes of the view just read (they are still in
+        the current buffer): the next ``read_view`` starts with them."""
+        assert 0 <= n <= self._pos
+        self._pos -= n
+        self.offset -= n
 
     def read_upto(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or fewer if the stream ends first."""
         first = self.read_some(n)
         if len(first) == n or not first:
-            return first
+            return bytes(first) if self._pool is not None else first
         parts = [first]
         got = len(first)
         while got < n:
@@ -303,8 +384,10 @@ class _Pending:
 class TarReader:
     """Reads a tar stream member by member (see the module docstring)."""
 
-    def __init__(self, stream: Readable) -> None:
-        self._in = _Input(stream)
+    def __init__(self, stream: Readable, view_size: int = 0) -> None:
+        """``view_size``: read into reused buffers of this size, data blocks are then
+        memoryviews, and ``TarMember.read_view`` is available (see ``_Input``)."""
+        self._in = _Input(stream, view_size)
         self._globals: dict[str, bytes] = {}
         self._current: TarMember | None = None
         self._remaining = 0  # data bytes of the current member not yet read
@@ -366,6 +449,50 @@ class TarReader:
             raise ValueError("block_size must be positive")
         member._reader = None
         return self._data_blocks(member, block_size)
+
+    def _data_view(self, member: TarMember) -> memoryview:
+        self._check_current(member)
+        if self._prefetched or self._remaining > self._in.view_size:
+            raise RuntimeError(f"data of member {member.entry.path!r} does not fit one view: use iter_raw")
+        member._reader = None
+        try:
+            view = self._in.read_view(self._remaining)
+            self._remaining -= len(view)
+            if self._remaining:
+                self._truncated_data(member)
+            self._read_padding(member)
+        except TarStreamError:
+            self._failed = True
+            raise
+        return view
+
+    def _cut_views(self, member: TarMember, consume: Callable[[memoryview, bool], int]) -> None:
+        self._check_current(member)
+        if self._prefetched or not self._in.view_size:
+            raise RuntimeError(f"data of member {member.entry.path!r}: cut_views needs a view_size and no sparse map")
+        member._reader = None
+        size = self._in.view_size
+        carry = 0
+        try:
+            while True:
+                self._in.unread(carry)
+                want = min(size, carry + self._remaining)
+                view = self._in.read_view(want)
+                self._remaining -= len(view) - carry
+                if len(view) < want:
+                    self._truncated_data(member)
+                last = not self._remaining
+                carry = consume(view, last)
+                del view
+                if last:
+                    break
+                if not 0 <= carry < size:
+                    raise RuntimeError(f"cut_views: {carry} bytes left over of a view of at most {size}")
+                self._check_current(member)
+            self._read_padding(member)
+        except TarStreamError:
+            self._failed = True
+            raise
 
     def _data_blocks(self, member: TarMember, block_size: int) -> Iterator[bytes]:
         self._check_current(member)

@@ -91,3 +91,58 @@ def test_readers_without_readinto_are_read_too() -> None:
     data = DATA[:150_000]
     got = [bytes(c) for c in cut_file(make_chunker(SMALL), OnlyRead(data), size=10_000)]  # type: ignore[arg-type]
     assert [len(c) for c in got] == whole(data) and b"".join(got) == data
+
+
+class _Txn:
+    """The little of a Transaction the pipeline uses: every chunk is new."""
+
+    def __init__(self) -> None:
+        self.added: list[bytes] = []
+        self.repo = self
+
+    def known(self, cid: bytes) -> bool:
+        return False
+
+    def seal_chunk(self, cid: bytes, data: memoryview, level: int) -> bytes:
+        return bytes(data)
+
+    def add(self, cid: bytes, sealed: bytes, raw_len: int) -> None:
+        self.added.append(sealed)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=30_000), min_size=1, max_size=30),
+       st.integers(min_value=5_000, max_value=40_000))
+def test_pipeline_views_and_parts_cut_like_cutting_whole(sizes: list[int], view_size: int) -> None:
+    """store_view (whole content) and store_part (views with the uncut tail carried)
+    give each content the chunks cutting it whole gives, in order, with items in
+    between kept in order, whatever the batching."""
+    from dedupe.chunking import ChunkPipeline
+    txn = _Txn()
+    seen: list[object] = []
+    pipeline = ChunkPipeline(txn, SMALL, b"k" * 32, workers=2, on_item=seen.append)  # type: ignore[arg-type]
+    expected = []
+    pos = 0
+    for i, size in enumerate(sizes):
+        data = DATA[pos:pos + size]
+        pos = (pos + size) % 100_000
+        expected.append([len(c) for c in cut_blocks(make_chunker(SMALL), [data])])
+        if i % 2:
+            refs = pipeline.store_view(memoryview(data))
+        else:
+            refs = []
+            view = memoryview(data)
+            carry = 0
+            start = 0
+            while True:
+                end = min(len(data), start + view_size)
+                carry = pipeline.store_part(view[start:end], end == len(data), refs)
+                if end == len(data):
+                    break
+                start = end - carry
+        pipeline.add_item({"i": i, "refs": refs})
+    pipeline.flush()
+    pipeline.close()
+    assert [item["i"] for item in seen] == list(range(len(sizes)))  # type: ignore[index]
+    assert [[n for _, n in item["refs"]] for item in seen] == expected  # type: ignore[index]
+    assert sum(map(len, txn.added)) == sum(sizes)

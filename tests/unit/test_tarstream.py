@@ -87,12 +87,42 @@ class Parsed:
         return {m.entry.path: (m, d) for m, d in zip(self.members, self.datas)}
 
 
-def parse(data: bytes, *, trickle: bool = False, block_size: int = 1 << 20) -> Parsed:
-    reader = TarReader(Trickle(data) if trickle else io.BytesIO(data))
+def read_by_views(member: TarMember, view_size: int) -> bytes:
+    """A member's data through the view API (the backup path): one view when it fits,
+    else ``cut_views``, leaving a varying tail of each view for the next one."""
+    if member.data_size <= view_size and not member.data_prefix:
+        view = member.read_view()
+        assert isinstance(view, memoryview)
+        return bytes(view)
+    if member.data_prefix:
+        return b"".join(member.iter_raw(view_size))
+    got = bytearray()
+    views = 0
+
+    def consume(view: memoryview, last: bool) -> int:
+        nonlocal views
+        views += 1
+        assert 0 < len(view) <= view_size
+        carry = 0 if last else (len(view) * views) % (view_size // 2)
+        got.extend(view[:len(view) - carry])
+        return carry
+
+    member.cut_views(consume)
+    return bytes(got)
+
+
+def parse(data: bytes, *, trickle: bool = False, block_size: int = 1 << 20, view_size: int = 0) -> Parsed:
+    reader = TarReader(Trickle(data) if trickle else io.BytesIO(data), view_size=view_size)
     members: list[TarMember] = []
     datas: list[bytes] = []
     parts: list[bytes] = []
     for member in reader:
+        if view_size:
+            raw = read_by_views(member, view_size)
+            members.append(member)
+            datas.append(raw)
+            parts += [member.header, raw, member.padding]
+            continue
         blocks = list(member.iter_raw(block_size))
         assert all(0 < len(b) <= block_size for b in blocks)
         raw = b"".join(blocks)
@@ -114,6 +144,11 @@ def roundtrip(data: bytes) -> Parsed:
     second = parse(data, trickle=True, block_size=1000)
     assert second.rebuilt == data
     assert second.entries == first.entries
+    for view_size in (4096, 1 << 20):  # the backup path: reused buffers, data as views
+        third = parse(data, trickle=view_size == 4096, view_size=view_size)
+        assert third.rebuilt == data
+        assert third.entries == first.entries
+        assert third.datas == first.datas
     return first
 
 
@@ -887,9 +922,9 @@ BROKEN: dict[str, tuple[type[TarStreamError], list[str]]] = {
 def test_broken_fixtures_raise_typed_errors(name: str) -> None:
     error_type, fragments = BROKEN[name]
     data = (TAR_FIXTURES / name).read_bytes()
-    for trickle in (False, True):
+    for trickle, view_size in ((False, 0), (True, 0), (False, 4096), (True, 1 << 20)):
         with pytest.raises(error_type) as caught:
-            parse(data, trickle=trickle)
+            parse(data, trickle=trickle, view_size=view_size)
         message = str(caught.value)
         assert "\n" not in message
         for fragment in fragments:
