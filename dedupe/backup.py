@@ -70,6 +70,14 @@ class BackupSession:
         self._report()
         return self.pipeline.store_view(data)
 
+    def store_file(self, f: Any, refs: Refs | None = None) -> Refs:
+        """The chunks of a readable file (``ChunkPipeline.store_file``); ``refs`` (the
+        list returned) is filled in as they are stored."""
+        def seen(data: memoryview) -> None:
+            self.bytes_read += len(data)
+            self._report()
+        return self.pipeline.store_file(f, refs, on_data=seen)
+
     def store_parts(self, member: Any) -> Refs:
         """The chunks of a tar member too large for one view (``TarMember.cut_views``)."""
         refs: Refs = []

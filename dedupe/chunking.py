@@ -83,6 +83,28 @@ class BufferPool:
         return buf
 
 
+class ReadArena:
+    """Room for many small reads (whole files) in a few reused buffers: ``take(n)``
+    gives ``n`` bytes after the last ones taken, in a fresh buffer when they do not
+    fit. A buffer comes back once no view of it is left (its chunks are stored)."""
+
+    def __init__(self, size: int, keep: int = 6) -> None:
+        self.size = size
+        self._pool = BufferPool(size, keep)
+        self._view = memoryview(b"")
+        self._pos = 0
+
+    def take(self, n: int) -> memoryview:
+        if n > self.size:
+            raise ValueError(f"ReadArena.take({n}): more than the buffer size {self.size}")
+        if self._pos + n > len(self._view):
+            self._view = memoryview(self._pool.get())
+            self._pos = 0
+        view = self._view[self._pos:self._pos + n]
+        self._pos += n
+        return view
+
+
 FILE_READ_SIZE = 4 << 20
 
 
@@ -289,6 +311,14 @@ class ChunkPipeline:
             self._submit(tail, refs)
             return 0
         return len(tail)
+
+    def store_file(self, f: Any, refs: Refs | None = None,
+                   on_data: Callable[[memoryview], None] | None = None) -> Refs:
+        """Queue the chunks of a readable file (``cut_file``: reused buffers, no joins)."""
+        refs = [] if refs is None else refs
+        for piece in cut_file(self.chunker, f, on_data):
+            self._submit(piece, refs)
+        return refs
 
     def store_blocks(self, blocks: Iterable[bytes | memoryview], refs: Refs | None = None) -> Refs:
         refs = [] if refs is None else refs

@@ -97,6 +97,43 @@ class WalkedEntry:
         finally:
             os.close(fd)
 
+    def read_view(self, take: Callable[[int], memoryview]) -> memoryview:
+        """The content of a dense regular file (``entry.sparse`` None) read into
+        ``take(entry.size)``, the view cut to what was read; the same checks and
+        updates as ``iter_data``. Empty when the file vanished."""
+        if self.entry.type != FILE or self.entry.sparse is not None:
+            raise ValueError(f"{self._display}: read_view is for dense regular files")
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            fd = self._reopen()
+            if fd < 0:
+                return memoryview(b"")
+        try:
+            view = take(self.entry.size)
+            done, problem = _read_into(fd, view)
+            self._check_read(fd, done, problem, [(0, done)] if done else [])
+            return view[:done]
+        finally:
+            os.close(fd)
+
+    def read_dense(self, consume: Callable[[_FdReader], None]) -> None:
+        """The content of a dense regular file through ``consume(reader)``, which reads
+        it with ``reader.readinto`` (for files too large for ``read_view``); the same
+        checks and updates as ``iter_data``."""
+        if self.entry.type != FILE or self.entry.sparse is not None:
+            raise ValueError(f"{self._display}: read_dense is for dense regular files")
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            fd = self._reopen()
+            if fd < 0:
+                return
+        try:
+            reader = _FdReader(fd, self.entry.size)
+            consume(reader)
+            self._check_read(fd, reader.pos, reader.problem, [(0, reader.pos)] if reader.pos else [])
+        finally:
+            os.close(fd)
+
     def close(self) -> None:
         """Release the open descriptor, if any (the walk calls this when moving on)."""
         if self._fd >= 0:
@@ -150,7 +187,13 @@ class WalkedEntry:
             if problem:
                 position = offset + done
                 break
-        if problem:  # the entry describes what was read: a file ending at `position`
+        self._check_read(fd, position, problem, kept)
+
+    def _check_read(self, fd: int, position: int, problem: str, kept: list[tuple[int, int]]) -> None:
+        """After a read: update the entry to what was read (a file ending at
+        ``position``) if it stopped early, or check the file did not change."""
+        entry = self.entry
+        if problem:
             entry.size = position
             if entry.sparse is not None:
                 entry.sparse = kept
@@ -358,6 +401,40 @@ class _Walker:
             self.warn(f"{display}: cannot read ({e.strerror}); skipped")
         else:
             self.warn(f"{display}: {e.strerror}; skipped")
+
+
+class _FdReader:
+    """``readinto`` over the first ``size`` bytes of a file; stops at a short read or
+    an error, and says why in ``problem``."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd = fd
+        self.size = size
+        self.pos = 0
+        self.problem = ""
+
+    def readinto(self, view: memoryview) -> int:
+        want = min(len(view), self.size - self.pos)
+        if want <= 0 or self.problem:
+            return 0
+        n, self.problem = _read_into(self.fd, view[:want], self.pos)
+        self.pos += n
+        return n
+
+
+def _read_into(fd: int, view: memoryview, offset: int = 0) -> tuple[int, str]:
+    """Fill ``view`` from ``offset`` in the file: bytes read, and the problem that
+    stopped it early ("" when none)."""
+    done = 0
+    while done < len(view):
+        try:
+            n = os.preadv(fd, [view[done:]], offset + done)
+        except OSError as e:
+            return done, f"read error ({e.strerror}); content kept up to the error"
+        if not n:
+            return done, "changed while being read (shorter than expected)"
+        done += n
+    return done, ""
 
 
 def _same_or_raise(after: os.stat_result, before: os.stat_result) -> os.stat_result:

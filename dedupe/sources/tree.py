@@ -11,16 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from dedupe.backup import BackupResult, BackupSession
+from dedupe.chunking import ReadArena
 from dedupe.entries import FILE
 from dedupe.files_cache import FilesCache
 from dedupe.sources.directory import walk_tree
 from repo_format import items
+
+VIEW_SIZE = 8 << 20  # files up to this size are read whole, into reused buffers, and cut at once
 
 
 def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | None = None,
                one_file_system: bool = False) -> BackupResult:
     warnings: list[str] = []
     total = 0
+    arena = ReadArena(VIEW_SIZE)
     for walked in walk_tree(root, one_file_system=one_file_system, on_warning=warnings.append):
         entry = walked.entry
         # Access and change times are not kept: reading a tree changes its atimes, and
@@ -37,7 +41,13 @@ def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | 
                 item["c"] = refs
                 session.note_reused(refs)
             else:
-                refs = session.store_blocks(walked.iter_data())
+                if entry.sparse is not None:
+                    refs = session.store_blocks(walked.iter_data())
+                elif entry.size <= VIEW_SIZE:
+                    refs = session.store_view(walked.read_view(arena.take))
+                else:
+                    refs = []
+                    walked.read_dense(lambda reader: session.store_file(reader, refs))
                 if walked.vanished:
                     continue
                 item = entry.to_item()  # the read may have updated size and sparse map

@@ -176,17 +176,27 @@ def test_file_changing_during_backup_is_a_warning(tmp_path: Path, monkeypatch: p
     grower = root / "growing"
     grower.write_bytes(b"x" * 3_000_000)
     real_pread = os.pread
+    real_preadv = os.preadv
     grown = []
 
-    def pread(fd: int, n: int, offset: int) -> bytes:
-        data = real_pread(fd, n, offset)
+    def grow(fd: int) -> None:
         if not grown and os.fstat(fd).st_size == 3_000_000:
             grown.append(True)
             with open(grower, "ab") as f:
                 f.write(b"appended while being read")
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        data = real_pread(fd, n, offset)
+        grow(fd)
         return data
 
+    def preadv(fd: int, buffers: list[memoryview], offset: int) -> int:  # whole files are read into buffers
+        n = real_preadv(fd, buffers, offset)
+        grow(fd)
+        return n
+
     monkeypatch.setattr(directory.os, "pread", pread)
+    monkeypatch.setattr(directory.os, "preadv", preadv)
     repo = str(tmp_path / "repo")
     runner = CliRunner()
     assert runner.invoke(cli.main, ["init", "--repo", repo]).exit_code == 0
