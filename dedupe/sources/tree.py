@@ -8,6 +8,7 @@ cache knows them.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from dedupe.backup import BackupResult, BackupSession
@@ -47,7 +48,7 @@ def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | 
                     refs = session.store_view(walked.read_view(arena.take))
                 else:
                     refs = []
-                    walked.read_dense(lambda reader: session.store_file(reader, refs))
+                    walked.read_dense(functools.partial(session.store_file, refs=refs))
                 if walked.vanished:
                     continue
                 item = entry.to_item()  # the read may have updated size and sparse map
