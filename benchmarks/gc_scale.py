@@ -102,10 +102,12 @@ def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, in
 def child(what: str, repo_dir: str) -> None:
     """The measured work, in its own process."""
     from dedupe import gc
+    from dedupe.memory import bound_malloc
     from dedupe.repository import Repository
     from dedupe.storage.local import LocalStorage
     from repo_format import config, layout
 
+    bound_malloc()  # as the CLI does at start
     if what == "base":
         return
     storage = LocalStorage(repo_dir)

@@ -38,6 +38,14 @@ def _gc_text(r: Any, human: Callable[[int], str]) -> str:
             + (f"; aborted {r.uploads_aborted} stale upload(s)" if r.uploads_aborted else ""))
 
 
+def _open_unindexed(c: Any) -> Any:
+    """The repository without its in-memory index: prune and gc read the index segment
+    by segment themselves (their memory per chunk, benchmarks/RESULTS-gc.md)."""
+    from dedupe import api
+    from dedupe.repository import Repository
+    return Repository.open(api.open_storage(c.location()), api.from_environment, load_index=False)
+
+
 def register(main: click.Group, backup: click.Group) -> None:
     """Add the maintenance commands to ``main``."""
     from dedupe import prune as engine
@@ -82,7 +90,7 @@ def register(main: click.Group, backup: click.Group) -> None:
                                within=engine.parse_duration(keep_within) if keep_within is not None else None)
         options = None if no_gc else GcOptions(max_unused=_percent(max_unused))
         c = _ctx(repo, as_json, quiet)
-        res = engine.run_prune(c.open(), policy, list(groups), dry_run=dry_run, force=force, gc_options=options)
+        res = engine.run_prune(_open_unindexed(c), policy, list(groups), dry_run=dry_run, force=force, gc_options=options)
 
         def text() -> str:
             lines = _decision_lines(res.plan) if dry_run else []
@@ -127,7 +135,7 @@ def register(main: click.Group, backup: click.Group) -> None:
     def gc_cmd(dry_run: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
         """Free the space of data no backup references."""
         c = _ctx(repo, as_json, quiet)
-        r = engine.run_gc(c.open(), GcOptions(max_unused=_percent(max_unused), dry_run=dry_run))
+        r = engine.run_gc(_open_unindexed(c), GcOptions(max_unused=_percent(max_unused), dry_run=dry_run))
         c.out(r.to_json(), lambda: _gc_text(r, human))
 
     @main.command("stats")

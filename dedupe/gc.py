@@ -13,15 +13,20 @@ unreferenced; such packs are kept), writes the segment that supersedes all the o
 ones, and only then deletes packs no segment lists, the old segments, forgotten
 protection markers and ``.tmp`` leftovers older than an hour.
 
-Memory: the mark set holds an 8-byte prefix of each referenced chunk id (a prefix
-collision only keeps a chunk that could have gone; as a Python set of ints it costs
-about 70 bytes a chunk); the index is read one segment at a time, and only the
-item-stream chunks are held in a lookup table (benchmarks/RESULTS-gc.md).
+The mark pass (``survey``) is also the structure check of section 13, so that prune
+and gc refuse a damaged repository without reading the item streams twice.
+
+Memory (benchmarks/RESULTS-gc.md): the mark set holds an 8-byte prefix of each
+referenced chunk id in a sorted numpy array (a prefix collision only keeps a chunk
+that could have gone); index segments are read one at a time with their entries left
+packed (44 bytes a chunk, never a Python object per chunk), and only the item-stream
+chunks are held in a lookup table.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import time
@@ -32,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from dedupe import locking
-from dedupe.check import check
+from dedupe.chunk_index import PACKED_ENTRY
 from dedupe.errors import DedupeError
 from dedupe.repository import BackupNotFound, Repository
 from dedupe.restore import iter_items
@@ -40,7 +45,7 @@ from dedupe.storage import ObjectNotFound, Storage
 from dedupe.storage.base import abort_stale_writes
 from dedupe.storage.local import LocalStorage
 from dedupe.writer import DEFAULT_PACK_SIZE
-from repo_format import index, items, layout, lock, manifest
+from repo_format import index, items, layout, lock, manifest, pack
 from repo_format.errors import FormatError
 
 DEFAULT_MAX_UNUSED = 0.05  # restic's default --max-unused
@@ -90,57 +95,81 @@ def maintenance_lock(storage: Storage, purpose: str, wait_s: float = 60.0) -> It
         held.release()
 
 
-# -- structure check --------------------------------------------------------------------------
+# -- packed index records ---------------------------------------------------------------------
 
-def require_sound(repo: Repository) -> None:
-    """Refuse to remove anything from a repository that fails ``check`` (structure)."""
-    report = check(repo, read_data=False)
-    if not report.ok:
-        more = f" (and {len(report.errors) - 1} more problem(s))" if len(report.errors) > 1 else ""
-        raise RepositoryDamaged(f"repository fails its structure check, refusing to remove anything: "
-                                f"{report.errors[0]}{more}; run 'dedupe check'")
+Record = tuple[str, int, int, bytes]  # pack name, size, table length, packed entries (FORMAT.md 6.2)
 
 
-# -- the mark set -----------------------------------------------------------------------------
+def _rows(entries: bytes) -> np.ndarray:
+    return np.frombuffer(entries, dtype=PACKED_ENTRY)
+
+
+def _keys(rows: np.ndarray) -> np.ndarray:
+    """The 8-byte id prefixes of packed entries, as the mark set holds them."""
+    return np.ascontiguousarray(rows["id"][:, :8]).view("<u8").ravel()
+
 
 def _key(cid: bytes) -> int:
     return int.from_bytes(cid[:8], "little")
 
+
+# -- the mark set -----------------------------------------------------------------------------
 
 class MarkSet:
     """Referenced chunks by 8-byte id prefix. A false hit only keeps garbage.
 
     Prefixes are appended to a flat buffer while marking and folded into one sorted
     numpy array of unique u64 (8 bytes per referenced chunk) when it grows or when
-    the first lookup comes; lookups are binary searches."""
+    the first lookup comes; lookups are vectorised binary searches. For the structure
+    check, ``note_indexed`` records which marked prefixes the index lists (one byte
+    per referenced chunk)."""
 
-    FOLD_AT = 1 << 20
+    FOLD_AT = 1 << 18
 
     def __init__(self) -> None:
         self._sorted = np.empty(0, dtype=np.uint64)
         self._buffer = array("Q")
+        self._indexed: np.ndarray | None = None
 
     def _fold(self) -> None:
         if self._buffer:
             added = np.frombuffer(self._buffer, dtype=np.uint64)
             self._sorted = np.union1d(self._sorted, added)
             self._buffer = array("Q")
+            assert self._indexed is None, "marking after note_indexed"
 
     def add(self, cid: bytes) -> None:
-        self.add_key(int.from_bytes(cid[:8], "little"))
-
-    def add_key(self, k: int) -> None:
-        self._buffer.append(k)
+        self._buffer.append(_key(cid))
         if len(self._buffer) >= self.FOLD_AT:
             self._fold()
 
-    def __contains__(self, cid: bytes) -> bool:
-        return self.has_key(int.from_bytes(cid[:8], "little"))
-
-    def has_key(self, k: int) -> bool:
+    def _positions(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each key: where it would sit in the sorted array, and whether it is there."""
         self._fold()
-        i = int(np.searchsorted(self._sorted, np.uint64(k)))
-        return i < len(self._sorted) and int(self._sorted[i]) == k
+        if not len(self._sorted):
+            return np.zeros(len(keys), dtype=np.intp), np.zeros(len(keys), dtype=bool)
+        i = np.searchsorted(self._sorted, keys)
+        i[i == len(self._sorted)] = 0
+        return i, self._sorted[i] == keys
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Per key (u64 prefix): whether it is marked."""
+        return self._positions(keys)[1]
+
+    def __contains__(self, cid: bytes) -> bool:
+        return bool(self.find(np.array([_key(cid)], dtype=np.uint64))[0])
+
+    def note_indexed(self, keys: np.ndarray) -> None:
+        """These prefixes are in the index."""
+        i, hit = self._positions(keys)
+        if self._indexed is None:
+            self._indexed = np.zeros(len(self._sorted), dtype=bool)
+        self._indexed[i[hit]] = True
+
+    def not_indexed(self) -> np.ndarray:
+        """The marked prefixes ``note_indexed`` never saw."""
+        self._fold()
+        return self._sorted if self._indexed is None else self._sorted[~self._indexed]
 
     def __len__(self) -> int:
         self._fold()
@@ -153,6 +182,50 @@ def mark_backup(repo: Repository, m: manifest.Manifest, marks: MarkSet, what: st
     for item in iter_items(repo, m, what):
         for ref in items.chunk_refs(item):
             marks.add(ref[0])
+
+
+# -- the structure check ------------------------------------------------------------------------
+
+def damaged(problems: list[str]) -> RepositoryDamaged:
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return RepositoryDamaged(f"repository fails its structure check, refusing to remove anything: "
+                             f"{problems[0]}{more}; run 'dedupe check'")
+
+
+def _check_pack(view: Repository, rec: Record, stored: dict[str, int]) -> str | None:
+    """What is wrong with one indexed pack (section 13: present, right size, its table
+    holds every entry the index lists for it), or None."""
+    pname, size, table_len, entries = rec
+    actual = stored.get(pname)
+    if actual is None:
+        return "missing"
+    if actual != size:
+        return f"size {actual}, index says {size} (truncated or damaged)"
+    try:
+        table = pack.encode_entries(view.pack_table(pname, view.read_pack_range(pname, size - table_len, table_len),
+                                                    size))
+    except DedupeError as e:
+        return str(e).removeprefix(f"pack {layout.pack_path(pname)}: ")
+    if table != entries:  # a backup or gc lists exactly its pack's table; otherwise compare row by row
+        rows = {table[i:i + pack.ENTRY_LEN] for i in range(0, len(table), pack.ENTRY_LEN)}
+        extra = sum(entries[i:i + pack.ENTRY_LEN] not in rows for i in range(0, len(entries), pack.ENTRY_LEN))
+        if extra:
+            return f"the index lists {extra} chunk(s) in this pack that its table does not have"
+    return None
+
+
+def _missing_refs(view: Repository, found: dict[str, manifest.Manifest], missing: np.ndarray) -> list[str]:
+    """Name the backups that reference chunks the index does not list (only run when some do)."""
+    problems = []
+    for name, m in found.items():
+        refs = itertools.chain(m.items, (r for item in iter_items(view, m) for r in items.chunk_refs(item)))
+        for ref in refs:
+            k = np.uint64(_key(ref[0]))
+            i = int(np.searchsorted(missing, k))
+            if i < len(missing) and missing[i] == k:
+                problems.append(f"backup {name[:12]}: chunk {ref[0].hex()[:16]}... not in the index")
+                break
+    return problems or [f"{len(missing)} referenced chunk(s) are not in the index"]
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -207,12 +280,16 @@ class _Pack:
 
 
 @dataclass
-class _Scan:
-    """What phase 1 learnt from the index and the manifests."""
+class Survey:
+    """What the mark pass learnt from the manifests and the index (and, checking the
+    structure on the way, found sound). ``collect`` continues from it."""
 
+    view: Repository  # the repository with only the item-stream chunks indexed
+    marks: MarkSet  # the chunks of the backups that stay
     segments: list[str]  # every segment present at the start
     live_segments: list[str]  # those not superseded
-    manifests: set[str]
+    manifests: set[str]  # the backups marked (those that stay)
+    stored: dict[str, int]  # pack files and their sizes, listed after the segments
     packs: dict[str, _Pack] = field(default_factory=dict)
     entries: int = 0  # chunks listed by the live segments
 
@@ -221,21 +298,38 @@ def _list_segments(repo: Repository) -> list[str]:
     return sorted(n.rsplit("/", 1)[-1] for n, _ in repo.storage.list(layout.INDEX_DIR))
 
 
-def _load_manifests(repo: Repository, names: Iterable[str]) -> dict[str, manifest.Manifest]:
+def _list_packs(repo: Repository) -> dict[str, int]:
+    return {p.rsplit("/", 1)[-1]: size for p, size in repo.storage.list(layout.DATA_DIR)}
+
+
+def _load_manifests(repo: Repository, names: Iterable[str],
+                    problems: list[str] | None = None) -> dict[str, manifest.Manifest]:
+    """The manifests still present; with ``problems``, damaged ones are noted there and skipped."""
     out = {}
     for name in names:
         try:
             out[name] = repo.load_manifest(name)
         except BackupNotFound:
             continue  # forgotten meanwhile
+        except DedupeError as e:
+            if problems is None:
+                raise
+            problems.append(f"backup {name[:12]}: {e}")
     return out
 
 
-def _item_hits(seg: index.IndexSegment, wanted: set[bytes]) -> index.IndexSegment:
-    """The part of ``seg`` that locates the chunks in ``wanted``."""
-    hits = [index.PackRecord(r.name, r.size, r.table_len, [e for e in r.entries if e.chunk_id in wanted])
-            for r in seg.packs]
-    return index.IndexSegment([r for r in hits if r.entries])
+def _item_hits(records: list[Record], wanted: set[bytes]) -> index.IndexSegment:
+    """The part of ``records`` that locates the chunks in ``wanted`` (a few: item-stream chunks)."""
+    wanted_keys = np.array(sorted({_key(c) for c in wanted}), dtype=np.uint64)
+    hits = []
+    for name, size, table_len, entries in records:
+        rows = _rows(entries)
+        at = np.flatnonzero(np.isin(_keys(rows), wanted_keys))
+        if len(at):
+            found = [e for e in pack.decode_entries(rows[at].tobytes(), name) if e.chunk_id in wanted]
+            if found:
+                hits.append(index.PackRecord(name, size, table_len, found))
+    return index.IndexSegment(hits)
 
 
 def _locate_items(view: Repository, segments: Iterable[str], ms: Iterable[manifest.Manifest]) -> None:
@@ -244,39 +338,67 @@ def _locate_items(view: Repository, segments: Iterable[str], ms: Iterable[manife
     for name in segments:
         if not wanted:
             return
-        hits = _item_hits(view.load_segment(name), wanted)
+        hits = _item_hits(view.load_segment_packed(name)[0], wanted)
         view.add_segment(hits)
         wanted -= {e.chunk_id for r in hits.packs for e in r.entries}
 
 
-def _scan(repo: Repository, view: Repository, marks: MarkSet) -> _Scan:
-    # Manifests first: a manifest's segment is written before it, so it is in the listing after.
-    found = _load_manifests(repo, repo.manifest_names())
+def survey(repo: Repository, skip: Iterable[str] = ()) -> Survey:
+    """gc's mark pass, which is also the structure check of section 13: every manifest
+    and segment decodes and matches its name, every chunk a backup references is
+    indexed, every indexed pack exists with its recorded size and its table holds
+    what the index lists. Raises RepositoryDamaged, before anything is changed, naming
+    what is wrong. The backups in ``skip`` (about to be forgotten) are checked but not
+    marked. Manifests are read first: a manifest's segment is written before it, so it
+    is in the listing after."""
+    skip = set(skip)
+    problems: list[str] = []
+    view = repo.without_index()
+    found = _load_manifests(repo, repo.manifest_names(), problems)
     segments = _list_segments(repo)
     wanted = {cid for m in found.values() for cid, _ in m.items}
     superseded: set[str] = set()
     hits: dict[str, index.IndexSegment] = {}
     for name in segments:
-        seg = view.load_segment(name)
-        superseded.update(seg.supersedes)
-        hits[name] = _item_hits(seg, wanted)
-    scan = _Scan(segments, [n for n in segments if n not in superseded], set(found))
-    for name in scan.live_segments:
+        try:
+            records, supersedes = view.load_segment_packed(name)
+        except ObjectNotFound:
+            continue
+        except DedupeError as e:
+            problems.append(f"index segment {name[:16]}...: {e}")
+            continue
+        superseded.update(supersedes)
+        hits[name] = _item_hits(records, wanted)
+    live = [n for n in segments if n in hits and n not in superseded]
+    for name in live:
         view.add_segment(hits[name])
     del hits
+    marks, others = MarkSet(), MarkSet()  # others: the backups in skip, for the check only
     for name, m in found.items():
-        mark_backup(view, m, marks, f"backup {name[:12]}")
-    for name in scan.live_segments:
-        for rec in view.load_segment(name).packs:
-            if rec.name in scan.packs:
-                continue
-            p = scan.packs[rec.name] = _Pack(rec.size, name)
-            scan.entries += len(rec.entries)
-            for e in rec.entries:
-                p.total += e.length
-                if e.chunk_id in marks:
-                    p.live += e.length
-    return scan
+        try:
+            mark_backup(view, m, others if name in skip else marks, f"backup {name[:12]}")
+        except (DedupeError, FormatError) as e:
+            problems.append(f"backup {name[:12]}: {e}")
+    s = Survey(view, marks, segments, live, set(found) - skip, _list_packs(repo))
+    for name in live:
+        for rec in view.load_segment_packed(name)[0]:
+            rows = _rows(rec[3])
+            keys = _keys(rows)
+            if rec[0] not in s.packs:  # a pack listed twice (after an interrupted gc) counts once
+                lengths = rows["len"]
+                s.packs[rec[0]] = _Pack(rec[1], name, int(lengths[marks.find(keys)].sum()), int(lengths.sum()))
+                s.entries += len(rows)
+            marks.note_indexed(keys)
+            others.note_indexed(keys)
+            wrong = _check_pack(view, rec, s.stored)
+            if wrong is not None:
+                problems.append(f"pack {layout.pack_path(rec[0])}: {wrong}")
+    missing = np.union1d(marks.not_indexed(), others.not_indexed())
+    if len(missing) and not problems:
+        problems = _missing_refs(view, found, missing)
+    if problems:
+        raise damaged(problems)
+    return s
 
 
 def _choose_repacks(packs: dict[str, _Pack], max_unused: float) -> set[str]:
@@ -303,21 +425,21 @@ class _SegmentWriter:
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
-        self.records: list[index.PackRecord] = []
+        self.records: list[Record] = []
         self.entries = 0
         self.written: list[str] = []
         self.packs: set[str] = set()
 
-    def add(self, rec: index.PackRecord) -> None:
+    def add(self, rec: Record) -> None:
         self.records.append(rec)
-        self.packs.add(rec.name)
-        self.entries += len(rec.entries)
+        self.packs.add(rec[0])
+        self.entries += len(rec[3]) // pack.ENTRY_LEN
         if self.entries >= SEGMENT_ENTRIES:
             self.flush()
 
     def flush(self, supersedes: list[str] | None = None) -> None:
         if self.records or supersedes:
-            self.written.append(self.repo.write_segment(index.IndexSegment(self.records, supersedes or [])))
+            self.written.append(self.repo.write_segment_packed(self.records, supersedes or []))
         self.records, self.entries = [], 0
 
 
@@ -331,52 +453,47 @@ class _Repacker:
         self.report = report
         self.builder = repo.new_pack_builder()
 
-    def copy_live(self, rec: index.PackRecord, marks: MarkSet) -> None:
-        data = self.repo.storage.get(layout.pack_path(rec.name))
-        self.repo.parse_pack(rec.name, data)  # the whole pack matches its name
-        for e in rec.entries:
-            if e.chunk_id in marks:
-                sealed = data[e.offset:e.offset + e.length]
-                self.repo.open_chunk(e.chunk_id, sealed, rec.name)  # never copy a damaged blob
-                self.builder.add(e.chunk_id, sealed, e.raw_len)
-                if self.builder.size >= self.pack_size:
-                    self.flush()
+    def copy_live(self, rec: Record, live: np.ndarray) -> None:
+        """Copy the blobs of ``rec`` that ``live`` marks."""
+        data = self.repo.storage.get(layout.pack_path(rec[0]))
+        self.repo.parse_pack(rec[0], data)  # the whole pack matches its name
+        rows = _rows(rec[3])[live]
+        for cid, off, length, raw in zip(rows["id"], rows["off"].tolist(), rows["len"].tolist(), rows["raw"].tolist()):
+            cid = cid.tobytes()
+            sealed = data[off:off + length]
+            self.repo.open_chunk(cid, sealed, rec[0])  # never copy a damaged blob
+            self.builder.add(cid, sealed, raw)
+            if self.builder.size >= self.pack_size:
+                self.flush()
 
     def flush(self) -> None:
         if not len(self.builder):
             return
         name, data, table_len = self.builder.finish()
         self.repo.storage.put(layout.pack_path(name), data)
-        self.out.add(index.PackRecord(name, len(data), table_len, self.builder.entries))
+        self.out.add((name, len(data), table_len, pack.encode_entries(self.builder.entries)))
         self.report.packs_written += 1
         self.report.bytes_written += len(data)
         self.builder = self.repo.new_pack_builder()
 
 
-def _gone_keys(rec: index.PackRecord, marks: MarkSet, repacked: bool) -> array:
-    """Id prefixes of the chunks a removed pack takes with it."""
-    return array("Q", (k for k in (_key(e.chunk_id) for e in rec.entries)
-                       if not (repacked and marks.has_key(k))))
-
-
 # -- the run ------------------------------------------------------------------------------------
 
-def collect(repo: Repository, held: locking.Lock, opts: GcOptions | None = None) -> GcReport:
-    """Run gc; the caller holds the maintenance lock ``held`` (see ``maintenance_lock``)."""
+def collect(repo: Repository, held: locking.Lock, opts: GcOptions | None = None,
+            done: Survey | None = None) -> GcReport:
+    """Run gc; the caller holds the maintenance lock ``held`` (see ``maintenance_lock``).
+    ``done``: the mark pass the caller already ran (prune: before forgetting)."""
     opts = opts or GcOptions()
     report = GcReport(dry_run=opts.dry_run)
-    view = repo.without_index()
-    marks = MarkSet()
-    scan = _scan(repo, view, marks)
-    packs = scan.packs
-    report.backups = len(scan.manifests)
+    s = done or survey(repo)
+    view, marks, packs, stored = s.view, s.marks, s.packs, s.stored
+    report.backups = len(s.manifests)
     report.chunks_referenced = len(marks)
-    stored = {p.rsplit("/", 1)[-1]: size for p, size in repo.storage.list(layout.DATA_DIR)}
     report.packs_before, report.bytes_before = len(stored), sum(stored.values())
     repack = _choose_repacks(packs, opts.max_unused)
     dead = {n for n, p in packs.items() if not p.live}
     # Rewrite the index when something goes, or when it is in more segments than a rewrite leaves.
-    rewrite = bool(dead or repack) or len(scan.live_segments) > 1 + scan.entries // SEGMENT_ENTRIES
+    rewrite = bool(dead or repack) or len(s.live_segments) > 1 + s.entries // SEGMENT_ENTRIES
     if opts.dry_run:
         keep = {n: stored.get(n, p.size) for n, p in packs.items() if n not in dead and n not in repack}
         report.packs_after = len(keep) + (1 if repack else 0)
@@ -389,19 +506,21 @@ def collect(repo: Repository, held: locking.Lock, opts: GcOptions | None = None)
 
     # Phase 1, beside running backups: new packs and the index of what stays.
     out = _SegmentWriter(view)
-    gone: dict[str, array] = {}  # removed pack -> prefixes of the chunks it takes away
+    gone: dict[str, np.ndarray] = {}  # removed pack -> prefixes of the chunks it takes away
     if rewrite:
         repacker = _Repacker(view, opts.pack_size, out, report)
-        for name in scan.live_segments:
-            for rec in view.load_segment(name).packs:
-                if rec.name in out.packs or rec.name in gone:
+        for name in s.live_segments:
+            for rec in view.load_segment_packed(name)[0]:
+                if rec[0] in out.packs or rec[0] in gone:
                     continue
-                if rec.name in repack:
-                    repacker.copy_live(rec, marks)
-                    gone[rec.name] = _gone_keys(rec, marks, True)
+                if rec[0] in repack:
+                    keys = _keys(_rows(rec[3]))
+                    live = marks.find(keys)
+                    repacker.copy_live(rec, live)
+                    gone[rec[0]] = keys[~live]
                     report.packs_repacked += 1
-                elif rec.name in dead:
-                    gone[rec.name] = _gone_keys(rec, marks, False)
+                elif rec[0] in dead:
+                    gone[rec[0]] = _keys(_rows(rec[3]))
                 else:
                     out.add(rec)
         repacker.flush()  # the last partial batch of records goes into phase 2's segment
@@ -410,33 +529,34 @@ def collect(repo: Repository, held: locking.Lock, opts: GcOptions | None = None)
 
     # Phase 2, alone: what backups committed meanwhile, the replacing segment, then deletions.
     with locking.acquire(repo.storage, exclusive=True, purpose="gc", wait_s=opts.lock_wait_s, also_own=held.name):
-        _sweep(repo, view, scan, out if rewrite else None, gone, opts, report)
+        _sweep(repo, s, out if rewrite else None, gone, opts, report)
     return report
 
 
-def _sweep(repo: Repository, view: Repository, scan: _Scan, out: _SegmentWriter | None, gone: dict[str, array],
+def _sweep(repo: Repository, s: Survey, out: _SegmentWriter | None, gone: dict[str, np.ndarray],
            opts: GcOptions, report: GcReport) -> None:
     """Phase 2, under the exclusive lock. ``out`` holds phase 1's segments, or is
     None when phase 1 left the index as it was (then only unindexed packs go)."""
+    view = s.view
     now_segments = _list_segments(repo)
     mine = set(out.written) if out is not None else set()
-    new_segments = [n for n in now_segments if n not in scan.segments and n not in mine]
-    carried: list[index.PackRecord] = []  # packs of backups committed during phase 1
+    new_segments = [n for n in now_segments if n not in s.segments and n not in mine]
+    carried: list[Record] = []  # packs of backups committed during phase 1
     for name in new_segments:
-        carried.extend(view.load_segment(name).packs)
-    late = _load_manifests(repo, [n for n in repo.manifest_names() if n not in scan.manifests])
+        carried.extend(view.load_segment_packed(name)[0])
+    late = _load_manifests(repo, [n for n in repo.manifest_names() if n not in s.manifests])
     if late and gone:
-        _locate_items(view, new_segments + scan.live_segments, late.values())
+        _locate_items(view, new_segments + s.live_segments, late.values())
         late_marks = MarkSet()
         for name, m in late.items():
             mark_backup(view, m, late_marks, f"backup {name[:12]}")
-        rescued = {p for p, keys in gone.items() if any(late_marks.has_key(k) for k in keys)}
-        for name in sorted({scan.packs[p].segment for p in rescued}):
-            carried.extend(r for r in view.load_segment(name).packs if r.name in rescued)
+        rescued = {p for p, keys in gone.items() if late_marks.find(keys).any()}
+        for name in sorted({s.packs[p].segment for p in rescued}):
+            carried.extend(r for r in view.load_segment_packed(name)[0] if r[0] in rescued)
         report.packs_kept_for_new_backups = len(rescued)
     replaced: list[str] = []
     if out is None:
-        indexed = set(scan.packs) | {r.name for r in carried}
+        indexed = set(s.packs) | {r[0] for r in carried}
     else:
         for rec in carried:
             out.add(rec)
@@ -444,7 +564,7 @@ def _sweep(repo: Repository, view: Repository, scan: _Scan, out: _SegmentWriter 
         out.flush(supersedes=replaced)  # the commit point of gc: from here on the old segments are ignored
         report.segments_replaced = len(replaced)
         indexed = out.packs
-    stored = {p.rsplit("/", 1)[-1]: size for p, size in repo.storage.list(layout.DATA_DIR)}
+    stored = _list_packs(repo)
     for name in sorted(set(stored) - indexed):
         repo.storage.delete(layout.pack_path(name))
         report.packs_deleted += 1
@@ -454,7 +574,7 @@ def _sweep(repo: Repository, view: Repository, scan: _Scan, out: _SegmentWriter 
     kept = set(stored) & indexed
     report.packs_after = len(kept)
     report.bytes_after = sum(stored[n] for n in kept)
-    report.unused_bytes_after = sum(p.total - p.live for n, p in scan.packs.items() if n in kept)
+    report.unused_bytes_after = sum(p.total - p.live for n, p in s.packs.items() if n in kept)
     report.markers_removed = _drop_markers(repo)
     report.temp_files_removed = _drop_temp_files(repo.storage, opts.tmp_max_age_s)
     report.uploads_aborted = abort_stale_writes(repo.storage, opts.tmp_max_age_s)

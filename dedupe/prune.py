@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from dedupe.errors import DedupeError
-from dedupe.gc import GcOptions, GcReport, collect, maintenance_lock, require_sound
+from dedupe.gc import GcOptions, GcReport, collect, damaged, maintenance_lock, survey
 from dedupe.repository import Repository
 from repo_format import layout, manifest
 
@@ -234,11 +234,18 @@ def protected_ids(repo: Repository) -> set[str]:
 
 
 def load_backups(repo: Repository) -> list[tuple[Backup, manifest.Manifest]]:
+    """Every backup; a manifest that does not load stops prune (RepositoryDamaged)."""
     prot = protected_ids(repo)
-    out = []
+    out, problems = [], []
     for name in repo.manifest_names():
-        m = repo.load_manifest(name)
+        try:
+            m = repo.load_manifest(name)
+        except DedupeError as e:
+            problems.append(f"backup {name[:12]}: {e}")
+            continue
         out.append((Backup(name, m.group, m.time_ns, name in prot), m))
+    if problems:
+        raise damaged(problems)
     return out
 
 
@@ -308,12 +315,12 @@ def run_prune(repo: Repository, policy: Policy, patterns: list[str], *, dry_run:
     """Apply ``policy`` to the groups ``patterns`` select, then gc (unless
     ``gc_options`` is None). Refuses a repository that fails its structure check."""
     with maintenance_lock(repo.storage, "prune", lock_wait_s) as held:
-        require_sound(repo)
         p = plan([b for b, _ in load_backups(repo)], policy, patterns, force)
+        marked = survey(repo, skip=p.remove)  # the structure check, and gc's mark pass of what stays
         if dry_run:
             return PruneResult(p, p.remove, None, True)
         removed = forget(repo, p.remove)
-        report = collect(repo, held, gc_options) if gc_options is not None else None
+        report = collect(repo, held, gc_options, marked) if gc_options is not None else None
         return PruneResult(p, removed, report, False)
 
 
@@ -331,5 +338,4 @@ def run_protect(repo: Repository, id_prefix: str, protected: bool, lock_wait_s: 
 
 def run_gc(repo: Repository, options: GcOptions | None = None, lock_wait_s: float = 60.0) -> GcReport:
     with maintenance_lock(repo.storage, "gc", lock_wait_s) as held:
-        require_sound(repo)
-        return collect(repo, held, options)
+        return collect(repo, held, options)  # its mark pass checks the structure first

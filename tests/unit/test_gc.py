@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from dedupe.restore import iter_items
 from dedupe.storage.faulty import FaultyStorage, InjectedFault
 from dedupe.storage.local import LocalStorage
 from dedupe.storage.memory import MemoryStorage
-from repo_format import items, layout
+from repo_format import index, items, layout, pack
 
 
 def run_gc(repo: Repository, **kw: object) -> gc.GcReport:
@@ -205,6 +207,72 @@ def test_structure_problems_stop_gc() -> None:
     repo.storage.delete(victim)
     with pytest.raises(gc.RepositoryDamaged, match="structure check.*missing"):
         prune.run_gc(Repository.open(repo.storage))
+
+
+def _flip(storage: MemoryStorage, path: str) -> None:
+    data = bytearray(storage.files[path])
+    data[len(data) // 2] ^= 1
+    storage.files[path] = bytes(data)
+
+
+def _damage_segment(repo: Repository) -> str:
+    _flip(repo.storage, next(p for p, _ in repo.storage.list(layout.INDEX_DIR)))  # type: ignore[arg-type]
+    return "index segment"
+
+
+def _damage_manifest(repo: Repository) -> str:
+    name = repo.manifest_names()[0]
+    _flip(repo.storage, layout.manifest_path(name))  # type: ignore[arg-type]
+    return f"backup {name[:12]}"
+
+
+def _truncate_pack(repo: Repository) -> str:
+    path = next(p for p, _ in repo.storage.list(layout.DATA_DIR))
+    repo.storage.files[path] = repo.storage.files[path][:-100]  # type: ignore[attr-defined]
+    return "truncated"
+
+
+def _index_lists_more_than_the_table(repo: Repository) -> str:
+    seg = repo.load_segment(repo.segments[0])
+    rec = seg.packs[0]
+    fake = pack.PackEntry(os.urandom(32), rec.entries[0].offset, rec.entries[0].length, 1)
+    repo.write_segment(index.IndexSegment([index.PackRecord(rec.name, rec.size, rec.table_len, [*rec.entries, fake])]))
+    return "that its table does not have"
+
+
+def _content_chunks_not_indexed(repo: Repository) -> str:
+    """The second backup reuses the first one's chunks; the first is forgotten and its
+    segment lost: the second's item stream is indexed, some of its content is not."""
+    first, second, _ = sorted(repo.manifest_names(), key=lambda n: repo.load_manifest(n).time_ns)
+    first_items = repo.load_manifest(first).items[0][0]
+    prune.forget(repo, [first])
+    for name in repo.segments:
+        if any(e.chunk_id == first_items for r in repo.load_segment(name).packs for e in r.entries):
+            repo.storage.delete(layout.index_path(name))  # the first backup's segment
+    return f"backup {second[:12]}: chunk"
+
+
+DAMAGE = [_damage_segment, _damage_manifest, _truncate_pack, _index_lists_more_than_the_table,
+          _content_chunks_not_indexed]
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=lambda f: f.__name__.strip("_"))
+def test_prune_and_gc_refuse_every_structure_problem_check_reports(damage: Callable[[Repository], str]) -> None:
+    """gc's mark pass is prune's and gc's structure check: it refuses what ``check`` refuses,
+    naming it, before anything is removed."""
+    repo = small_repo()
+    a = os.urandom(200_000)
+    for data in (a, a + os.urandom(100_000), os.urandom(50_000)):
+        store(repo, data)
+    repo = Repository.open(repo.storage)
+    what = damage(repo)
+    assert not check(Repository.open(repo.storage, load_index=False)).ok
+    files = dict(repo.storage.files)  # type: ignore[attr-defined]
+    for run in (lambda r: prune.run_gc(r), lambda r: prune.run_prune(r, prune.Policy(last=1), [], force=True),
+                lambda r: prune.run_prune(r, prune.Policy(last=1), [], dry_run=True)):
+        with pytest.raises(gc.RepositoryDamaged, match=f"structure check.*{re.escape(what)}"):
+            run(Repository.open(repo.storage, load_index=False))
+        assert {k: v for k, v in repo.storage.files.items() if not k.startswith("locks/")} == files  # type: ignore
 
 
 def test_old_temp_files_and_orphans_go(tmp_path: Path) -> None:
