@@ -1,8 +1,9 @@
 """Read backups back: item streams, chunks in order, whole streams verified.
 
-Chunks are fetched in batches (neighbouring blobs of one pack in one ranged
-read), opened and verified on worker threads, and handed out in order; memory is
-bounded by the number of batches in flight.
+Chunks are fetched in spans (neighbouring blobs of one pack in one ranged read:
+up to 8 MiB locally, whole packs from remote storages), opened and verified in
+batches on worker threads, and handed out in order; memory is bounded by the spans
+and batches in flight, whatever the size of the backup.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator, TypeVar
 from dedupe.errors import DedupeError
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Location, Repository
+from dedupe.storage import Storage
 from repo_format import items, manifest
 from repo_format.ids import stream_hash
 
-MAX_BATCH_SPAN = 8 << 20  # stored bytes one ranged read may cover
+MAX_BATCH_SPAN = 8 << 20  # stored bytes one ranged read covers, unless the storage asks for more
 MAX_BATCH_RAW = 12 << 20  # plaintext one batch may decompress to (bounds memory)
-MAX_GAP = 1 << 20
+MAX_GAP = 1 << 20  # unneeded stored bytes a ranged read may span to join two needed blobs
 BATCHES_IN_FLIGHT = 4
+READS_IN_FLIGHT = 8  # at most this many ranged reads queued or running (for small scattered spans)
+READ_THREADS = 2
 
 
 class RestoreMismatch(DedupeError):
@@ -39,13 +43,26 @@ Batch = tuple[str, int, int, list[tuple[bytes, Location]]]
 T = TypeVar("T")
 
 
-def _batches(repo: Repository, refs: Iterable[tuple[bytes, int]]) -> Iterator[Batch]:
+def read_span(storage: Storage) -> int | None:
+    """Stored bytes one ranged read may cover, when the storage asks for wide reads: a
+    remote storage, where each request has a high fixed cost, sets ``read_span`` (S3:
+    whole packs). None for a local storage."""
+    span = getattr(storage, "read_span", None)
+    return int(span) if span else None
+
+
+def _batches(repo: Repository, refs: Iterable[tuple[bytes, int]], max_span: int = MAX_BATCH_SPAN,
+             max_raw: int | None = MAX_BATCH_RAW) -> Iterator[Batch]:
+    """Runs of refs whose blobs lie close together in one pack, each read with one
+    ranged read of at most ``max_span`` stored bytes and (unless None) opened to at
+    most ``max_raw`` bytes of plaintext."""
     cur: list[tuple[bytes, Location]] = []
     pack, start, end, raw = "", 0, 0, 0
     for cid, _n in refs:
         loc = repo.locate(cid)
         if cur and loc.pack == pack and start <= loc.offset <= end + MAX_GAP \
-                and max(end, loc.offset + loc.length) - start <= MAX_BATCH_SPAN and raw + loc.raw_len <= MAX_BATCH_RAW:
+                and max(end, loc.offset + loc.length) - start <= max_span \
+                and (max_raw is None or raw + loc.raw_len <= max_raw):
             cur.append((cid, loc))
             end = max(end, loc.offset + loc.length)
             raw += loc.raw_len
@@ -57,9 +74,22 @@ def _batches(repo: Repository, refs: Iterable[tuple[bytes, int]]) -> Iterator[Ba
         yield pack, start, end, cur
 
 
-def _read_batch(repo: Repository, batch: Batch) -> list[bytes]:
-    pack, start, end, members = batch
-    data = memoryview(repo.read_pack_range(pack, start, end - start))
+def _split(members: list[tuple[bytes, Location]], max_raw: int) -> Iterator[list[tuple[bytes, Location]]]:
+    """Consecutive runs of ``members`` opening to at most ``max_raw`` bytes each."""
+    cur: list[tuple[bytes, Location]] = []
+    raw = 0
+    for cid, loc in members:
+        if cur and raw + loc.raw_len > max_raw:
+            yield cur
+            cur, raw = [], 0
+        cur.append((cid, loc))
+        raw += loc.raw_len
+    if cur:
+        yield cur
+
+
+def _open_members(repo: Repository, pack: str, start: int, data: memoryview,
+                  members: list[tuple[bytes, Location]]) -> list[bytes]:
     out = []
     opened: dict[bytes, bytes] = {}
     for cid, loc in members:
@@ -88,8 +118,63 @@ def map_batches(read: Callable[[Batch], list[T]], batches: Iterable[Batch], work
 
 
 def read_chunks(repo: Repository, refs: Iterable[tuple[bytes, int]], workers: int | None = None) -> Iterator[bytes]:
-    """The plaintext of each ref, in order, each verified against its id."""
-    return map_batches(lambda batch: _read_batch(repo, batch), _batches(repo, refs), workers)
+    """The plaintext of each ref, in order, each verified against its id.
+
+    Two stages. Reads: runs of neighbouring blobs, each one ranged read of up to
+    ``read_span(storage)`` stored bytes (a whole pack on S3; locally up to 8 MiB and
+    one batch), run on their own threads about half a span ahead of the opens. Opens:
+    each read is cut into batches of at most MAX_BATCH_RAW plaintext, opened and
+    verified on worker threads, at most BATCHES_IN_FLIGHT ahead of the consumer.
+    Memory: the reads ahead, the reads the open batches cut from (at most
+    BATCHES_IN_FLIGHT, usually one or two), and BATCHES_IN_FLIGHT + 1 batches of
+    plaintext, whatever the size of the backup."""
+    wide = read_span(repo.storage)
+    span = wide or MAX_BATCH_SPAN
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    threads = max(1, int(getattr(repo.storage, "read_threads", 0) or READ_THREADS))
+    # A local read is cheap: there each read stays one batch, freed as soon as it is opened.
+    spans = _batches(repo, refs, span, None if wide else MAX_BATCH_RAW)
+    reads: deque[tuple[Batch, Future[memoryview]]] = deque()
+    queued = 0  # stored bytes of the reads in ``reads``
+    pending: deque[tuple[str, int, Future[memoryview], list[tuple[bytes, Location]]]] = deque()
+    opens: deque[Future[list[bytes]]] = deque()
+
+    def fetch(pack: str, start: int, length: int) -> memoryview:
+        return memoryview(repo.read_pack_range(pack, start, length))
+
+    def open_after(pack: str, start: int, read: Future[memoryview], members: list[tuple[bytes, Location]]) -> list[bytes]:
+        return _open_members(repo, pack, start, read.result(), members)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="restore-read") as readers, \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as openers:
+        def read_ahead() -> None:
+            nonlocal queued
+            while len(reads) < READS_IN_FLIGHT and queued < span // 2:
+                nxt = next(spans, None)
+                if nxt is None:
+                    return
+                pack, start, end, _members = nxt
+                reads.append((nxt, readers.submit(fetch, pack, start, end - start)))
+                queued += end - start
+
+        try:
+            while True:
+                read_ahead()
+                while len(opens) < BATCHES_IN_FLIGHT:
+                    if not pending:
+                        if not reads:
+                            break
+                        (pack, start, end, members), read = reads.popleft()
+                        queued -= end - start
+                        read_ahead()
+                        pending.extend((pack, start, read, run) for run in _split(members, MAX_BATCH_RAW))
+                    opens.append(openers.submit(open_after, *pending.popleft()))
+                if not opens:
+                    return
+                yield from opens.popleft().result()
+        finally:
+            for fut in [*opens, *(r for _b, r in reads), *(p[2] for p in pending)]:
+                fut.cancel()
 
 
 def iter_items(repo: Repository, m: manifest.Manifest, what: str = "backup") -> Iterator[dict[str, Any]]:

@@ -37,6 +37,8 @@ DEFAULT_ATTEMPTS = 8  # botocore "standard" mode: ~1 min of backoff in all befor
 MULTIPART_THRESHOLD = 64 << 20  # packs (16 MiB by default) go up in one PUT
 PART_SIZE = 16 << 20
 MIN_PART_SIZE = 5 << 20  # S3's lower bound for every part but the last
+READ_SPAN = 32 << 20  # stored bytes one restore read may cover
+READ_THREADS = 4  # restore reads in flight
 
 T = TypeVar("T")
 
@@ -127,6 +129,10 @@ class S3Storage:
         self.multipart_threshold = multipart_threshold
         self.part_size = max(part_size, MIN_PART_SIZE)
         self.page_size = 1000  # keys per listing request (S3's maximum)
+        # Restore reads (dedupe.restore): each request costs a round trip and, on clouds,
+        # money, so read whole packs (16 MiB by default) in one ranged GET, several at once.
+        self.read_span = READ_SPAN
+        self.read_threads = READ_THREADS
         self.requests: Counter[str] = Counter()  # HTTP requests sent, by operation (retries included)
         self._count_lock = threading.Lock()
         self.client = client or self._make_client()

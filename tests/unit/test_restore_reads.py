@@ -1,0 +1,87 @@
+"""The restore read path (dedupe.restore.read_chunks): a storage that asks for a wide
+read span (a remote one) gets one ranged read per pack, however many batches that
+read is opened in; a local one keeps its reads to one batch; both rebuild the bytes."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from dedupe import restore
+from dedupe.backup import BackupSession
+from dedupe.repository import Repository
+from dedupe.restore import write_stream
+from dedupe.sources.stream import backup_stream
+from dedupe.storage.memory import MemoryStorage
+from repo_format import layout
+from repo_format.config import ChunkerParams
+
+SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
+PACK = 64 << 10
+
+
+class CountingStorage(MemoryStorage):
+    def __init__(self, read_span: int = 0) -> None:
+        super().__init__()
+        if read_span:
+            self.read_span = read_span
+        self.reads: list[tuple[str, int, int]] = []
+
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        self.reads.append((name, offset, length))
+        return super().get_range(name, offset, length)
+
+
+def _backup(storage: CountingStorage, data: bytes) -> tuple[Repository, str]:
+    repo = Repository.create(storage, SMALL)
+    with BackupSession(repo, kind="stream", group="g", pack_size=PACK) as s:
+        bid = backup_stream(s, io.BytesIO(data)).id
+    storage.reads.clear()
+    return repo, bid
+
+
+def _restore(repo: Repository, bid: str) -> bytes:
+    out = io.BytesIO()
+    write_stream(repo, repo.load_manifest(bid), out, bid)
+    return out.getvalue()
+
+
+def _packs(storage: MemoryStorage) -> set[str]:
+    return {n for n in storage.files if n.startswith(layout.DATA_DIR + "/")}
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(restore, "MAX_BATCH_RAW", 20_000)  # several batches in every read
+
+
+def test_wide_span_reads_each_pack_once(small_batches: None) -> None:
+    storage = CountingStorage(read_span=1 << 20)
+    data = os.urandom(600_000)  # about ten packs of 64 KiB
+    repo, bid = _backup(storage, data)
+    assert _restore(repo, bid) == data
+    content_reads = [r for r in storage.reads if r[0] in _packs(storage)]
+    packs = _packs(storage)
+    assert len(packs) >= 8
+    # one ranged read per pack for the content, plus the item stream's read(s)
+    assert len(content_reads) <= len(packs) + 2, (len(content_reads), len(packs))
+    assert max(length for _n, _o, length in content_reads) > 20_000 * 2
+
+
+def test_local_reads_stay_one_batch(small_batches: None) -> None:
+    storage = CountingStorage()
+    data = os.urandom(600_000)
+    repo, bid = _backup(storage, data)
+    assert _restore(repo, bid) == data
+    assert len(storage.reads) > 25  # 600 KB of plaintext in batches of 20 KB
+
+
+@pytest.mark.parametrize("read_span", [0, 1 << 20])
+def test_repeated_and_backward_refs_restore(small_batches: None, read_span: int) -> None:
+    """Chunks met again (backward in their pack) and runs of one chunk repeated."""
+    a, b, c = os.urandom(200_000), os.urandom(150_000), bytes(300_000)
+    data = a + b + a + c + b + a[:50_000] + c
+    repo, bid = _backup(CountingStorage(read_span), data)
+    assert _restore(repo, bid) == data
