@@ -1,8 +1,8 @@
 """The LXD commands: ``backup lxd`` and the LXD branch of ``restore`` (``--to-lxd``).
 
-Thin: options in, ``dedupe.sources.lxd.run`` / ``dedupe.sinks.lxd`` called, results
-printed. ``dedupe.cli`` is imported inside the functions because it imports this
-module while it is being loaded.
+Thin: options in, ``dedupe.lxd`` (the LXD backup run, restores into LXD) called,
+results printed. The LXD modules (pylxd, requests) are imported inside the functions,
+so that the other commands start without them.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dedupe import api
+from dedupe.cli_common import LXDConnection, common, ctx, human, lxd_connection_options, warn_exit
 from dedupe.lxd_kinds import KINDS
 
 if TYPE_CHECKING:  # the LXD modules (pylxd, requests) load only when an LXD command runs
+    from dedupe.lxd.backup import LXDRunResult
+    from dedupe.lxd.restore import RestoredObject
     from dedupe.repository import Repository
-    from dedupe.sinks.lxd import RestoredObject
     from dedupe.sources.lxd.client import LXDClient
-    from dedupe.sources.lxd.run import LXDRunResult
 
 
-def connect(connection: Any) -> LXDClient:
+def connect(connection: LXDConnection) -> LXDClient:
     """The local socket, or ``--remote`` over HTTPS with ``--cert``/``--key``, the
     server's certificate pinned with ``--server-cert`` (else the system CAs, or a
     certificate lxc accepted before)."""
@@ -42,7 +43,6 @@ def _kinds(only: str | None) -> frozenset[str] | None:
 
 
 def _run_text(result: LXDRunResult) -> str:
-    from dedupe.cli import human
     s = result.server
     lines = [f"run {result.run[:12]}  server {s['server_name']} (LXD {s['version']}) at {s['endpoint']}"]
     for o in result.objects:
@@ -60,7 +60,6 @@ def _run_text(result: LXDRunResult) -> str:
 
 def register(main: click.Group, backup: click.Group) -> None:
     """Add ``backup lxd`` to the ``backup`` group."""
-    from dedupe.cli import _ctx, common, lxd_connection_options
 
     @backup.command("lxd")
     @click.argument("names", nargs=-1, metavar="[NAMES]...")
@@ -82,11 +81,11 @@ def register(main: click.Group, backup: click.Group) -> None:
         database. NAMES narrows it to those instances (and the config records).
         Groups are lxd/<project>/<kind>/<name> and lxd/global/<kind>/<name>. If some
         objects fail, the others are still backed up and the exit code is 69."""
-        from dedupe.cli import LXDConnection
         if names and all_instances:
             raise click.UsageError("give instance NAMES or --all, not both")
-        c = _ctx(repo, as_json, quiet)
-        from dedupe.sources.lxd.run import LXDSelection, backup_lxd
+        c = ctx(repo, as_json, quiet)
+        from dedupe.lxd.backup import backup_lxd
+        from dedupe.sources.lxd.plan import LXDSelection
         selection = LXDSelection(tuple(names), project, _kinds(only), instance_only, consistent)
         r = c.open()
         with connect(LXDConnection(remote, cert, key, server_cert)) as client:
@@ -108,12 +107,14 @@ def _restored_text(objects: list[RestoredObject], endpoint: str) -> str:
 
 def restore_to_lxd(c: Any, repo: Repository, *, backup_id: str | None, run: str | None, as_name: str | None,
                    project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
-                   connection: Any) -> None:
+                   connection: LXDConnection) -> None:
     """The ``--to-lxd`` branch of ``dedupe restore``."""
-    from dedupe.cli import _warn_exit
     if run is not None and (as_name or with_deps or recover):
         raise click.UsageError("--as, --with-deps and --recover go with a backup ID, not --run")
-    from dedupe.sinks.lxd import RestoreOptions, lxd_meta, recover_instance, restore_backup, restore_run
+    from dedupe.lxd.recover import recover_instance
+    from dedupe.lxd.restore import RestoreOptions, restore_backup
+    from dedupe.lxd.restore_run import restore_run
+    from dedupe.lxd.stored import lxd_meta
     opts = RestoreOptions(as_name=as_name, project=project, pool=pool, force=force, with_deps=with_deps)
     info = None
     if backup_id is not None:
@@ -134,4 +135,4 @@ def restore_to_lxd(c: Any, repo: Repository, *, backup_id: str | None, run: str 
     if whole_run is not None:
         whole_run.raise_for_failures()
     if recover:
-        _warn_exit(c, [w for o in objects for w in o.warnings], "restore")
+        warn_exit(c, [w for o in objects for w in o.warnings], "restore")

@@ -23,9 +23,11 @@ from dedupe_testing import RunCli, assert_clean_error
 
 from dedupe import api
 from dedupe.restore import RestoreMismatch
-from dedupe.sinks.lxd import RUN_ORDER, RestoreOptions, restore_backup
+from dedupe.lxd.backup import backup_lxd
+from dedupe.lxd.restore import RestoreOptions, restore_backup
+from dedupe.lxd.restore_run import RUN_ORDER
 from dedupe.sources.lxd import LXDClient, LXDNotFound, LXDStreamBroken, strip_read_only
-from dedupe.sources.lxd.run import LXDSelection, backup_lxd
+from dedupe.sources.lxd.plan import LXDSelection
 
 pytestmark = pytest.mark.lxd
 POOL = "default"

@@ -1,4 +1,4 @@
-"""dedupe.sources.lxd.client against a real LXD daemon (marked ``lxd``), plus a few
+"""dedupe.sources.lxd (the client) against a real LXD daemon (marked ``lxd``), plus a few
 tests against a fake daemon on a unix socket for what a real one will not do on demand
 (cut a download mid-way, send a wrong image)."""
 

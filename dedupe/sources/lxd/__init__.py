@@ -1,11 +1,16 @@
-"""LXD as a source (and restore target): ``client`` is the only module that talks to it."""
+"""LXD as a source (and restore target): the only package that talks to LXD.
 
-from dedupe.sources.lxd.client import (
-    ExportStream,
-    ImageExport,
+``client.LXDClient`` gathers the calls (mixins by what they touch, over
+``transport``); ``connect`` reaches the server; ``streams``, ``multipart`` and
+``uploads`` move bytes; ``errors`` are the typed errors; ``records`` the read-only
+fields; ``plan`` decides what a backup run reads and opens each object as a stream.
+"""
+
+from dedupe.sources.lxd.backups import StaleBackup
+from dedupe.sources.lxd.client import LXDClient
+from dedupe.sources.lxd.connect import find_socket
+from dedupe.sources.lxd.errors import (
     ImageFingerprintMismatch,
-    ImagePart,
-    LXDClient,
     LXDError,
     LXDNotFound,
     LXDOperationFailed,
@@ -13,10 +18,9 @@ from dedupe.sources.lxd.client import (
     LXDStreamBroken,
     LXDUnreachable,
     LXDUntrustedServer,
-    StaleBackup,
-    find_socket,
-    strip_read_only,
 )
+from dedupe.sources.lxd.records import strip_read_only
+from dedupe.sources.lxd.streams import ExportStream, ImageExport, ImagePart
 
 __all__ = [
     "ExportStream",

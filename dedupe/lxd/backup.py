@@ -1,0 +1,131 @@
+"""One ``dedupe backup lxd`` run: the selected objects of an LXD server, one backup each.
+
+Every backup of a run shares its run id and records in ``meta["lxd"]`` the server's
+identity (name, certificate fingerprint, LXD and API version, endpoint), the object's
+kind, project and name, and the full record as the API gave it (instances: also the
+snapshot list and how consistency was obtained; images: aliases, properties and the
+exported parts). What a run reads, and the groups, are in ``dedupe.sources.lxd.plan``
+and ``dedupe.sources.lxd.objects``; instances and volumes are streamed straight from
+LXD into the file-aligned tar backup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Final
+
+from dedupe.backup import BackupResult, BackupSession, new_run_id
+from dedupe.locking import locked
+from dedupe.lxd.errors import IncompleteRun
+from dedupe.progress import ProgressCallback
+from dedupe.repository import Repository
+from dedupe.sources.lxd.client import LXDClient
+from dedupe.sources.lxd.errors import LXDError
+from dedupe.sources.lxd.objects import LXDObject
+from dedupe.sources.lxd.plan import LXDSelection, delete_stale, plan, server_identity
+from dedupe.sources.stream import backup_stream
+from dedupe.sources.tar import backup_tar
+from dedupe.sources.tarstream import TarStreamError
+from repo_format import manifest
+
+# how each kind of object's stream goes into its backup
+_READERS: Final[dict[str, Callable[[BackupSession, BinaryIO], BackupResult]]] = {
+    manifest.KIND_TAR: backup_tar,
+    manifest.KIND_STREAM: backup_stream,
+}
+
+
+@dataclass
+class LXDObjectResult:
+    group: str
+    kind: str
+    project: str | None
+    name: str
+    backup_id: str | None = None
+    size: int = 0
+    new_bytes: int = 0
+    new_stored: int = 0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "kind": self.kind,
+            "project": self.project,
+            "name": self.name,
+            "id": self.backup_id,
+            "short_id": self.backup_id[:12] if self.backup_id else None,
+            "size": self.size,
+            "new_bytes": self.new_bytes,
+            "new_stored": self.new_stored,
+            "error": self.error,
+        }
+
+
+@dataclass
+class LXDRunResult:
+    run: str
+    server: dict[str, Any]
+    objects: list[LXDObjectResult] = field(default_factory=list)
+    stale_deleted: list[str] = field(default_factory=list)  # leftover server-side backups removed
+
+    @property
+    def failures(self) -> list[LXDObjectResult]:
+        return [o for o in self.objects if o.error is not None]
+
+    def raise_for_failures(self) -> None:
+        IncompleteRun.check("backup", self.run, [(o.group, o.error) for o in self.objects])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "server": self.server,
+            "objects": [o.to_json() for o in self.objects],
+            "failed": len(self.failures),
+            "stale_server_backups_deleted": self.stale_deleted,
+        }
+
+
+def backup_lxd(
+    repo: Repository, client: LXDClient, selection: LXDSelection, progress: ProgressCallback | None = None
+) -> LXDRunResult:
+    """Back up the selected objects, each into its own backup; one failing object
+    (LXD error, export cut off, instance gone) commits nothing for itself and does
+    not stop the others. Errors of the repository itself stop the run."""
+    server = server_identity(client)
+    result = LXDRunResult(new_run_id(), server)
+    objects, missing = plan(client, selection, selection.kinds(client.socket_path is not None))
+    result.objects = [LXDObjectResult(m.group, m.kind, m.project, m.name, error=m.error) for m in missing]
+    result.stale_deleted = delete_stale(client, objects)
+    with locked(repo, "backup"):
+        for obj in objects:
+            result.objects.append(_back_up(repo, obj, result.run, server, progress))
+    return result
+
+
+def _back_up(
+    repo: Repository, obj: LXDObject, run: str, server: dict[str, Any], progress: ProgressCallback | None
+) -> LXDObjectResult:
+    out = LXDObjectResult(obj.group, obj.kind, obj.project, obj.name)
+    meta: dict[str, Any] = {
+        "server": server,
+        "kind": obj.kind,
+        "project": obj.project,
+        "name": obj.name,
+        **({"pool": obj.pool} if obj.pool else {}),
+        **obj.meta,
+    }
+    try:
+        with BackupSession(
+            repo, kind=obj.manifest_kind, group=obj.group, run=run, meta={"lxd": meta}, progress=progress
+        ) as session:
+            with obj.open(meta) as stream:
+                done = _READERS[obj.manifest_kind](session, stream)  # type: ignore[arg-type]
+    except (LXDError, TarStreamError) as e:
+        out.error = str(e)
+        return out
+    stats = done.manifest.stats
+    out.backup_id, out.size = done.id, done.manifest.size
+    out.new_bytes, out.new_stored = stats.get("new_bytes", 0), stats.get("new_stored", 0)
+    return out

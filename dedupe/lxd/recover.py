@@ -1,0 +1,67 @@
+"""Disaster recovery of one container on this machine (``dedupe restore --to-lxd ID
+--recover``): its files from the repository laid out in its ``dir`` pool, then LXD's
+own recovery (``dedupe.sinks.lxd.recover``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+
+from dedupe import api
+from dedupe.locking import locked
+from dedupe.lxd.restore import RestoredObject, RestoreOptions, Restorer
+from dedupe.lxd.stored import lxd_meta
+from dedupe.repository import Repository
+from dedupe.restore import WrongBackupKind
+from dedupe.restore_tree import iter_entries
+from dedupe.sinks.directory import restore_tree
+from dedupe.sinks.lxd.errors import LXDRestoreError
+from dedupe.sinks.lxd.recover import lxd_recover, prepare_pool, recover_entries
+from dedupe.sinks.lxd.rename import yaml_changes
+from dedupe.sources.lxd.client import LXDClient
+
+
+def recover_instance(
+    repo: Repository,
+    client: LXDClient,
+    info: api.BackupInfo,
+    opts: RestoreOptions,
+    on_warning: Callable[[str], None] | None = None,
+) -> list[RestoredObject]:
+    """Lay a container backup out in its dir pool and let LXD recover it (see
+    ``dedupe.sinks.lxd.recover``). Files laid out by a recovery that then fails are removed."""
+    meta = lxd_meta(info)
+    if meta["kind"] != "instance":
+        raise WrongBackupKind(f"backup {info.id[:12]} is an LXD {meta['kind']}: --recover restores instances")
+    if client.socket_path is None:
+        raise LXDRestoreError(
+            "--recover writes into the storage pool on this machine: it needs the local LXD "
+            f"socket, not {client.endpoint}"
+        )
+    restore = Restorer(repo, client, opts)
+    name, project = restore.target(meta)
+    assert project is not None
+    pool = opts.pool or str(meta.get("pool") or "default")
+    source, dirname, dirs = prepare_pool(client, pool, name, project, opts.force)
+    with locked(repo, "restore"):
+        done = restore.deps(info, meta, project)
+        new_name = name if name != meta["name"] else None
+        new_project = project if project != meta.get("project") else None
+        imported = False
+        try:
+            entries = recover_entries(
+                iter_entries(repo, info.manifest), dirname, lambda path: yaml_changes(path, new_name, new_project)
+            )
+            result = restore_tree(source, entries, on_warning=on_warning, numeric_owner=True)
+            if os.path.isdir(dirs[1]):
+                os.chmod(dirs[1], 0o700)
+            others = lxd_recover(client, pool, name, project)
+            imported = True
+        finally:
+            if not imported:
+                for d in dirs:
+                    shutil.rmtree(d, ignore_errors=True)
+    obj = RestoredObject("instance", project, name, info.id, "recovered", warnings=result.warnings)
+    obj.warnings += [f"LXD's recovery also brought back {o}" for o in others]
+    return [*done, obj]

@@ -1,0 +1,222 @@
+"""One LXD backup from the repository into LXD (``dedupe restore --to-lxd ID``).
+
+The backup's bytes are verified as they are read (each chunk, and the whole stream's
+BLAKE3 before the last piece is sent: on a mismatch the upload is cut and LXD's import
+fails, leaving nothing) and handed to ``dedupe.sinks.lxd``, which puts them into LXD.
+``with_deps``: before an instance, its missing project, storage pool, networks and
+profiles are recreated from the record backups of the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dedupe import api
+from dedupe.locking import locked
+from dedupe.lxd.errors import NotAnLXDBackup
+from dedupe.lxd.stored import lxd_meta, read_record, run_records, split_at, verified_pieces
+from dedupe.progress import ProgressCallback
+from dedupe.repository import Repository
+from dedupe.restore import WrongBackupKind
+from dedupe.sinks.lxd.errors import LXDRestoreError
+from dedupe.sinks.lxd.objects import import_image, import_instance, import_volume
+from dedupe.sinks.lxd.records import GLOBAL_KINDS, RECORDS, record_exists, restore_record, restore_server_config
+from dedupe.sources.lxd.client import LXDClient
+from dedupe.sources.lxd.records import Record
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    as_name: str | None = None
+    project: str | None = None
+    pool: str | None = None
+    force: bool = False
+    with_deps: bool = False
+
+
+@dataclass
+class RestoredObject:
+    kind: str
+    project: str | None
+    name: str
+    backup_id: str
+    action: str  # created, replaced, updated, unchanged, recovered, skipped, failed
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "project": self.project,
+            "name": self.name,
+            "backup_id": self.backup_id,
+            "action": self.action,
+            "error": self.error,
+            "warnings": self.warnings,
+        }
+
+    def describe(self) -> str:
+        where = f" in project {self.project}" if self.project else ""
+        return f"{self.kind} {self.name or '(server)'}{where}"
+
+
+@dataclass
+class Restorer:
+    """Restores backups into one LXD server with one set of options."""
+
+    repo: Repository
+    client: LXDClient
+    opts: RestoreOptions
+    progress: ProgressCallback | None = None
+
+    def one(self, info: api.BackupInfo) -> list[RestoredObject]:
+        """Restore one backup (with its dependencies first when asked)."""
+        meta = lxd_meta(info)
+        kind = meta["kind"]
+        if kind == "database":
+            raise WrongBackupKind(
+                f"backup {info.id[:12]} is LXD's {meta['name']} database dump, which LXD cannot "
+                "load while running; restore it with --to-file"
+            )
+        handler = {
+            "instance": self._instance,
+            "volume": self._volume,
+            "image": self._image,
+            "server-config": self._server_config,
+        }.get(kind, self._record)
+        return handler(info, meta)
+
+    def target(self, meta: dict[str, Any]) -> tuple[str, str | None]:
+        project = None if meta["kind"] in GLOBAL_KINDS else (self.opts.project or meta.get("project"))
+        return self.opts.as_name or str(meta["name"]), project
+
+    def _done(
+        self, info: api.BackupInfo, meta: dict[str, Any], name: str, project: str | None, action: str
+    ) -> RestoredObject:
+        return RestoredObject(meta["kind"], project, name, info.id, action)
+
+    # -- records
+
+    def _record(self, info: api.BackupInfo, meta: dict[str, Any]) -> list[RestoredObject]:
+        if meta["kind"] not in RECORDS:
+            raise NotAnLXDBackup(f"backup {info.id[:12]}: unknown LXD object kind {meta['kind']!r}")
+        name, project = self.target(meta)
+        record = {**read_record(self.repo, info), "name": name}
+        action = restore_record(self.client, meta["kind"], record, project, self.opts.force)
+        return [self._done(info, meta, name, project, action)]
+
+    def _server_config(self, info: api.BackupInfo, meta: dict[str, Any]) -> list[RestoredObject]:
+        if self.opts.as_name:
+            raise LXDRestoreError("--as does not apply to the server config")
+        action = restore_server_config(self.client, read_record(self.repo, info), self.opts.force)
+        return [self._done(info, meta, "", None, action)]
+
+    # -- images, volumes, instances
+
+    def _image(self, info: api.BackupInfo, meta: dict[str, Any]) -> list[RestoredObject]:
+        if self.opts.as_name:
+            raise LXDRestoreError(
+                "--as does not apply to images: an image is named by its fingerprint (its aliases come back with it)"
+            )
+        fingerprint, project = self.target(meta)
+        record: Record = meta.get("record") or {}
+        aliases: list[Record] = meta.get("aliases") or record.get("aliases") or []
+
+        def data() -> Any:
+            pieces = verified_pieces(self.repo, info, self.progress)
+            parts = meta.get("parts") or []
+            return split_at(pieces, int(parts[0]["size"])) if len(parts) == 2 else pieces
+
+        action = import_image(self.client, data, fingerprint, project, record, aliases, self.opts.force)
+        return [self._done(info, meta, fingerprint, project, action)]
+
+    def _volume(self, info: api.BackupInfo, meta: dict[str, Any]) -> list[RestoredObject]:
+        name, project = self.target(meta)
+        pool = self.opts.pool or str(meta.get("pool", ""))
+        action = import_volume(
+            self.client, verified_pieces(self.repo, info, self.progress), pool, name, project, self.opts.force
+        )
+        return [self._done(info, meta, name, project, action)]
+
+    def _instance(self, info: api.BackupInfo, meta: dict[str, Any]) -> list[RestoredObject]:
+        name, project = self.target(meta)
+        assert project is not None
+        done = self.deps(info, meta, project)
+        action = import_instance(
+            self.client,
+            verified_pieces(self.repo, info, self.progress),
+            name,
+            project,
+            self.opts.pool,
+            (meta["name"], meta.get("project")),
+            self.opts.force,
+        )
+        return [*done, self._done(info, meta, name, project, action)]
+
+    # -- dependencies
+
+    def deps(self, info: api.BackupInfo, meta: dict[str, Any], project: str) -> list[RestoredObject]:
+        """What the instance needs and the target lacks: its project, storage pool,
+        networks and profiles (in that order). With ``with_deps`` they are recreated
+        from the record backups of the same run; without, a missing one is an error
+        that names it (LXD's own does not)."""
+        c = self.client
+        src = str(meta.get("project") or "default")
+        record: Record = meta.get("record") or {}
+        pool = self.opts.pool or str(meta.get("pool") or "")
+        networks = sorted(
+            {
+                str(d["network"])
+                for d in (record.get("expanded_devices") or {}).values()
+                if d.get("type") == "nic" and d.get("network")
+            }
+        )
+        # (kind, target project, target name, where the record may be in the run)
+        needed: list[tuple[str, str | None, str, list[tuple[str, str | None, str]]]] = [
+            ("project", None, project, [("project", None, src)]),
+            *([("storage-pool", None, pool, [("storage-pool", None, pool)])] if pool else []),
+            *[("network", project, n, [("network", s, n) for s in (src, "default")]) for n in networks],
+            *[
+                ("profile", project, p, [("profile", s, p) for s in (src, "default")])
+                for p in record.get("profiles") or []
+            ],
+        ]
+        missing = [
+            (kind, target, name, keys)
+            for kind, target, name, keys in needed
+            if not record_exists(c, kind, name, target)
+        ]
+        if missing and not self.opts.with_deps:
+            listed = ", ".join(f"{kind} {name!r}" for kind, _, name, _ in missing)
+            raise LXDRestoreError(
+                f"instance {meta['name']!r} needs {listed}, missing on {c.endpoint}"
+                f"{f' in project {project}' if project else ''}; use --with-deps to recreate "
+                "them from the same run"
+            )
+        records = run_records(self.repo, info.manifest.run) if missing else {}
+        done: list[RestoredObject] = []
+        for kind, target, name, keys in missing:
+            found = next((records[k] for k in keys if k in records), None)
+            if found is None:
+                raise LXDRestoreError(
+                    f"{kind} {name!r} needed by instance {meta['name']!r} is missing on "
+                    f"{c.endpoint} and not in run {info.manifest.run[:12]}"
+                )
+            rec = {**read_record(self.repo, found), "name": name}
+            action = restore_record(c, kind, rec, target, force=False)
+            done.append(RestoredObject(kind, target, name, found.id, action))
+        return done
+
+
+def restore_backup(
+    repo: Repository,
+    client: LXDClient,
+    info: api.BackupInfo,
+    opts: RestoreOptions,
+    progress: ProgressCallback | None = None,
+) -> list[RestoredObject]:
+    """Restore one LXD backup into LXD (its dependencies first with ``with_deps``)."""
+    lxd_meta(info)
+    with locked(repo, "restore"):
+        return Restorer(repo, client, opts, progress).one(info)

@@ -1,0 +1,108 @@
+"""Config records back into LXD: profiles, networks, network ACLs, projects and
+storage pools (created from the record without its read-only fields; with ``force``,
+updated in place; a storage pool is never changed), and the server config. An equal
+record is "unchanged"; a ``default`` profile that LXD made empty (a new project's) is
+updated without ``force``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from dedupe.sinks.lxd.errors import LXDObjectExists
+from dedupe.sources.lxd.client import LXDClient
+from dedupe.sources.lxd.errors import LXDNotFound
+from dedupe.sources.lxd.records import Record, RecordKind, strip_read_only
+
+
+@dataclass(frozen=True)
+class RecordAPI:
+    strip: RecordKind
+    get: Callable[[LXDClient, str, str | None], Record]
+    create: Callable[[LXDClient, Record, str | None], None]
+    update: Callable[[LXDClient, Record, str | None], None] | None
+
+
+RECORDS: Final[dict[str, RecordAPI]] = {
+    "profile": RecordAPI(
+        "profile",
+        lambda c, n, p: c.profile(n, p),
+        lambda c, r, p: c.create_profile(r, p),
+        lambda c, r, p: c.update_profile(r, p),
+    ),
+    "network": RecordAPI(
+        "network",
+        lambda c, n, p: c.network(n, p),
+        lambda c, r, p: c.create_network(r, p),
+        lambda c, r, p: c.update_network(r, p),
+    ),
+    "network-acl": RecordAPI(
+        "network_acl",
+        lambda c, n, p: c.network_acl(n, p),
+        lambda c, r, p: c.create_network_acl(r, p),
+        lambda c, r, p: c.update_network_acl(r, p),
+    ),
+    "project": RecordAPI(
+        "project",
+        lambda c, n, p: c.project_record(n),
+        lambda c, r, p: c.create_project(r),
+        lambda c, r, p: c.update_project(r),
+    ),
+    "storage-pool": RecordAPI(
+        "storage_pool", lambda c, n, p: c.storage_pool(n), lambda c, r, p: c.create_storage_pool(r), None
+    ),
+}
+GLOBAL_KINDS: Final = frozenset({"project", "storage-pool", "server-config", "database"})
+
+
+def exists(get: Callable[[], Any]) -> Any | None:
+    """What ``get`` returns, or None when LXD answers 404."""
+    try:
+        return get()
+    except LXDNotFound:
+        return None
+
+
+def restore_record(client: LXDClient, kind: str, record: Record, project: str | None, force: bool) -> str:
+    """Create (or with ``force`` update) one config record; returns the action."""
+    rec_api = RECORDS[kind]
+    name = str(record["name"])
+    current = exists(lambda: rec_api.get(client, name, project))
+    where = f" in project {project}" if project and kind not in GLOBAL_KINDS else ""
+    if current is None:
+        rec_api.create(client, record, project)
+        return "created"
+    if strip_read_only(rec_api.strip, current) == strip_read_only(rec_api.strip, record):
+        return "unchanged"
+    made_by_lxd = kind == "profile" and name == "default" and not current.get("config") and not current.get("devices")
+    if rec_api.update is None:
+        raise LXDObjectExists(
+            f"{kind} {name!r} exists on {client.endpoint} with another definition; dedupe does not change storage pools"
+        )
+    if not (force or made_by_lxd):
+        raise LXDObjectExists(
+            f"{kind} {name!r} exists{where} on {client.endpoint} and differs from the backup; use --force to replace it"
+        )
+    rec_api.update(client, record, project)
+    return "updated"
+
+
+def restore_server_config(client: LXDClient, config: dict[str, Any], force: bool) -> str:
+    current = client.server_config()
+    wanted = strip_read_only("server_config", config)
+    changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+    if not changed:
+        return "unchanged"
+    clashes = sorted(k for k in changed if k in current)
+    if clashes and not force:
+        raise LXDObjectExists(
+            f"server config of {client.endpoint} sets {', '.join(clashes)} differently; use --force to overwrite"
+        )
+    client.patch_server_config(changed)
+    return "updated"
+
+
+def record_exists(client: LXDClient, kind: str, name: str, project: str | None) -> bool:
+    """Whether the target has the config record ``kind`` ``name``."""
+    return exists(lambda: RECORDS[kind].get(client, name, project)) is not None
