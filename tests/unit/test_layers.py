@@ -19,3 +19,17 @@ def test_import_layering_contracts_are_kept() -> None:
         pytest.fail(f"{lint} is missing: install the test tools with scripts/setup.sh")
     done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"an import breaks the layering:\n{done.stdout}{done.stderr}"
+
+
+def test_cli_starts_without_the_lxd_modules() -> None:
+    """``dedupe --help`` (and so every non-LXD command's start) loads neither the LXD
+    source and sink nor pylxd/requests: they come in only when an LXD command runs."""
+    probe = ("import sys\n"
+             "from click.testing import CliRunner\n"
+             "from dedupe.cli import main\n"
+             "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
+             "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('pylxd', 'requests', 'boto3')\n"
+             "                      or m.startswith(('dedupe.sources.lxd', 'dedupe.sinks.lxd', 'dedupe.lxd.')))))\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"loaded at start: {done.stdout.strip()}"
