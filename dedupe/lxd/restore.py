@@ -174,13 +174,13 @@ class Restorer:
         )
         # (kind, target project, target name, where the record may be in the run)
         needed: list[tuple[str, str | None, str, list[tuple[str, str | None, str]]]] = [
-            ("project", None, project, [("project", None, src)]),
-            *([("storage-pool", None, pool, [("storage-pool", None, pool)])] if pool else []),
-            *[("network", project, n, [("network", s, n) for s in (src, "default")]) for n in networks],
-            *[
-                ("profile", project, p, [("profile", s, p) for s in (src, "default")])
-                for p in record.get("profiles") or []
-            ],
+            ("project", None, project, [("project", None, src)])
+        ]
+        if pool:
+            needed.append(("storage-pool", None, pool, [("storage-pool", None, pool)]))
+        needed += [("network", project, n, [("network", s, n) for s in (src, "default")]) for n in networks]
+        needed += [
+            ("profile", project, p, [("profile", s, p) for s in (src, "default")]) for p in record.get("profiles") or []
         ]
         missing = [
             (kind, target, name, keys)

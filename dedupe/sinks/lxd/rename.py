@@ -69,7 +69,9 @@ def yaml_changes(path: str, name: str | None, project: str | None) -> YamlChange
     if not fields:
         return None
     if path == "backup/index.yaml":  # the instance and volume records below config:, and name:
-        changes = {("config", section, k): v for section in ("container", "volume") for k, v in fields.items()}
+        changes: YamlChanges = {
+            ("config", section, k): v for section in ("container", "volume") for k, v in fields.items()
+        }
         if name is not None:
             changes[("name",)] = name
         return changes

@@ -1,6 +1,5 @@
-"""Backup tarballs: staged by LXD, exported as a stream, always deleted afterwards
-(lxd-facts.md section 2); leftovers of crashed runs; and imports of such tarballs as new
-instances and custom volumes (streamed uploads)."""
+"""Backup tarballs out of LXD: staged by LXD, exported as a stream, always deleted
+afterwards (lxd-facts.md section 2); and the leftovers of crashed runs."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from dedupe.sources.lxd.errors import LXDError, LXDNotFound
 from dedupe.sources.lxd.listings import Listings
 from dedupe.sources.lxd.records import Project, Record
 from dedupe.sources.lxd.streams import ExportStream
-from dedupe.sources.lxd.uploads import UploadSource, chunks
 
 BACKUP_PREFIX: Final = "dedupe-"
 
@@ -230,51 +228,6 @@ class Backups(Listings):
             except LXDNotFound:
                 pass
         return stale
-
-    # ---------------------------------------------------------------- imports
-
-    def _upload(
-        self, segs: list[str], source: UploadSource, headers: dict[str, str], project: Project
-    ) -> Record:
-        """POST a streamed body (chunked transfer encoding) and wait for the operation."""
-        return dict(
-            self._sync("POST", segs, project=project, data=chunks(source), headers=headers) or {}
-        )
-
-    def import_instance(
-        self,
-        stream: UploadSource,
-        name: str | None = None,
-        pool: str | None = None,
-        project: Project = None,
-    ) -> str:
-        """Create an instance from a backup tarball (any compression LXD sniffs), streamed
-        from ``stream``; returns the new instance's name."""
-        headers = {"Content-Type": "application/octet-stream"}
-        if name:
-            headers["X-LXD-name"] = name
-        if pool:
-            headers["X-LXD-pool"] = pool
-        op = self._upload(["1.0", "instances"], stream, headers, project)
-        return name or _resource_name(op, "instances")
-
-    def import_custom_volume(
-        self, pool: str, stream: UploadSource, name: str | None = None, project: Project = None
-    ) -> str:
-        """Create a custom volume (with its snapshots) from a volume backup tarball. Only
-        ``.../volumes/custom`` accepts it (``.../volumes`` resets the connection)."""
-        headers = {"Content-Type": "application/octet-stream"}
-        if name:
-            headers["X-LXD-name"] = name
-        segs = ["1.0", "storage-pools", pool, "volumes", "custom"]
-        op = self._upload(segs, stream, headers, project)
-        return name or _resource_name(op, "storage_volumes")
-
-
-def _resource_name(op: Record, kind: str) -> str:
-    for url in (op.get("resources") or {}).get(kind) or []:
-        return str(url).split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-    return ""
 
 
 def _parse_time(value: str) -> datetime:

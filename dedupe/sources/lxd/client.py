@@ -8,7 +8,7 @@ with ``stream=True`` for downloads and generator bodies (chunked transfer encodi
 uploads, so that no tarball is ever held whole in memory or spooled to a temp file.
 
 The methods live in mixins by what they touch: ``listings`` (reading objects),
-``backups`` (backup tarballs out and in), ``images``, ``config_writes`` (config
+``backups`` and ``imports`` (backup tarballs out and in), ``images``, ``config_writes`` (config
 records), ``lifecycle`` (instance state, snapshots, create/delete), ``database`` (SQL
 dumps, recovery). Facts about LXD 5.0.2 behind each call are in lxd-facts.md; sections
 are cited inline. Every method that works inside a project takes ``project``; ``None``
@@ -24,10 +24,11 @@ from dedupe.sources.lxd.config_writes import ConfigWrites
 from dedupe.sources.lxd.connect import DEFAULT_TIMEOUT, connect_https, connect_socket, find_socket
 from dedupe.sources.lxd.database import Database
 from dedupe.sources.lxd.images import Images
+from dedupe.sources.lxd.imports import Imports
 from dedupe.sources.lxd.lifecycle import Lifecycle
 
 
-class LXDClient(Backups, Images, ConfigWrites, Lifecycle, Database):
+class LXDClient(Backups, Imports, Images, ConfigWrites, Lifecycle, Database):
     """One connection to one LXD server; see the module docstring."""
 
     @classmethod

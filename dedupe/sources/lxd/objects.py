@@ -167,7 +167,8 @@ def image_object(client: LXDClient, project: str, record: Record) -> LXDObject:
         meta["record"] = rec = client.image(fingerprint, project)
         meta["aliases"] = rec.get("aliases") or []
         meta["properties"] = rec.get("properties") or {}
-        meta["parts"] = parts = []
+        parts: list[dict[str, Any]] = []
+        meta["parts"] = parts
         with client.export_image(fingerprint, project) as export:
             # the fingerprint is checked at the end of the last part, before the commit
             yield ImageReader(export, parts)

@@ -24,6 +24,7 @@ from dedupe.sources.lxd.errors import (
     LXDUnreachable,
 )
 from dedupe.sources.lxd.records import Project, Record
+from dedupe.sources.lxd.uploads import UploadSource, chunks
 
 OPERATION_WAIT_SECONDS: Final = 30  # lxd-facts.md section 1 item 6
 
@@ -191,6 +192,14 @@ class Transport:
     def _list(self, *segments: str, project: Project | Literal[False] = None) -> list[Record]:
         result = self._get(*segments, project=project, params={"recursion": 1})
         return list(result or [])
+
+    def _upload(
+        self, segs: list[str], source: UploadSource, headers: dict[str, str], project: Project
+    ) -> Record:
+        """POST a streamed body (chunked transfer encoding) and wait for the operation."""
+        return dict(
+            self._sync("POST", segs, project=project, data=chunks(source), headers=headers) or {}
+        )
 
     def wait_operation(
         self, operation: str, what: str = "", project: Project | Literal[False] = None

@@ -15,7 +15,7 @@ class SupportsRead(Protocol):
 
 # What an upload accepts: bytes, a readable (file, ExportStream, socket file), or an
 # iterable of byte chunks (a generator rebuilding a tarball).
-UploadSource = bytes | bytearray | memoryview | SupportsRead | Iterable[bytes]
+UploadSource = bytes | bytearray | memoryview | SupportsRead | Iterable[bytes | memoryview]
 
 
 def chunks(source: UploadSource) -> Iterator[bytes]:
