@@ -1,9 +1,11 @@
 """LXD as a source (and restore target): the only package that talks to LXD.
 
-``client.LXDClient`` gathers the calls (mixins by what they touch, over
-``transport``); ``connect`` reaches the server; ``streams``, ``multipart`` and
-``uploads`` move bytes; ``errors`` are the typed errors; ``records`` the read-only
-fields; ``plan`` decides what a backup run reads and opens each object as a stream.
+``client.LXDClient`` gathers the calls: mixins by what they touch (``listings``,
+``backups``, ``imports``, ``images``, ``config_writes``, ``lifecycle``, ``database``)
+over ``transport`` (requests, errors, operations); ``connect`` reaches the server;
+``streams``, ``multipart`` and ``uploads`` move bytes; ``errors`` are the typed errors;
+``records`` the read-only fields. ``plan`` decides what a backup run reads and
+``objects`` opens each object as a stream.
 """
 
 from dedupe.sources.lxd.backups import StaleBackup
