@@ -8,12 +8,12 @@ so that the other commands start without them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from dedupe import api
-from dedupe.cli_common import LXDConnection, common, ctx, human, lxd_connection_options, warn_exit
+from dedupe.cli_common import Context, LXDConnection, common, ctx, human, lxd_connection_options, warn_exit
 from dedupe.lxd_kinds import KINDS
 
 if TYPE_CHECKING:  # the LXD modules (pylxd, requests) load only when an LXD command runs
@@ -105,7 +105,7 @@ def _restored_text(objects: list[RestoredObject], endpoint: str) -> str:
     return "\n".join(lines) or "nothing to restore"
 
 
-def restore_to_lxd(c: Any, repo: Repository, *, backup_id: str | None, run: str | None, as_name: str | None,
+def restore_to_lxd(c: Context, repo: Repository, *, backup_id: str | None, run: str | None, as_name: str | None,
                    project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
                    connection: LXDConnection) -> None:
     """The ``--to-lxd`` branch of ``dedupe restore``."""
