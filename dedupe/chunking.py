@@ -10,6 +10,7 @@ of chunks in flight, whatever the size of the input.
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
@@ -160,6 +161,7 @@ def cut_file(chunker: FastCDC, f: BinaryIO, on_data: Callable[[memoryview], None
 BATCH_BYTES = 1 << 20  # small chunks go to a worker together, up to this many bytes
 BATCH_MAX = 256  # ... or this many chunks
 ALONE = 256 << 10  # a chunk at least this large goes to a worker on its own
+SWITCH_INTERVAL_S = 0.0005
 
 Result = tuple[bytes, int, "bytes | None"]  # chunk id, raw length, sealed blob (None: already stored)
 
@@ -208,6 +210,11 @@ class ChunkPipeline:
         self.on_stored = on_stored
         self.bytes_in = 0
         self.chunk_refs = 0
+        # The calling thread runs Python (parsing, items) almost without pause; a worker
+        # coming back from zstd or BLAKE3 waits for it to give up the GIL, by default
+        # up to 5 ms each time. A shorter interval keeps the workers busy.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
 
     def _process(self, data: memoryview) -> Result:
         cid = chunk_id(self.id_key, data)
@@ -355,3 +362,4 @@ class ChunkPipeline:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        sys.setswitchinterval(self._switch_interval)

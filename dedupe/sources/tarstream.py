@@ -87,6 +87,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -359,19 +360,22 @@ class _Input:
         return b"".join(parts)
 
 
-@dataclass
 class _Pending:
     """Extension headers read so far for the next member."""
 
-    offset: int
-    parts: list[bytes] = field(default_factory=list)
-    size: int = 0
-    records: dict[str, bytes] = field(default_factory=dict)
-    sparse_offsets: list[bytes] = field(default_factory=list)
-    sparse_numbytes: list[bytes] = field(default_factory=list)
-    longname: bytes | None = None
-    longlink: bytes | None = None
-    only_global: bool = True
+    __slots__ = ("longlink", "longname", "offset", "only_global", "parts", "records", "size",
+                 "sparse_numbytes", "sparse_offsets")
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.records: dict[str, bytes] = {}
+        self.sparse_offsets: list[bytes] = []
+        self.sparse_numbytes: list[bytes] = []
+        self.longname: bytes | None = None
+        self.longlink: bytes | None = None
+        self.only_global = True
 
     def add(self, raw: bytes) -> None:
         self.parts.append(raw)
@@ -567,7 +571,8 @@ class TarReader:
                     self._short_header(block, block_offset)
                 self._end_of_members(pending, block)
                 return None
-            _check_checksum(block, block_offset, self._where(block_offset))
+            if not _checksum_matches(block):
+                _check_checksum(block, block_offset, self._where(block_offset))
             typeflag = block[156:157]
             if typeflag in _PAX_LOCAL or typeflag == _PAX_GLOBAL:
                 self._read_pax(block, block_offset, typeflag, pending)
@@ -864,7 +869,8 @@ def _number(field: bytes, label: str, where: str, what: str = "") -> int:
         if first & 0x40:
             value -= 1 << (8 * len(field) - 1)
         return value
-    text = _cstr(field).strip(b" ")
+    end = field.find(b"\0")
+    text = (field if end < 0 else field[:end]).strip(b" ")
     if not text:
         return 0
     if not text.isdigit() or b"8" in text or b"9" in text:
@@ -873,11 +879,29 @@ def _number(field: bytes, label: str, where: str, what: str = "") -> int:
     return int(text, 8)
 
 
+def _byte_sum(block: bytes) -> int:
+    """``sum(block)`` of a header block, faster: Adler-32's first half is one plus the
+    byte sum modulo 65521, exact for 256 bytes (at most 65280)."""
+    if len(block) != BLOCK:
+        return sum(block)
+    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
+
+
+def _checksum_matches(block: bytes) -> bool:
+    """The common case of ``_check_checksum``: an octal field equal to the unsigned sum."""
+    field = block[148:156]
+    end = field.find(b"\0")
+    text = (field if end < 0 else field[:end]).strip(b" ")
+    if not text.isdigit() or b"8" in text or b"9" in text:
+        return False
+    return int(text, 8) == _byte_sum(block) - sum(field) + 8 * 32
+
+
 def _check_checksum(block: bytes, offset: int, where: str) -> None:
     field = block[148:156]
     text = _cstr(field).strip(b" ")
     stored = int(text, 8) if text.isdigit() and b"8" not in text and b"9" not in text else None
-    unsigned = sum(block) - sum(field) + 8 * 32
+    unsigned = _byte_sum(block) - sum(field) + 8 * 32
     if stored == unsigned:
         return
     high = len(block) - len(block.translate(None, _HIGH_BYTES))
