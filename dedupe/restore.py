@@ -27,6 +27,7 @@ MAX_GAP = 1 << 20  # unneeded stored bytes a ranged read may span to join two ne
 BATCHES_IN_FLIGHT = 4
 READS_IN_FLIGHT = 8  # at most this many ranged reads queued or running (for small scattered spans)
 READ_THREADS = 2
+LOOKAHEAD_BYTES = 32 << 20  # stored bytes of upcoming spans a wide read may be widened to cover
 
 
 class RestoreMismatch(DedupeError):
@@ -72,6 +73,50 @@ def _batches(repo: Repository, refs: Iterable[tuple[bytes, int]], max_span: int 
         cur, pack, start, end, raw = [(cid, loc)], loc.pack, loc.offset, loc.offset + loc.length, loc.raw_len
     if cur:
         yield pack, start, end, cur
+
+
+class _Read:
+    """One ranged read of a pack, shared by the runs of refs it covers."""
+
+    __slots__ = ("pack", "start", "end", "last", "future")
+
+    def __init__(self, pack: str, start: int, end: int, last: int) -> None:
+        self.pack, self.start, self.end, self.last = pack, start, end, last
+        self.future: Future[memoryview] | None = None
+
+
+def _shared_reads(spans: Iterable[Batch], max_span: int) -> Iterator[tuple[_Read, list[tuple[bytes, Location]]]]:
+    """Each span with the read that serves it. A new read of a pack is widened to
+    cover the runs of the next LOOKAHEAD_BYTES (stored) that fall in that pack just
+    after it (a stream alternating between new data and chunks it repeats from older
+    packs comes back to the new pack several times); those runs then share it instead
+    of sending a request each."""
+    ahead: deque[tuple[int, Batch]] = deque()  # (position, span), the look-ahead window
+    ahead_bytes = 0
+    live: dict[str, _Read] = {}  # pack -> its newest read that later spans still use
+    source = enumerate(spans)
+    done = False
+    while True:
+        while not done and (len(ahead) < 2 or ahead_bytes < LOOKAHEAD_BYTES):
+            nxt = next(source, None)
+            if nxt is None:
+                done = True
+                break
+            ahead.append(nxt)
+            ahead_bytes += nxt[1][2] - nxt[1][1]
+        if not ahead:
+            return
+        i, (pack, start, end, members) = ahead.popleft()
+        ahead_bytes -= end - start
+        read = live.get(pack)
+        if read is None or not (read.start <= start and end <= read.end):
+            read = live[pack] = _Read(pack, start, end, i)
+            for j, (p, s, e, _m) in ahead:
+                if p == pack and read.start <= s <= read.end + MAX_GAP and max(read.end, e) - read.start <= max_span:
+                    read.end, read.last = max(read.end, e), j
+        yield read, members
+        for name in [n for n, r in live.items() if r.last <= i]:
+            del live[name]
 
 
 def _split(members: list[tuple[bytes, Location]], max_raw: int) -> Iterator[list[tuple[bytes, Location]]]:
@@ -134,28 +179,34 @@ def read_chunks(repo: Repository, refs: Iterable[tuple[bytes, int]], workers: in
     threads = max(1, int(getattr(repo.storage, "read_threads", 0) or READ_THREADS))
     # A local read is cheap: there each read stays one batch, freed as soon as it is opened.
     spans = _batches(repo, refs, span, None if wide else MAX_BATCH_RAW)
-    reads: deque[tuple[Batch, Future[memoryview]]] = deque()
-    queued = 0  # stored bytes of the reads in ``reads``
-    pending: deque[tuple[str, int, Future[memoryview], list[tuple[bytes, Location]]]] = deque()
+    runs = _shared_reads(spans, span) if wide else ((_Read(p, s, e, 0), m) for p, s, e, m in spans)
+    reads: deque[tuple[_Read, list[tuple[bytes, Location]], int]] = deque()  # and the bytes each one queued
+    queued = 0  # stored bytes of the reads sent for the runs in ``reads``
+    pending: deque[tuple[_Read, list[tuple[bytes, Location]]]] = deque()
     opens: deque[Future[list[bytes]]] = deque()
 
     def fetch(pack: str, start: int, length: int) -> memoryview:
         return memoryview(repo.read_pack_range(pack, start, length))
 
-    def open_after(pack: str, start: int, read: Future[memoryview], members: list[tuple[bytes, Location]]) -> list[bytes]:
-        return _open_members(repo, pack, start, read.result(), members)
+    def open_after(read: _Read, members: list[tuple[bytes, Location]]) -> list[bytes]:
+        assert read.future is not None
+        return _open_members(repo, read.pack, read.start, read.future.result(), members)
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="restore-read") as readers, \
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as openers:
         def read_ahead() -> None:
             nonlocal queued
             while len(reads) < READS_IN_FLIGHT and queued < span // 2:
-                nxt = next(spans, None)
+                nxt = next(runs, None)
                 if nxt is None:
                     return
-                pack, start, end, _members = nxt
-                reads.append((nxt, readers.submit(fetch, pack, start, end - start)))
-                queued += end - start
+                read, members = nxt
+                cost = 0
+                if read.future is None:  # the first run of a shared read sends it
+                    read.future = readers.submit(fetch, read.pack, read.start, read.end - read.start)
+                    cost = read.end - read.start
+                reads.append((read, members, cost))
+                queued += cost
 
         try:
             while True:
@@ -164,16 +215,16 @@ def read_chunks(repo: Repository, refs: Iterable[tuple[bytes, int]], workers: in
                     if not pending:
                         if not reads:
                             break
-                        (pack, start, end, members), read = reads.popleft()
-                        queued -= end - start
+                        read, members, cost = reads.popleft()
+                        queued -= cost
                         read_ahead()
-                        pending.extend((pack, start, read, run) for run in _split(members, MAX_BATCH_RAW))
+                        pending.extend((read, run) for run in _split(members, MAX_BATCH_RAW))
                     opens.append(openers.submit(open_after, *pending.popleft()))
                 if not opens:
                     return
                 yield from opens.popleft().result()
         finally:
-            for fut in [*opens, *(r for _b, r in reads), *(p[2] for p in pending)]:
+            for fut in [*opens, *(r.future for r, *_ in (*reads, *pending) if r.future is not None)]:
                 fut.cancel()
 
 
@@ -219,15 +270,23 @@ def _tar_pieces(repo: Repository, m: manifest.Manifest) -> Iterator[bytes | memo
 
 def write_stream(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup_id: str,
                  progress: ProgressCallback | None = None) -> int:
-    """Write the original stream to ``out`` and verify its size and BLAKE3."""
+    """Write the original stream to ``out`` and verify its size and BLAKE3 (hashed on
+    a thread of its own, beside the writes: a slow disk or the hash alone then bounds
+    the speed, not both one after the other)."""
     hasher = stream_hash()
     written = 0
-    for piece in iter_stream_pieces(repo, m):
-        out.write(piece)
-        hasher.update(piece)
-        written += len(piece)
-        if progress is not None:
-            progress(Progress("restore", backup_id[:12], written, m.size))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-hash") as hashing:
+        hashed: Future[None] | None = None
+        for piece in iter_stream_pieces(repo, m):
+            out.write(piece)
+            if hashed is not None:
+                hashed.result()
+            hashed = hashing.submit(hasher.update, piece)
+            written += len(piece)
+            if progress is not None:
+                progress(Progress("restore", backup_id[:12], written, m.size))
+        if hashed is not None:
+            hashed.result()
     if written != m.size:
         raise RestoreMismatch(f"backup {backup_id[:12]}: rebuilt {written} bytes, manifest says {m.size}")
     if m.stream_b3 is not None and hasher.digest() != m.stream_b3:

@@ -85,3 +85,21 @@ def test_repeated_and_backward_refs_restore(small_batches: None, read_span: int)
     data = a + b + a + c + b + a[:50_000] + c
     repo, bid = _backup(CountingStorage(read_span), data)
     assert _restore(repo, bid) == data
+
+
+def test_runs_coming_back_to_a_pack_share_its_read(small_batches: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New data interleaved with pieces repeated from older packs: each return to the
+    new data's pack is served by the read already made, not by a request of its own."""
+    old = os.urandom(300_000)
+    new = [os.urandom(6_000) for _ in range(8)]
+    data = old + b"".join(n + old[i * 30_000:i * 30_000 + 20_000] for i, n in enumerate(new))
+
+    def reads(lookahead: int) -> int:
+        monkeypatch.setattr(restore, "LOOKAHEAD_BYTES", lookahead)
+        storage = CountingStorage(read_span=1 << 20)
+        repo, bid = _backup(storage, data)
+        assert _restore(repo, bid) == data
+        return len(storage.reads)
+
+    alone, shared = reads(0), reads(1 << 20)
+    assert shared <= alone - 5, (alone, shared)
