@@ -42,7 +42,7 @@ def seal(data: bytes | memoryview, level: int = codecs.DEFAULT_ZSTD_LEVEL,
     suite = cipher.suite if cipher is not None else SEAL_NONE
     head = HEADER.pack(MAGIC, VERSION, codec, suite, b"\0\0\0", len(data))
     if cipher is not None:
-        return head + cipher.seal(payload, head + context)
+        return cipher.seal(payload, head + context, prefix=head)
     return head + payload
 
 
@@ -70,6 +70,7 @@ def open_blob(blob: bytes | memoryview, what: str, cipher: crypto.BlobCipher | N
     it, never producing more than the recorded raw length."""
     header = read_header(blob, what, cipher)
     payload = memoryview(blob)[HEADER_LEN:]
-    if cipher is not None:
-        payload = memoryview(cipher.open(payload, bytes(blob[:HEADER_LEN]) + context, what))
-    return codecs.decompress(header.codec, payload, header.raw_len, what)
+    if cipher is None:
+        return codecs.decompress(header.codec, payload, header.raw_len, what)
+    with cipher.opened(payload, bytes(blob[:HEADER_LEN]) + context, what) as plain:
+        return codecs.decompress(header.codec, plain, header.raw_len, what)

@@ -12,6 +12,12 @@ nonce = counter (8, LE) + 4 zero bytes; associated data = the 12-byte envelope
 header + the blob's context (the chunk id for chunks; the object kind and the
 repository id for tables, segments and manifests), so a blob moved to another
 chunk id, kind or repository does not open.
+
+Speed: AES-GCM itself costs ~0.1 s per GB here; what costs is fresh memory (a page
+fault per 4 KiB each time a new multi-megabyte bytes object is touched). So the AEAD
+writes into a per-thread scratch buffer that stays mapped (``encrypt_into`` /
+``decrypt_into``), and a sealed blob is put together with a single copy, as an
+unencrypted one is. The AEAD call holds the GIL, but for ~0.4 ms per 4 MiB chunk.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from __future__ import annotations
 import itertools
 import secrets
 import struct
-from typing import Final
+import threading
+from contextlib import contextmanager
+from typing import Final, Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -35,6 +43,21 @@ COUNTER = struct.Struct("<Q")
 TAG_LEN: Final = 16
 OVERHEAD: Final = SESSION_LEN + COUNTER.size + TAG_LEN  # 40 bytes per blob
 _INFO: Final = b"dedupe blob key v1"
+_NONCE_PAD: Final = b"\0\0\0\0"
+SCRATCH_MAX: Final = 8 << 20  # larger blobs (big index segments) get a buffer of their own
+
+_local = threading.local()
+
+
+def _scratch(size: int) -> memoryview:
+    """``size`` bytes of this thread's reusable buffer (grown to the largest blob seen,
+    up to SCRATCH_MAX): AEAD output lands in memory that is already mapped."""
+    if size > SCRATCH_MAX:
+        return memoryview(bytearray(size))
+    buf: bytearray | None = getattr(_local, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = _local.buf = bytearray(size)  # a new one: views of the old one may still be alive
+    return memoryview(buf)[:size]
 
 
 def derive_session_key(enc_key: bytes, session_id: bytes) -> bytes:
@@ -56,23 +79,44 @@ class BlobCipher:
         self._counter = itertools.count()  # thread-safe in CPython: each next() is atomic
         self._readers: dict[bytes, AESGCM] = {}
 
-    def seal(self, plaintext: bytes | memoryview, aad: bytes) -> bytes:
-        n = next(self._counter)
-        nonce = COUNTER.pack(n) + b"\0\0\0\0"
-        return self._session_id + nonce[:8] + self._aead.encrypt(nonce, bytes(plaintext), aad)
+    def seal(self, plaintext: bytes | memoryview, aad: bytes, prefix: bytes = b"") -> bytes:
+        """``prefix`` + the sealed payload, built with one copy of the ciphertext."""
+        counter = COUNTER.pack(next(self._counter))
+        out = _scratch(len(plaintext) + TAG_LEN)
+        try:
+            self._aead.encrypt_into(counter + _NONCE_PAD, plaintext, aad, out)
+            return b"".join((prefix, self._session_id, counter, out))
+        finally:
+            out.release()
 
-    def open(self, payload: bytes | memoryview, aad: bytes, what: str) -> bytes:
-        payload = bytes(payload)
-        if len(payload) < OVERHEAD:
-            raise IntegrityError(f"{what}: sealed blob truncated")
-        session_id, counter = payload[:SESSION_LEN], payload[SESSION_LEN:SESSION_LEN + 8]
+    def _reader(self, session_id: bytes) -> AESGCM:
         aead = self._readers.get(session_id)
         if aead is None:
             if len(self._readers) > 4096:
                 self._readers.clear()
             aead = self._readers[session_id] = AESGCM(derive_session_key(self._enc_key, session_id))
+        return aead
+
+    @contextmanager
+    def opened(self, payload: bytes | memoryview, aad: bytes, what: str) -> Iterator[memoryview]:
+        """The plaintext of a sealed payload, as a view of this thread's scratch buffer:
+        valid inside the ``with`` block only (copy what must outlive it)."""
+        payload = memoryview(payload)
+        if len(payload) < OVERHEAD:
+            raise IntegrityError(f"{what}: sealed blob truncated")
+        aead = self._reader(bytes(payload[:SESSION_LEN]))
+        nonce = bytes(payload[SESSION_LEN:SESSION_LEN + COUNTER.size]) + _NONCE_PAD
+        out = _scratch(len(payload) - OVERHEAD)
         try:
-            return aead.decrypt(counter + b"\0\0\0\0", payload[SESSION_LEN + 8:], aad)
-        except InvalidTag:
-            raise IntegrityError(f"{what}: authentication failed (damaged, tampered with, "
-                                 f"moved from elsewhere, or another repository's)") from None
+            try:
+                aead.decrypt_into(nonce, payload[SESSION_LEN + COUNTER.size:], aad, out)
+            except InvalidTag:
+                raise IntegrityError(f"{what}: authentication failed (damaged, tampered with, "
+                                     f"moved from elsewhere, or another repository's)") from None
+            yield out
+        finally:
+            out.release()
+
+    def open(self, payload: bytes | memoryview, aad: bytes, what: str) -> bytes:
+        with self.opened(payload, aad, what) as plain:
+            return bytes(plain)

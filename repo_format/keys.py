@@ -22,6 +22,7 @@ wrong passphrase (check holds, authentication fails).
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,6 +40,10 @@ SUPPORTED_VERSIONS: Final = (1,)
 _AAD: Final = b"dedupe key v1"
 # Argon2id, as RFC 9106's second recommendation (64 MiB, 3 passes, 4 lanes): ~0.2 s here.
 DEFAULT_KDF: Final = {"t": 3, "m": 64 * 1024, "p": 4}
+# cryptography 50 (OpenSSL 4.0) computes the lanes on OpenSSL's threads, capped at the
+# number of cores for the whole process: two derivations at once wait for each other's
+# threads forever. One at a time, then.
+_KDF_LOCK = threading.Lock()
 
 
 class WrongPassphrase(IntegrityError):
@@ -58,7 +63,8 @@ class Secrets:
 
 
 def _kek(passphrase: bytes, salt: bytes, p: dict[str, int]) -> bytes:
-    return Argon2id(salt=salt, length=32, iterations=p["t"], lanes=p["p"], memory_cost=p["m"]).derive(passphrase)
+    with _KDF_LOCK:
+        return Argon2id(salt=salt, length=32, iterations=p["t"], lanes=p["p"], memory_cost=p["m"]).derive(passphrase)
 
 
 def encode(secrets_: Secrets, repo_id: bytes, passphrase: bytes, kdf_params: dict[str, int] | None = None) -> bytes:
