@@ -51,7 +51,8 @@ def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | 
                     walked.read_dense(functools.partial(session.store_file, refs=refs))
                 if walked.vanished:
                     continue
-                item = entry.to_item()  # the read may have updated size and sparse map
+                if entry.size != key[1] or entry.sparse is not None:
+                    item = entry.to_item()  # the read may have updated size and sparse map
                 item["c"] = refs
                 if files_cache is not None and entry.size == key[1]:
                     files_cache.remember(entry.path, key, refs,

@@ -518,3 +518,30 @@ def test_entries_as_items_round_trip(tmp_path: Path) -> None:
     os.symlink(os.fsencode(NON_UTF8), tmp_path / "l")
     for w, _ in walk_all(tmp_path):
         assert Entry.from_item(w.entry.to_item()) == w.entry
+
+
+def test_whole_file_reads_see_changes_as_iter_data_does(tmp_path: Path) -> None:
+    """read_view (files read whole into a buffer) and read_dense (large files through
+    readinto) keep what was read and warn, like iter_data."""
+    (tmp_path / "f").write_bytes(b"y" * 100_000)
+    (tmp_path / "g").write_bytes(b"z" * 100_000)
+    warnings: list[str] = []
+    for w in walk_tree(tmp_path, on_warning=warnings.append):
+        if w.entry.path == "f":
+            os.truncate(tmp_path / "f", 30_000)
+            view = w.read_view(lambda n: memoryview(bytearray(n)))
+            assert bytes(view) == b"y" * 30_000 and w.entry.size == 30_000
+        if w.entry.path == "g":
+            with open(tmp_path / "g", "ab") as f:
+                f.write(b"more")
+            got = bytearray()
+
+            def consume(reader: Any) -> None:
+                buf = memoryview(bytearray(7000))
+                while n := reader.readinto(buf):
+                    got.extend(buf[:n])
+
+            w.read_dense(consume)
+            assert bytes(got) == b"z" * 100_000 and w.entry.size == 100_000
+    assert sorted(m.rsplit("/", 1)[-1] for m in warnings) == ["f: changed while being read (shorter than expected)",
+                                                              "g: changed while being read"]
