@@ -15,6 +15,7 @@ from dedupe.cli_common import (
     Context,
     LXDConnection,
     common,
+    host_option,
     human,
     lxd_connection_options,
     other_passphrase_options,
@@ -169,27 +170,31 @@ def _open_input(source: str) -> Any:
 @backup.command("stream")
 @click.argument("group")
 @click.argument("source", default="-", metavar="[FILE|-]")
+@host_option
 @common
-def backup_stream_cmd(group: str, source: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+def backup_stream_cmd(group: str, source: str, host: str | None, repo: str | None, as_json: bool | None,
+                      quiet: bool | None) -> None:
     """Store a byte stream (a file, or stdin with -) as one backup of GROUP."""
     c = _ctx(repo, as_json, quiet)
     r = c.open()
     f = _open_input(source)
     with f:
-        _backup_summary(c, api.do_backup_stream(r, group, f, c.progress()))
+        _backup_summary(c, api.do_backup_stream(r, group, f, c.progress(), host=host))
 
 
 @backup.command("tar")
 @click.argument("group")
 @click.argument("source", default="-", metavar="[FILE|-]")
+@host_option
 @common
-def backup_tar_cmd(group: str, source: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+def backup_tar_cmd(group: str, source: str, host: str | None, repo: str | None, as_json: bool | None,
+                   quiet: bool | None) -> None:
     """Store a tar stream member by member (restores byte for byte)."""
     c = _ctx(repo, as_json, quiet)
     r = c.open()
     f = _open_input(source)
     with f:
-        _backup_summary(c, api.do_backup_tar(r, group, f, c.progress()))
+        _backup_summary(c, api.do_backup_tar(r, group, f, c.progress(), host=host))
 
 
 @backup.command("dir")
@@ -197,13 +202,14 @@ def backup_tar_cmd(group: str, source: str, repo: str | None, as_json: bool | No
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--no-files-cache", is_flag=True, help="Read every file, even unchanged ones.")
 @click.option("--one-file-system", "-x", is_flag=True, help="Do not cross into other file systems.")
+@host_option
 @common
-def backup_dir_cmd(group: str, path: Path, no_files_cache: bool, one_file_system: bool, repo: str | None,
-                   as_json: bool | None, quiet: bool | None) -> None:
+def backup_dir_cmd(group: str, path: Path, no_files_cache: bool, one_file_system: bool, host: str | None,
+                   repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Store a directory tree with all its metadata (symlinks are not followed)."""
     c = _ctx(repo, as_json, quiet)
     _backup_summary(c, api.do_backup_dir(c.open(), group, path, c.progress(), use_files_cache=not no_files_cache,
-                                         one_file_system=one_file_system))
+                                         one_file_system=one_file_system, host=host))
 
 
 def _when(time_ns: int) -> str:
@@ -222,10 +228,13 @@ def list_cmd(group: str | None, repo: str | None, as_json: bool | None, quiet: b
     def text() -> str:
         if not rows:
             return "no backups"
-        lines = [f"{'ID':<12}  {'TIME':<19}  {'KIND':<6}  {'SIZE':>10}  {'NEW':>10}  {'STORED':>10}  GROUP"]
+        width = max(4, *(len(j["host"]) for j in rows))
+        header = (f"{'ID':<12}  {'TIME':<19}  {'KIND':<6}  {'SIZE':>10}  {'NEW':>10}  {'STORED':>10}  "
+                  f"{'HOST':<{width}}  GROUP")
+        lines = [header]
         for j in rows:
             lines.append(f"{j['short_id']:<12}  {_when(j['time_ns']):<19}  {j['kind']:<6}  {human(j['size']):>10}  "
-                         f"{human(j['new_stored']):>10}  {human(j['stored_bytes']):>10}  {j['group']}")
+                         f"{human(j['new_stored']):>10}  {human(j['stored_bytes']):>10}  {j['host']:<{width}}  {j['group']}")
         return "\n".join(lines)
 
     c.out(rows, text)

@@ -148,3 +148,11 @@ def warn_exit(c: Context, warnings: list[str], what: str) -> None:
         click.echo(f"dedupe: warning: {w}", err=True)
     click.echo(f"dedupe: {what} finished with {len(warnings)} warning(s)", err=True)
     sys.exit(3)
+
+
+def host_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--host NAME`` on the backup commands: the host the backup is of (restic's
+    ``--host``); prune applies its rules to each group of each host on its own."""
+    return click.option("--host", metavar="NAME", envvar="DEDUPE_HOST",
+                        help="Record the backup as of host NAME ($DEDUPE_HOST; default: this machine's name, "
+                             "for backup lxd the LXD server's name).")(f)

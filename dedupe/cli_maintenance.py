@@ -55,11 +55,11 @@ def register(main: click.Group, backup: click.Group) -> None:
     from dedupe.gc import GcOptions
 
     def _decision_lines(plan: Any) -> list[str]:
-        lines, group = [], None
+        lines, series = [], None
         for d in plan.decisions:
-            if d.backup.group != group:
-                group = d.backup.group
-                lines.append(f"{group}:")
+            if engine.series_of(d.backup, plan.group_by) != series:
+                series = engine.series_of(d.backup, plan.group_by)
+                lines.append(f"{engine.describe_series(series)}:")
             why = ", ".join(d.reasons)
             lines.append(f"  {'keep  ' if d.keep else 'remove'}  {d.backup.id[:12]}  {_when(d.backup.time_ns)}"
                          + (f"  {why}" if why else ""))
@@ -76,21 +76,25 @@ def register(main: click.Group, backup: click.Group) -> None:
                   help="Keep every backup newer than DURATION (1y2m3w4d5h) before the group's newest.")
     @click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN",
                   help="Only groups matching this glob (repeatable; default: every group).")
+    @click.option("--group-by", type=click.Choice(engine.GROUP_BY), default=engine.GROUP_BY[0], show_default=True,
+                  help="Apply the rules to the backups of each group from each host, or of each group from "
+                       "all hosts together.")
     @click.option("--dry-run", "-n", is_flag=True, help="Show what would be kept and removed; change nothing.")
     @click.option("--force", is_flag=True, help="Allow removing every backup of a group.")
     @click.option("--no-gc", is_flag=True, help="Only remove the backups; free their space with a later 'gc'.")
     @_gc_options
     @common
     def prune_cmd(keep_last: int | None, keep_hourly: int | None, keep_daily: int | None,
-                  keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None, groups: tuple[str, ...], dry_run: bool, force: bool,
+                  keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None, groups: tuple[str, ...], group_by: str, dry_run: bool, force: bool,
                   no_gc: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
-        """Remove backups that no retention rule keeps, per group, then free their space."""
+        """Remove backups that no retention rule keeps, per group and host, then free their space."""
         policy = engine.Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
                                monthly=keep_monthly, yearly=keep_yearly,
                                within=engine.parse_duration(keep_within) if keep_within is not None else None)
         options = None if no_gc else GcOptions(max_unused=_percent(max_unused))
         c = _ctx(repo, as_json, quiet)
-        res = engine.run_prune(_open_unindexed(c), policy, list(groups), dry_run=dry_run, force=force, gc_options=options)
+        res = engine.run_prune(_open_unindexed(c), policy, list(groups), dry_run=dry_run, force=force, gc_options=options,
+                               group_by=group_by)
 
         def text() -> str:
             lines = _decision_lines(res.plan) if dry_run else []

@@ -1,8 +1,9 @@
 """Retention: which backups a policy keeps, protection markers, forgetting backups.
 
 The rules are restic's ``forget`` rules (borg's ``prune`` agrees on the bucket
-rules), applied to each group on its own (FORMAT.md section 16, README
-"Retention"):
+rules), applied to each series on its own: the backups of one group from one host, as
+restic groups by host and paths (``--group-by group`` merges the hosts); FORMAT.md
+section 16, README "Retention":
 
 - ``last N``: the N newest backups.
 - ``hourly/daily/weekly/monthly/yearly N``: walking from the newest backup to the
@@ -151,6 +152,20 @@ class Backup:
     group: str
     time_ns: int
     protected: bool = False
+    host: str = ""
+
+
+GROUP_BY = ("host,group", "group")  # what makes a series: the default, or the group alone
+
+
+def series_of(backup: Backup, group_by: str) -> tuple[str, str]:
+    """The (host, group) a policy is applied to; the host is "" with ``--group-by group``."""
+    return (backup.host if group_by == "host,group" else "", backup.group)
+
+
+def describe_series(series: tuple[str, str]) -> str:
+    host, group = series
+    return f"{group} on {host}" if host else group
 
 
 @dataclass
@@ -163,7 +178,8 @@ class Decision:
         return bool(self.reasons)
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.backup.id, "group": self.backup.group, "time_ns": self.backup.time_ns,
+        return {"id": self.backup.id, "group": self.backup.group, "host": self.backup.host,
+                "time_ns": self.backup.time_ns,
                 "keep": self.keep, "reasons": self.reasons, "protected": self.backup.protected}
 
 
@@ -243,7 +259,7 @@ def load_backups(repo: Repository) -> list[tuple[Backup, manifest.Manifest]]:
         except DedupeError as e:
             problems.append(f"backup {name[:12]}: {e}")
             continue
-        out.append((Backup(name, m.group, m.time_ns, name in prot), m))
+        out.append((Backup(name, m.group, m.time_ns, name in prot, m.host), m))
     if problems:
         raise damaged(problems)
     return out
@@ -251,7 +267,8 @@ def load_backups(repo: Repository) -> list[tuple[Backup, manifest.Manifest]]:
 
 @dataclass
 class PrunePlan:
-    decisions: list[Decision]  # every backup of the selected groups, grouped, newest first within a group
+    decisions: list[Decision]  # every backup of the selected groups, by series, newest first within one
+    group_by: str = GROUP_BY[0]
 
     @property
     def remove(self) -> list[str]:
@@ -261,19 +278,26 @@ class PrunePlan:
         return [d.to_json() for d in self.decisions]
 
 
-def plan(backups: list[Backup], policy: Policy, patterns: list[str], force: bool = False) -> PrunePlan:
+def plan(backups: list[Backup], policy: Policy, patterns: list[str], force: bool = False,
+         group_by: str = GROUP_BY[0]) -> PrunePlan:
     if not policy.given:
         raise BadPolicy("no retention rule given: use --keep-last/-hourly/-daily/-weekly/-monthly/-yearly/-within "
                         "(or 'dedupe forget ID' to remove chosen backups)")
+    if group_by not in GROUP_BY:
+        raise BadPolicy(f"--group-by {group_by!r}: use one of {', '.join(GROUP_BY)}")
     groups = select_groups((b.group for b in backups), patterns)
+    series: dict[tuple[str, str], list[Backup]] = {}
+    for b in backups:
+        if b.group in groups:
+            series.setdefault(series_of(b, group_by), []).append(b)
     decisions: list[Decision] = []
-    for g in sorted(groups):
-        mine = apply_policy(policy, [b for b in backups if b.group == g])
+    for key in sorted(series, key=lambda k: (k[1], k[0])):
+        mine = apply_policy(policy, series[key])
         if mine and not any(d.keep for d in mine) and not force:
             raise WouldRemoveAll(f"the policy ({policy.describe()}) would remove all {len(mine)} backup(s) "
-                                 f"of group {g}; add --force to do that")
+                                 f"of group {describe_series(key)}; add --force to do that")
         decisions.extend(mine)
-    return PrunePlan(decisions)
+    return PrunePlan(decisions, group_by)
 
 
 def forget(repo: Repository, ids: Iterable[str]) -> list[str]:
@@ -311,11 +335,12 @@ class PruneResult:
 
 
 def run_prune(repo: Repository, policy: Policy, patterns: list[str], *, dry_run: bool = False,
-              force: bool = False, gc_options: GcOptions | None = None, lock_wait_s: float = 60.0) -> PruneResult:
+              force: bool = False, gc_options: GcOptions | None = None, lock_wait_s: float = 60.0,
+              group_by: str = GROUP_BY[0]) -> PruneResult:
     """Apply ``policy`` to the groups ``patterns`` select, then gc (unless
     ``gc_options`` is None). Refuses a repository that fails its structure check."""
     with maintenance_lock(repo.storage, "prune", lock_wait_s) as held:
-        p = plan([b for b, _ in load_backups(repo)], policy, patterns, force)
+        p = plan([b for b, _ in load_backups(repo)], policy, patterns, force, group_by)
         marked = survey(repo, skip=p.remove)  # the structure check, and gc's mark pass of what stays
         if dry_run:
             return PruneResult(p, p.remove, None, True)

@@ -88,24 +88,29 @@ class LXDRunResult:
 
 
 def backup_lxd(
-    repo: Repository, client: LXDClient, selection: LXDSelection, progress: ProgressCallback | None = None
+    repo: Repository, client: LXDClient, selection: LXDSelection, progress: ProgressCallback | None = None,
+    host: str | None = None,
 ) -> LXDRunResult:
     """Back up the selected objects, each into its own backup; one failing object
     (LXD error, export cut off, instance gone) commits nothing for itself and does
-    not stop the others. Errors of the repository itself stop the run."""
+    not stop the others. Errors of the repository itself stop the run. The backups
+    are recorded as of ``host``, by default the LXD server's name (so that one machine
+    backing up several servers with ``--remote`` keeps their series apart)."""
     server = server_identity(client)
+    host = host or server["server_name"] or None
     result = LXDRunResult(new_run_id(), server)
     objects, missing = plan(client, selection, selection.kinds(client.socket_path is not None))
     result.objects = [LXDObjectResult(m.group, m.kind, m.project, m.name, error=m.error) for m in missing]
     result.stale_deleted = delete_stale(client, objects)
     with locked(repo, "backup"):
         for obj in objects:
-            result.objects.append(_back_up(repo, obj, result.run, server, progress))
+            result.objects.append(_back_up(repo, obj, result.run, server, progress, host))
     return result
 
 
 def _back_up(
-    repo: Repository, obj: LXDObject, run: str, server: dict[str, Any], progress: ProgressCallback | None
+    repo: Repository, obj: LXDObject, run: str, server: dict[str, Any], progress: ProgressCallback | None,
+    host: str | None,
 ) -> LXDObjectResult:
     out = LXDObjectResult(obj.group, obj.kind, obj.project, obj.name)
     meta: dict[str, Any] = {
@@ -118,7 +123,7 @@ def _back_up(
     }
     try:
         with BackupSession(
-            repo, kind=obj.manifest_kind, group=obj.group, run=run, meta={"lxd": meta}, progress=progress
+            repo, kind=obj.manifest_kind, group=obj.group, run=run, meta={"lxd": meta}, progress=progress, host=host
         ) as session:
             with obj.open(meta) as stream:
                 done = _READERS[obj.manifest_kind](session, stream)  # type: ignore[arg-type]

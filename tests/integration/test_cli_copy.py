@@ -8,7 +8,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from dedupe_testing import TEST_PASSPHRASE, RunCli, assert_clean_error
 
 TARGET_PASSPHRASE = "a different passphrase for the off-site copy"

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from dedupe_testing import RunCli, assert_clean_error
 
 from repo_format import layout
@@ -33,7 +34,8 @@ def test_prune_dry_run_then_prune_and_gc(dedupe: RunCli, repo_path: Path) -> Non
     assert decisions[before[2]]["reasons"] == ["last 1"] and decisions[before[3]]["reasons"] == ["last 1"]
     assert not decisions[before[0]]["keep"] and not decisions[before[1]]["keep"]
     text = dedupe("prune", "--keep-last", "1", "--dry-run").stdout.decode()
-    assert "db/one:" in text and text.count("  remove  ") == 2 and "would remove 2 of 4" in text
+    assert f"db/one on {os.uname().nodename}:" in text and text.count("  remove  ") == 2
+    assert "would remove 2 of 4" in text
     assert ids(dedupe) == before  # a dry run changes nothing
     res = json.loads(dedupe("prune", "--keep-last", "1", "--json").stdout)
     assert sorted(res["removed"]) == sorted(before[:2])
@@ -41,6 +43,24 @@ def test_prune_dry_run_then_prune_and_gc(dedupe: RunCli, repo_path: Path) -> Non
     assert ids(dedupe) == before[2:]
     assert dedupe("restore", before[2], "--stdout").stdout == b
     assert dedupe("check", "--read-data").returncode == 0
+
+
+def test_prune_keeps_each_hosts_series(dedupe: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two hosts back up the same group into one repository: --keep-last 1 keeps the
+    newest backup of each host (restic's grouping), --group-by group the newest of all."""
+    dedupe("init")
+    for host in ("web1", "web2", "web1", "web2"):
+        dedupe("backup", "stream", "lxd/default/instance/web", "-", "--host", host, input=os.urandom(50_000))
+    monkeypatch.setenv("DEDUPE_HOST", "web3")  # the variable names the host as --host does
+    dedupe("backup", "stream", "lxd/default/instance/web", "-", input=os.urandom(50_000))
+    listed = json.loads(dedupe("list", "--json").stdout)
+    assert [b["host"] for b in listed] == ["web1", "web2", "web1", "web2", "web3"]
+    assert "web3" in dedupe("list").stdout.decode().splitlines()[-1]
+    res = json.loads(dedupe("prune", "--keep-last", "1", "--no-gc", "--json").stdout)
+    assert sorted(res["removed"]) == sorted(b["id"] for b in listed[:2])
+    assert "would remove 2 of 3" in dedupe("prune", "--keep-last", "1", "--group-by", "group", "--dry-run").stdout.decode()
+    bad = dedupe("prune", "--keep-last", "1", "--group-by", "nope", check=False)
+    assert bad.returncode == 2 and b"Invalid value for '--group-by'" in bad.stderr  # click's usage error
 
 
 def test_forget_protect_unprotect_gc(dedupe: RunCli) -> None:

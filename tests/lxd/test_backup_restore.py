@@ -129,7 +129,9 @@ def test_instance_round_trip_files_config_snapshots(lxd_project: Any, dedupe: Ru
     run = backup(dedupe, c, "--project", p.name)
     obj = run["by_group"][f"lxd/{p.name}/instance/{c}"]
     assert {f"lxd/{p.name}/profile/default", f"lxd/global/project/{p.name}"} <= set(run["by_group"])
-    meta = json.loads(dedupe("show", obj["id"], "--json").stdout)["meta"]["lxd"]
+    shown = json.loads(dedupe("show", obj["id"], "--json").stdout)
+    meta = shown["meta"]["lxd"]
+    assert shown["host"] == meta["server"]["server_name"] != ""  # the series prune keeps is the server's
     assert (meta["kind"], meta["name"], meta["project"], meta["snapshots"]) == ("instance", c, p.name,
                                                                                 ["snap0", "snap1"])
     assert meta["server"]["version"] and meta["server"]["fingerprint"] and meta["record"]["name"] == c
@@ -419,9 +421,10 @@ def test_backup_and_restore_over_https(lxd_project: Any, dedupe: RunCli, https_r
     p = lxd_project
     c = p.container()
     dedupe("init")
-    run = backup(dedupe, c, "--project", p.name, *https_remote.options())
+    run = backup(dedupe, c, "--project", p.name, "--host", "lxd-over-https", *https_remote.options())
     assert run["server"]["endpoint"] == https_remote.url
     obj = run["by_group"][f"lxd/{p.name}/instance/{c}"]
+    assert json.loads(dedupe("show", obj["id"], "--json").stdout)["host"] == "lxd-over-https"  # --host wins
     done = restore(dedupe, obj["id"], "--as", f"{c}-remote", "--project", p.name, *https_remote.options())
     assert done[0]["name"] == f"{c}-remote"
     p.containers.append(f"{c}-remote")

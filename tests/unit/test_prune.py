@@ -122,6 +122,21 @@ def test_group_patterns() -> None:
     assert {d.backup.group for d in p.decisions} == {"b"} and len(p.remove) == 1
 
 
+def test_each_host_is_its_own_series() -> None:
+    """Two hosts backing up the same group into one repository: the rules apply to each
+    host's backups on their own (restic's default grouping by host), unless told to merge."""
+    a = [Backup(f"a{i:063x}", "lxd/default/instance/web", at(f"2025-01-0{i + 1} 03:00"), host="a") for i in range(3)]
+    b = [Backup(f"b{i:063x}", "lxd/default/instance/web", at(f"2025-01-0{i + 1} 04:00"), host="b") for i in range(2)]
+    per_host = plan(a + b, Policy(last=1, tz=UTC), [])
+    assert sorted(per_host.remove) == sorted([a[0].id, a[1].id, b[0].id])  # the newest of each host stays
+    merged = plan(a + b, Policy(last=1, tz=UTC), [], group_by="group")
+    assert sorted(merged.remove) == sorted([x.id for x in a + b if x is not a[2]])  # a on the 3rd is newest
+    with pytest.raises(WouldRemoveAll, match="of group lxd/default/instance/web on b;"):
+        plan(b, Policy(last=0), [])
+    with pytest.raises(BadPolicy, match="--group-by 'hostname'"):
+        plan(a, Policy(last=1), [], group_by="hostname")
+
+
 # -- properties -----------------------------------------------------------------------------
 
 times = st.lists(st.integers(min_value=at("2015-01-01 00:00"), max_value=at("2026-01-01 00:00")),
