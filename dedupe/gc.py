@@ -39,7 +39,7 @@ import numpy as np
 from dedupe import locking
 from dedupe.chunk_index import PACKED_ENTRY
 from dedupe.errors import DedupeError
-from dedupe.repository import BackupNotFound, Repository
+from dedupe.repository import BackupNotFound, CorruptObject, Repository
 from dedupe.restore import iter_items
 from dedupe.storage import ObjectNotFound, Storage
 from dedupe.storage.base import abort_stale_writes
@@ -454,14 +454,16 @@ class _Repacker:
         self.builder = repo.new_pack_builder()
 
     def copy_live(self, rec: Record, live: np.ndarray) -> None:
-        """Copy the blobs of ``rec`` that ``live`` marks."""
+        """Copy the blobs of ``rec`` that ``live`` marks, each opened and checked against
+        its id first (a damaged pack stops gc; nothing unverified is copied)."""
         data = self.repo.storage.get(layout.pack_path(rec[0]))
-        self.repo.parse_pack(rec[0], data)  # the whole pack matches its name
         rows = _rows(rec[3])[live]
         for cid, off, length, raw in zip(rows["id"], rows["off"].tolist(), rows["len"].tolist(), rows["raw"].tolist()):
             cid = cid.tobytes()
             sealed = data[off:off + length]
-            self.repo.open_chunk(cid, sealed, rec[0])  # never copy a damaged blob
+            if len(sealed) != length:
+                raise CorruptObject(f"pack {layout.pack_path(rec[0])} is truncated")
+            self.repo.open_chunk(cid, sealed, rec[0])
             self.builder.add(cid, sealed, raw)
             if self.builder.size >= self.pack_size:
                 self.flush()

@@ -15,7 +15,7 @@ from test_engine import restore, small_repo, store
 
 from dedupe import api, gc, prune
 from dedupe.check import check
-from dedupe.repository import Repository
+from dedupe.repository import CorruptObject, Repository
 from dedupe.restore import iter_items
 from dedupe.storage.faulty import FaultyStorage, InjectedFault
 from dedupe.storage.local import LocalStorage
@@ -83,6 +83,23 @@ def test_gc_rewrites_mostly_garbage_packs_and_tolerates_a_little() -> None:
     assert r.packs_repacked == 1 and r.packs_written == 1
     assert r.unused_bytes_after <= 0.05 * r.bytes_after
     assert_whole(repo.storage, {ids[1]: big[:40_000]})  # type: ignore[arg-type]
+
+
+def test_a_damaged_blob_stops_the_rewrite_and_nothing_is_lost() -> None:
+    repo = small_repo()
+    big = os.urandom(600_000)
+    ids = [store(repo, big, pack_size=1 << 20), store(repo, big[:40_000], pack_size=1 << 20)]
+    prune.forget(repo, ids[:1])
+    first = items.chunk_refs(next(iter_items(repo, repo.load_manifest(ids[1]))))[0][0]  # big's first chunk
+    loc = Repository.open(repo.storage).locate(first)  # in the first backup's pack, which gc rewrites
+    path = layout.pack_path(loc.pack)
+    data = bytearray(repo.storage.files[path])  # type: ignore[attr-defined]
+    data[loc.offset + loc.length // 2] ^= 1
+    repo.storage.files[path] = bytes(data)  # type: ignore[attr-defined]
+    before = dict(repo.storage.files)  # type: ignore[attr-defined]
+    with pytest.raises(CorruptObject, match="does not match its id|damaged|authentic"):
+        run_gc(Repository.open(repo.storage))
+    assert all(repo.storage.files.get(k) == v for k, v in before.items())  # type: ignore[attr-defined]
 
 
 def test_dry_run_changes_nothing() -> None:
