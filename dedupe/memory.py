@@ -5,15 +5,26 @@ multi-megabyte buffers (chunks, packs) come from the heap arenas of several
 threads and fragment them, so the resident size drifts upward over a long
 backup. Fixing the threshold makes every large buffer its own mapping, returned
 to the system as soon as it is freed.
+
+That costs a restore dearly: every chunk it opens is a fresh mapping whose pages
+fault in one by one (about a third of a restore's CPU). ``heap_buffers_up_to``
+lets chunk-sized buffers come from the heap while a restore pipeline runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
+
+_lock = threading.Lock()
+_bound: dict[str, Any] = {"mallopt": None, "threshold": 0, "raised": []}
 
 
 def bound_malloc(threshold: int = 1 << 20, arenas: int = 2) -> bool:
@@ -26,4 +37,27 @@ def bound_malloc(threshold: int = 1 << 20, arenas: int = 2) -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_ARENA_MAX, arenas))
+    ok = bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_ARENA_MAX, arenas))
+    if ok:
+        with _lock:
+            _bound.update(mallopt=mallopt, threshold=threshold, raised=[])
+    return ok
+
+
+@contextlib.contextmanager
+def heap_buffers_up_to(size: int) -> Iterator[None]:
+    """While the block runs, buffers of up to ``size`` bytes come from the heap (and
+    are reused there) instead of each being a fresh mapping; the bound threshold
+    comes back when the last such block ends. Only where ``bound_malloc`` is in force."""
+    with _lock:
+        mallopt = _bound["mallopt"]
+        if mallopt is not None:
+            _bound["raised"].append(size)
+            mallopt(M_MMAP_THRESHOLD, max(_bound["raised"] + [_bound["threshold"]]))
+    try:
+        yield
+    finally:
+        with _lock:
+            if mallopt is not None and _bound["mallopt"] is mallopt and size in _bound["raised"]:
+                _bound["raised"].remove(size)
+                mallopt(M_MMAP_THRESHOLD, max(_bound["raised"] + [_bound["threshold"]]))

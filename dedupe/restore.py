@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, TypeVar
 
 from dedupe.errors import DedupeError
+from dedupe.memory import heap_buffers_up_to
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Location, Repository
 from dedupe.storage import Storage
@@ -27,6 +28,7 @@ MAX_GAP = 1 << 20  # unneeded stored bytes a ranged read may span to join two ne
 BATCHES_IN_FLIGHT = 4
 READS_IN_FLIGHT = 8  # at most this many ranged reads queued or running (for small scattered spans)
 READ_THREADS = 2
+HEAP_BUFFERS = 4 << 20  # chunks (and sealed blobs) up to this size reuse heap memory while restoring
 LOOKAHEAD_BYTES = 32 << 20  # stored bytes of upcoming spans a wide read may be widened to cover
 
 
@@ -192,7 +194,8 @@ def read_chunks(repo: Repository, refs: Iterable[tuple[bytes, int]], workers: in
         assert read.future is not None
         return _open_members(repo, read.pack, read.start, read.future.result(), members)
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="restore-read") as readers, \
+    with heap_buffers_up_to(HEAP_BUFFERS), \
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="restore-read") as readers, \
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as openers:
         def read_ahead() -> None:
             nonlocal queued

@@ -1,0 +1,27 @@
+"""dedupe.memory: the malloc threshold a restore raises comes back when the last
+restore pipeline ends, and nothing changes where bound_malloc is not in force."""
+
+from __future__ import annotations
+
+import pytest
+
+from dedupe import memory
+
+
+def test_heap_buffers_nest_and_restore_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setitem(memory._bound, "mallopt", lambda param, value: calls.append((param, value)) or 1)
+    monkeypatch.setitem(memory._bound, "threshold", 1 << 20)
+    monkeypatch.setitem(memory._bound, "raised", [])
+    with memory.heap_buffers_up_to(4 << 20):  # the item stream's pipeline
+        with memory.heap_buffers_up_to(4 << 20):  # the content's, inside it
+            pass
+        assert calls[-1] == (memory.M_MMAP_THRESHOLD, 4 << 20)  # still raised: one pipeline runs
+    assert calls[-1] == (memory.M_MMAP_THRESHOLD, 1 << 20)
+    assert memory._bound["raised"] == []
+
+
+def test_heap_buffers_do_nothing_without_bound_malloc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(memory._bound, "mallopt", None)
+    with memory.heap_buffers_up_to(4 << 20):
+        assert memory._bound["raised"] == []
