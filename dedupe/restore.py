@@ -23,7 +23,7 @@ from repo_format import items, manifest
 from repo_format.ids import stream_hash
 
 MAX_BATCH_SPAN = 8 << 20  # stored bytes one ranged read covers, unless the storage asks for more
-MAX_BATCH_RAW = 12 << 20  # plaintext one batch may decompress to (bounds memory)
+MAX_BATCH_RAW = 8 << 20  # plaintext one batch may decompress to (bounds memory)
 MAX_GAP = 1 << 20  # unneeded stored bytes a ranged read may span to join two needed blobs
 BATCHES_IN_FLIGHT = 4
 READS_IN_FLIGHT = 8  # at most this many ranged reads queued or running (for small scattered spans)
