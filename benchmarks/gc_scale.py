@@ -7,12 +7,15 @@ is random segments i and i+1, so each backup shares half of its chunks with the 
 Then, each on its own copy of that repository and in its own process under
 /usr/bin/time (wall seconds, peak RSS):
 
-  gc      forget the older half of the backups, then the gc engine alone (no check);
-  prune   `dedupe prune --keep-last BACKUPS/2` as a user runs it: the structure check,
-          the policy, the forgetting, gc;
+  gc      forget the older half of the backups, then the gc engine (gc.collect: its mark
+          pass, which is also the structure check, then the sweep);
+  prune   `dedupe prune --keep-last BACKUPS/2` as a user runs it: the policy, the mark
+          pass / structure check (before forgetting), the forgetting, gc;
   index   open the repository: the whole in-memory chunk index (what backup, restore,
           check and stats hold);
   base    python with dedupe imported: subtracted to give bytes per chunk.
+
+Every child calls bound_malloc() first, as the dedupe CLI does (dedupe/memory.py).
 
     .venv/bin/python benchmarks/gc_scale.py --chunks 10000 100000 1000000 --backups 20
 """
