@@ -8,8 +8,9 @@ Defaults to the corpus of benchmarks/peers/make-corpus.py under /var/tmp/dedupe-
 (stream-1g.tar, night1.tar, night2.tar); without it, --mb MiB of generated data (half
 random, half text). Requests are counted from the gateway's own access log (every
 request of every tool, retries included), per bucket. Each tool runs as its command
-line, wall clock measured around it; inputs are read once first so that all read
-from the page cache. Prints a Markdown table.
+line, wall clock measured around it, with its CPU seconds (user + system) and peak
+RSS from wait4; inputs are read once first so that all read from the page cache.
+Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,13 +63,18 @@ class Requests:
         return counts
 
 
-def run(cmd: list[str], env: dict[str, str], stdin: Path | None = None) -> float:
+def run(cmd: list[str], env: dict[str, str], stdin: Path | None = None) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (KiB) of one command."""
     t = time.perf_counter()
-    with open(stdin, "rb") if stdin else open(os.devnull, "rb") as f:
-        p = subprocess.run(cmd, env=env, stdin=f, capture_output=True)
-    if p.returncode not in (0, 3):
-        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode()[-2000:]}")
-    return time.perf_counter() - t
+    with open(stdin, "rb") if stdin else open(os.devnull, "rb") as f, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, env=env, stdin=f, stdout=subprocess.DEVNULL, stderr=err)
+        _pid, status, usage = os.wait4(p.pid, 0)
+        secs = time.perf_counter() - t
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 3):
+            err.seek(0)
+            sys.exit(f"{' '.join(cmd)} failed ({code}): {err.read().decode()[-2000:]}")
+    return secs, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
 def make_data(path: Path, mib: int) -> None:
@@ -94,8 +101,10 @@ def bench(name: str, steps: list[Step], env: dict[str, str], bucket: str | None,
     stored = size_of()
     for label, cmd, nbytes, stdin in steps:
         if callable(cmd):
-            cmd = cmd()
-        secs = run(cmd, env, stdin)
+            cmd = cmd()  # (runs `dedupe list` to find the backup: not the step's requests)
+            if req:
+                req.take()
+        secs, cpu, rss = run(cmd, env, stdin)
         counts = req.take() if req else {}
         now = size_of()
         if req:
@@ -103,16 +112,15 @@ def bench(name: str, steps: list[Step], env: dict[str, str], bucket: str | None,
         total = sum(counts.values())
         per_gb = f"{total / (nbytes / 1e9):.0f}" if req else "-"
         detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if req else "-"
-        rows.append(f"| {name} | {label} | {nbytes / 1e6:.0f} | {secs:.1f} | {mb_s(nbytes, secs)} | "
-                    f"{(now - stored) / 1e6:.1f} | {total if req else '-'} | {per_gb} | {detail} |")
+        rows.append(f"| {name} | {label} | {nbytes / 1e6:.0f} | {secs:.1f} | {mb_s(nbytes, secs)} | {cpu:.1f} | "
+                    f"{rss / 1024:.0f} | {(now - stored) / 1e6:.1f} | {total if req else '-'} | {per_gb} | {detail} |")
         stored = now
         print(rows[-1], flush=True)
     return rows
 
 
-def dedupe_steps(repo: str, env: dict[str, str], stream: Path, nights: list[Path], out: Path) -> list[Step]:
+def dedupe_restore(repo: str, env: dict[str, str], out: Path) -> Callable[[], list[str]]:
     d = DEDUPE + ["--repo", repo]
-    size = stream.stat().st_size
 
     def restore_latest() -> list[str]:
         import json
@@ -120,12 +128,22 @@ def dedupe_steps(repo: str, env: dict[str, str], stream: Path, nights: list[Path
                                          capture_output=True).stdout)
         return d + ["restore", rows[-1]["id"], "--to-file", str(out)]
 
+    return restore_latest
+
+
+def dedupe_steps(repo: str, env: dict[str, str], stream: Path, nights: list[Path], out: Path) -> list[Step]:
+    d = DEDUPE + ["--repo", repo]
+    size = stream.stat().st_size
     steps: list[Step] = [("backup, first", d + ["backup", "stream", "bench", "-"], size, stream),
                          ("backup, same data again", d + ["backup", "stream", "bench", "-"], size, stream),
-                         ("restore", restore_latest, size, None)]
+                         ("restore", dedupe_restore(repo, env, out), size, None)]
     steps += [(f"tar, night {i}", d + ["backup", "tar", "lxd/default/instance/c1", str(n)], n.stat().st_size, None)
               for i, n in enumerate(nights, 1)]
     return steps
+
+
+def restic_restore(repo: str, stream: Path, out: Path) -> list[str]:
+    return ["restic", "-r", repo, "restore", "latest", "--path", str(stream.resolve()), "--target", str(out)]
 
 
 def restic_steps(repo: str, stream: Path, nights: list[Path], out: Path) -> list[Step]:
@@ -133,7 +151,7 @@ def restic_steps(repo: str, stream: Path, nights: list[Path], out: Path) -> list
     size = stream.stat().st_size
     steps: list[Step] = [("backup, first", r + ["backup", "-q", str(stream)], size, None),
                          ("backup, same data again", r + ["backup", "-q", str(stream)], size, None),
-                         ("restore", r + ["restore", "latest", "--target", str(out)], size, None)]
+                         ("restore", restic_restore(repo, stream, out), size, None)]
     steps += [(f"tar, night {i}", r + ["backup", "-q", str(n)], n.stat().st_size, None)
               for i, n in enumerate(nights, 1)]
     return steps
@@ -146,6 +164,8 @@ def main() -> None:
     ap.add_argument("--night2", type=Path, default=CORPUS / "night2.tar")
     ap.add_argument("--mb", type=int, default=512, help="MiB to generate when the corpus is missing")
     ap.add_argument("--skip-restic", action="store_true")
+    ap.add_argument("--restores", type=int, default=5,
+                    help="then restore the stream this many more times, the tools taking turns (median, range)")
     args = ap.parse_args()
 
     gw = gateway_env()
@@ -169,8 +189,9 @@ def main() -> None:
            "AWS_DEFAULT_REGION": "us-east-1", "DEDUPE_S3_ENDPOINT": gw["S3_ENDPOINT"],
            "DEDUPE_PASSPHRASE": "bench", "DEDUPE_INSECURE_TEST_KDF": "1", "XDG_CACHE_HOME": str(work / "cache"),
            "RESTIC_PASSWORD": "bench", "RESTIC_CACHE_DIR": str(work / "restic-cache")}
-    rows = ["| tool | step | MB in | seconds | MB/s | MB stored | requests | requests/GB | by method |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| tool | step | MB in | seconds | MB/s | CPU s | peak RSS MB | MB stored | requests | requests/GB "
+            "| by method |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def bucket_size(bucket: str) -> Callable[[], int]:
         return lambda: sum(o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
@@ -192,6 +213,8 @@ def main() -> None:
         subprocess.run(DEDUPE + ["--repo", url, "init"], env=env, check=True, capture_output=True)
         rows += bench("dedupe s3", dedupe_steps(url, env, stream, nights, work / "out"), env, bucket,
                       bucket_size(bucket))
+        restores = [("dedupe local", dedupe_restore(str(local), env, work / "out")(), None, work / "out"),
+                    ("dedupe s3", dedupe_restore(url, env, work / "out")(), bucket, work / "out")]
         (work / "out").unlink(missing_ok=True)
         if not args.skip_restic and shutil.which("restic"):
             rbucket = f"bench-restic-{os.urandom(3).hex()}"
@@ -201,11 +224,44 @@ def main() -> None:
             subprocess.run(["restic", "-r", rrepo, "init"], env=env, check=True, capture_output=True)
             rows += bench("restic s3", restic_steps(rrepo, stream, nights, work / "restic-out"), env, rbucket,
                           bucket_size(rbucket))
+            restores.append(("restic s3", restic_restore(rrepo, stream, work / "restic-out"), rbucket,
+                             work / "restic-out"))
+        rows += repeated_restores(restores, args.restores, env, stream.stat().st_size)
     finally:
         for b in buckets:
             _drop_bucket(s3, b)
         shutil.rmtree(work, ignore_errors=True)
     print("\n".join(rows))
+
+
+def repeated_restores(tools: list[tuple[str, list[str], str | None, Path]], n: int, env: dict[str, str],
+                      nbytes: int) -> list[str]:
+    """Each tool's restore ``n`` times, in turns (so that load from elsewhere hits all
+    alike): median wall time and its MB/s, the range of MB/s, median CPU, highest peak
+    RSS, requests of one run."""
+    if n <= 0:
+        return []
+    runs: dict[str, list[tuple[float, float, int, int]]] = {name: [] for name, *_ in tools}
+    for _ in range(n):
+        for name, cmd, bucket, out in tools:
+            if out.is_dir():
+                shutil.rmtree(out)
+            out.unlink(missing_ok=True)
+            req = Requests(bucket) if bucket else None
+            secs, cpu, rss = run(cmd, env)
+            runs[name].append((secs, cpu, rss, sum(req.take().values()) if req else 0))
+    rows = []
+    for name, rs in runs.items():
+        secs = statistics.median(r[0] for r in rs)
+        speeds = sorted(nbytes / r[0] / 1e6 for r in rs)
+        reqs = rs[-1][3]
+        remote = any(t[0] == name and t[2] for t in tools)
+        rows.append(f"| {name} | restore, median of {len(rs)} ({speeds[0]:.0f}-{speeds[-1]:.0f} MB/s) | "
+                    f"{nbytes / 1e6:.0f} | {secs:.1f} | {mb_s(nbytes, secs)} | "
+                    f"{statistics.median(r[1] for r in rs):.1f} | {max(r[2] for r in rs) / 1024:.0f} | 0.0 | "
+                    f"{reqs if remote else '-'} | {f'{reqs / (nbytes / 1e9):.0f}' if remote else '-'} | - |")
+        print(rows[-1], flush=True)
+    return rows
 
 
 def _drop_bucket(client: Any, bucket: str) -> None:
