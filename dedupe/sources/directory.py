@@ -87,11 +87,9 @@ class WalkedEntry:
         """
         if self.entry.type != FILE:
             return
-        fd, self._fd = self._fd, -1
+        fd = self._take_fd()
         if fd < 0:
-            fd = self._reopen()
-            if fd < 0:
-                return
+            return
         try:
             yield from self._read(fd, block_size)
         finally:
@@ -101,13 +99,9 @@ class WalkedEntry:
         """The content of a dense regular file (``entry.sparse`` None) read into
         ``take(entry.size)``, the view cut to what was read; the same checks and
         updates as ``iter_data``. Empty when the file vanished."""
-        if self.entry.type != FILE or self.entry.sparse is not None:
-            raise ValueError(f"{self._display}: read_view is for dense regular files")
-        fd, self._fd = self._fd, -1
+        fd = self._take_fd("read_view")
         if fd < 0:
-            fd = self._reopen()
-            if fd < 0:
-                return memoryview(b"")
+            return memoryview(b"")
         try:
             view = take(self.entry.size)
             done, problem = _read_into(fd, view)
@@ -120,19 +114,24 @@ class WalkedEntry:
         """The content of a dense regular file through ``consume(reader)``, which reads
         it with ``reader.readinto`` (for files too large for ``read_view``); the same
         checks and updates as ``iter_data``."""
-        if self.entry.type != FILE or self.entry.sparse is not None:
-            raise ValueError(f"{self._display}: read_dense is for dense regular files")
-        fd, self._fd = self._fd, -1
+        fd = self._take_fd("read_dense")
         if fd < 0:
-            fd = self._reopen()
-            if fd < 0:
-                return
+            return
         try:
             reader = _FdReader(fd, self.entry.size)
             consume(reader)
             self._check_read(fd, reader.pos, reader.problem, [(0, reader.pos)] if reader.pos else [])
         finally:
             os.close(fd)
+
+    def _take_fd(self, dense_reader: str = "") -> int:
+        """The descriptor to read (re-opened if the walk closed it; the caller closes
+        it), or -1 when the file vanished. ``dense_reader`` names a reader that only
+        takes dense regular files."""
+        if dense_reader and (self.entry.type != FILE or self.entry.sparse is not None):
+            raise ValueError(f"{self._display}: {dense_reader} is for dense regular files")
+        fd, self._fd = self._fd, -1
+        return fd if fd >= 0 else self._reopen()
 
     def close(self) -> None:
         """Release the open descriptor, if any (the walk calls this when moving on)."""
