@@ -285,11 +285,31 @@ def test_prune_and_gc_refuse_every_structure_problem_check_reports(damage: Calla
     what = damage(repo)
     assert not check(Repository.open(repo.storage, load_index=False)).ok
     files = dict(repo.storage.files)  # type: ignore[attr-defined]
-    for run in (lambda r: prune.run_gc(r), lambda r: prune.run_prune(r, prune.Policy(last=1), [], force=True),
-                lambda r: prune.run_prune(r, prune.Policy(last=1), [], dry_run=True)):
+    # keep-last 2 keeps the damaged backup (the second): damage only in backups prune removes
+    # does not stop it (test_prune_removes_a_backup_whose_chunks_are_lost)
+    for run in (lambda r: prune.run_gc(r), lambda r: prune.run_prune(r, prune.Policy(last=2), [], force=True),
+                lambda r: prune.run_prune(r, prune.Policy(last=2), [], dry_run=True)):
         with pytest.raises(gc.RepositoryDamaged, match=f"structure check.*{re.escape(what)}"):
             run(Repository.open(repo.storage, load_index=False))
         assert {k: v for k, v in repo.storage.files.items() if not k.startswith("locks/")} == files  # type: ignore
+
+
+def test_prune_removes_a_backup_whose_chunks_are_lost() -> None:
+    """The structure check covers what stays (as restic's prune walks only the snapshots
+    it keeps): a backup that references lost chunks may be pruned, and what is left
+    checks clean."""
+    repo = small_repo()
+    a = os.urandom(200_000)
+    for data in (a, a + os.urandom(100_000), os.urandom(50_000)):
+        store(repo, data)
+    repo = Repository.open(repo.storage)
+    _content_chunks_not_indexed(repo)  # the second backup now references chunks no segment lists
+    assert not check(Repository.open(repo.storage, load_index=False)).ok
+    third = max(repo.manifest_names(), key=lambda n: repo.load_manifest(n).time_ns)
+    res = prune.run_prune(Repository.open(repo.storage, load_index=False), prune.Policy(last=1), [])
+    assert len(res.removed) == 1 and repo.manifest_names() == [third]
+    after = Repository.open(repo.storage)
+    assert check(after, read_data=True).ok
 
 
 def test_old_temp_files_and_orphans_go(tmp_path: Path) -> None:
