@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dedupe.backup import BackupResult, BackupSession
 from dedupe.memory import heap_buffers_up_to
 from dedupe.sources.tarstream import TarReader
 from repo_format import items
 from repo_format.ids import stream_hash
+
+if TYPE_CHECKING:  # the engine, named in type hints only (sources sit below it)
+    from dedupe.backup import BackupResult, BackupSession
 
 
 class HashingReader:

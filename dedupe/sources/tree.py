@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dedupe.backup import BackupResult, BackupSession
 from dedupe.chunking import ReadArena
 from dedupe.entries import FILE
 from dedupe.files_cache import FilesCache
 from dedupe.sources.directory import walk_tree
 from repo_format import items
+
+if TYPE_CHECKING:  # the engine, named in type hints only (sources sit below it)
+    from dedupe.backup import BackupResult, BackupSession
 
 VIEW_SIZE = 8 << 20  # files up to this size are read whole, into reused buffers, and cut at once
 
