@@ -9,6 +9,7 @@ of chunks in flight, whatever the size of the input.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections import deque
@@ -109,13 +110,23 @@ class ReadArena:
 FILE_READ_SIZE = 4 << 20
 
 
-def _readinto_by_read(f: Any) -> Callable[[memoryview], int]:
-    """``readinto`` for readers that only have ``read`` (one copy per block)."""
-    def readinto(view: memoryview) -> int:
-        data = f.read(len(view))
+class ReadInto:
+    """``f.readinto``, or a stand-in built on ``f.read`` (one copy per block) for
+    readers that lack it or refuse it (a ``RawIOBase`` that implements only ``read``)."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self._native: Callable[[memoryview], int | None] | None = getattr(f, "readinto", None)
+
+    def __call__(self, view: memoryview) -> int:
+        if self._native is not None:
+            try:
+                return self._native(view) or 0
+            except (NotImplementedError, io.UnsupportedOperation):
+                self._native = None
+        data = self._f.read(len(view))
         view[:len(data)] = data
         return len(data)
-    return readinto
 
 
 def cut_file(chunker: FastCDC, f: BinaryIO, on_data: Callable[[memoryview], None] | None = None,
@@ -124,7 +135,7 @@ def cut_file(chunker: FastCDC, f: BinaryIO, on_data: Callable[[memoryview], None
     read into a reused buffer behind the carried-over tail (at most one chunk), so
     only the tail is copied. ``on_data`` sees every byte read, once, in order."""
     pool = BufferPool(chunker.max_size + size)
-    readinto = getattr(f, "readinto", None) or _readinto_by_read(f)
+    readinto = ReadInto(f)
     carry = memoryview(b"")
     while True:
         buf = pool.get()

@@ -140,11 +140,6 @@ class MarkSet:
             self._buffer = array("Q")
             assert self._indexed is None, "marking after note_indexed"
 
-    def add(self, cid: bytes) -> None:
-        self._buffer.append(_key(cid))
-        if len(self._buffer) >= self.FOLD_AT:
-            self._fold()
-
     def add_ids(self, ids: list[bytes], what: str) -> None:
         """Mark many chunk ids at once (vectorised: one join, no per-id Python work)."""
         if not ids:

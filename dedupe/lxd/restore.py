@@ -9,7 +9,7 @@ profiles are recreated from the record backups of the same run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dedupe import api
@@ -46,15 +46,7 @@ class RestoredObject:
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "project": self.project,
-            "name": self.name,
-            "backup_id": self.backup_id,
-            "action": self.action,
-            "error": self.error,
-            "warnings": self.warnings,
-        }
+        return asdict(self)
 
     def describe(self) -> str:
         where = f" in project {self.project}" if self.project else ""

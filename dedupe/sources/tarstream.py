@@ -85,7 +85,6 @@ knows which file it is).
 from __future__ import annotations
 
 import base64
-import io
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -272,15 +271,9 @@ class _Input:
         self.view_size = view_size
         self._pool: Any = None
         if view_size:
-            from dedupe.chunking import BufferPool
+            from dedupe.chunking import BufferPool, ReadInto
             self._pool = BufferPool(view_size)
-            readinto = getattr(stream, "readinto", None)
-            self._readinto = readinto if readinto is not None else self._readinto_by_read
-
-    def _readinto_by_read(self, view: memoryview) -> int:
-        data = self._stream.read(len(view))
-        view[:len(data)] = data
-        return len(data)
+            self._readinto = ReadInto(stream)
 
     def _refill(self, need: int) -> None:
         """A fresh buffer holding what is left of the current one, then read until it
@@ -292,13 +285,7 @@ class _Input:
         del left
         filled = kept
         while filled < need:
-            try:
-                n = self._readinto(view[filled:])
-            except (NotImplementedError, io.UnsupportedOperation):  # a RawIOBase with only read()
-                if self._readinto == self._readinto_by_read:
-                    raise
-                self._readinto = self._readinto_by_read
-                continue
+            n = self._readinto(view[filled:])
             if not n:
                 break
             filled += n

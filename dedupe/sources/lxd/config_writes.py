@@ -11,93 +11,69 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from dedupe.sources.lxd.records import Project, Record, for_put, strip_read_only
+from dedupe.sources.lxd.records import Project, Record, RecordKind, for_put, strip_read_only
 from dedupe.sources.lxd.transport import Transport
 
 
 class ConfigWrites(Transport):
+    # -- one pattern for every record collection: POST to create, PUT the whole record
+    # to update, DELETE by name (``project=False``: a server-wide collection)
+
+    def _create(self, collection: str, kind: RecordKind, record: Record, project: Project | bool) -> None:
+        self._sync("POST", ["1.0", collection], project=project, json=strip_read_only(kind, record))
+
+    def _replace(self, collection: str, kind: str, record: Record, project: Project | bool) -> None:
+        self._sync("PUT", ["1.0", collection, record["name"]], project=project, json=for_put(kind, record))
+
+    def _delete(self, collection: str, name: str, project: Project | bool) -> None:
+        self._sync("DELETE", ["1.0", collection, name], project=project)
+
     def create_profile(self, record: Record, project: Project = None) -> None:
-        self._sync(
-            "POST", ["1.0", "profiles"], project=project, json=strip_read_only("profile", record)
-        )
+        self._create("profiles", "profile", record, project)
 
     def update_profile(self, record: Record, project: Project = None) -> None:
         """PUT a full profile record over the existing one (the only way for ``default``)."""
-        self._sync(
-            "PUT",
-            ["1.0", "profiles", record["name"]],
-            project=project,
-            json=for_put("profile", record),
-        )
+        self._replace("profiles", "profile", record, project)
 
     def delete_profile(self, name: str, project: Project = None) -> None:
-        self._sync("DELETE", ["1.0", "profiles", name], project=project)
+        self._delete("profiles", name, project)
 
     def create_network(self, record: Record, project: Project = None) -> None:
-        self._sync(
-            "POST", ["1.0", "networks"], project=project, json=strip_read_only("network", record)
-        )
+        self._create("networks", "network", record, project)
 
     def update_network(self, record: Record, project: Project = None) -> None:
-        self._sync(
-            "PUT",
-            ["1.0", "networks", record["name"]],
-            project=project,
-            json=for_put("network", record),
-        )
+        self._replace("networks", "network", record, project)
 
     def delete_network(self, name: str, project: Project = None) -> None:
-        self._sync("DELETE", ["1.0", "networks", name], project=project)
+        self._delete("networks", name, project)
 
     def create_network_acl(self, record: Record, project: Project = None) -> None:
-        self._sync(
-            "POST",
-            ["1.0", "network-acls"],
-            project=project,
-            json=strip_read_only("network_acl", record),
-        )
+        self._create("network-acls", "network_acl", record, project)
 
     def update_network_acl(self, record: Record, project: Project = None) -> None:
-        self._sync(
-            "PUT",
-            ["1.0", "network-acls", record["name"]],
-            project=project,
-            json=for_put("network_acl", record),
-        )
+        self._replace("network-acls", "network_acl", record, project)
 
     def delete_network_acl(self, name: str, project: Project = None) -> None:
-        self._sync("DELETE", ["1.0", "network-acls", name], project=project)
+        self._delete("network-acls", name, project)
 
     def create_project(self, record: Record) -> None:
-        self._sync(
-            "POST", ["1.0", "projects"], project=False, json=strip_read_only("project", record)
-        )
+        self._create("projects", "project", record, False)
 
     def update_project(self, record: Record) -> None:
         """PUT description and config (the only way for ``default``, which cannot be
         deleted)."""
-        self._sync(
-            "PUT",
-            ["1.0", "projects", record["name"]],
-            project=False,
-            json=for_put("project", record),
-        )
+        self._replace("projects", "project", record, False)
 
     def delete_project(self, name: str) -> None:
-        self._sync("DELETE", ["1.0", "projects", name], project=False)
+        self._delete("projects", name, False)
 
     def create_storage_pool(self, record: Record) -> None:
         """Create an empty pool. A pool whose data survived a database loss comes back
         with ``recover_import`` instead (section 7)."""
-        self._sync(
-            "POST",
-            ["1.0", "storage-pools"],
-            project=False,
-            json=strip_read_only("storage_pool", record),
-        )
+        self._create("storage-pools", "storage_pool", record, False)
 
     def delete_storage_pool(self, name: str) -> None:
-        self._sync("DELETE", ["1.0", "storage-pools", name], project=False)
+        self._delete("storage-pools", name, False)
 
     def patch_server_config(self, config: dict[str, Any]) -> None:
         """PATCH /1.0: set the given keys (``""`` unsets one), leave the others."""
