@@ -9,30 +9,32 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
-from dedupe import browse, keymgmt, locking  # noqa: F401  (api.locking: tests reach the locks through it)
+from dedupe import locking  # noqa: F401  (api.locking: tests reach the locks through it)
+from dedupe.backup import BackupResult, BackupSession
 from dedupe.locking import locked
 from dedupe.passphrase import for_other, from_environment
-from dedupe.entries import Entry
-from dedupe.files_cache import FilesCache
-from dedupe.restore_tree import restore_dir as restore_tree_dir
-from dedupe.restore_tree import write_tree_tar
-from dedupe.sinks.directory import RestoreResult
-from dedupe.sources.tree import backup_dir
-from dedupe.backup import BackupResult, BackupSession
-from dedupe.check import CheckReport, check
 from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
 from dedupe.storage.open import open_storage
-from dedupe.restore import restore_to_file, write_stream
-from dedupe.sources.stream import backup_stream
 from repo_format import config, manifest
+
+# Each command imports its own engine (restore, check, browse, directory trees, keys)
+# when it runs, so a command loads only what it uses (start-up is part of every
+# nightly backup's time: benchmarks/RESULTS.md).
+if TYPE_CHECKING:
+    from dedupe.browse import Change
+    from dedupe.check import CheckReport
+    from dedupe.entries import Entry
+    from dedupe.sinks.directory import RestoreResult
+
 
 def init(location: str, chunker: config.ChunkerParams | None = None, passphrase: bytes | None = None,
          id_key: bytes | None = None, copy_params_from: str | None = None) -> Repository:
     """A new repository, encrypted when given a passphrase; with ``copy_params_from``,
     sharing that repository's chunker and id key (so copies between them deduplicate)."""
+    from dedupe import keymgmt
     if copy_params_from is not None:
         from dedupe.copy import params_of
         chunker, id_key = params_of(open_repo(copy_params_from,
@@ -88,6 +90,7 @@ def session(repo: Repository, kind: str, group: str, progress: ProgressCallback 
 
 def do_backup_stream(repo: Repository, group: str, f: BinaryIO, progress: ProgressCallback | None = None,
                      **kw: Any) -> BackupResult:
+    from dedupe.sources.stream import backup_stream
     with locked(repo, "backup"):
         with session(repo, manifest.KIND_STREAM, group, progress, **kw) as s:
             return backup_stream(s, f)
@@ -103,6 +106,8 @@ def do_backup_tar(repo: Repository, group: str, f: BinaryIO, progress: ProgressC
 
 def do_backup_dir(repo: Repository, group: str, root: Path, progress: ProgressCallback | None = None,
                   use_files_cache: bool = True, one_file_system: bool = False, **kw: Any) -> BackupResult:
+    from dedupe.files_cache import FilesCache
+    from dedupe.sources.tree import backup_dir
     with locked(repo, "backup"):
         cache = FilesCache(repo, group) if use_files_cache else None
         with session(repo, manifest.KIND_DIR, group, progress, **kw) as s:
@@ -111,10 +116,13 @@ def do_backup_dir(repo: Repository, group: str, root: Path, progress: ProgressCa
 
 def _stream_writer(m: manifest.Manifest) -> Any:
     """Stream and tar backups give their original bytes; directory backups a PAX tar."""
+    from dedupe.restore import write_stream
+    from dedupe.restore_tree import write_tree_tar
     return write_tree_tar if m.kind == manifest.KIND_DIR else write_stream
 
 
 def restore_file(repo: Repository, id_prefix: str, path: Path, progress: ProgressCallback | None = None) -> int:
+    from dedupe.restore import restore_to_file
     b = get_backup(repo, id_prefix)
     with locked(repo, "restore"):
         return restore_to_file(repo, b.manifest, path, b.id, progress, _stream_writer(b.manifest))
@@ -128,21 +136,25 @@ def restore_stdout(repo: Repository, id_prefix: str, out: BinaryIO, progress: Pr
 
 def restore_dir(repo: Repository, id_prefix: str, target: Path, paths: list[str] | None = None,
                 on_warning: Any = None, numeric_owner: bool = True) -> RestoreResult:
+    from dedupe.restore_tree import restore_dir as restore_tree_dir
     b = get_backup(repo, id_prefix)
     with locked(repo, "restore"):
         return restore_tree_dir(repo, b.manifest, target, paths, on_warning, numeric_owner)
 
 
 def ls(repo: Repository, id_prefix: str, paths: list[str] | None = None) -> list[Entry]:
+    from dedupe import browse
     b = get_backup(repo, id_prefix)
     return list(browse.ls(repo, b.manifest, paths))
 
 
-def diff(repo: Repository, old_id: str, new_id: str) -> list[browse.Change]:
+def diff(repo: Repository, old_id: str, new_id: str) -> list[Change]:
+    from dedupe import browse
     a, b = get_backup(repo, old_id), get_backup(repo, new_id)
     return browse.diff(repo, a.manifest, b.manifest)
 
 
 def run_check(repo: Repository, read_data: bool, progress: ProgressCallback | None = None) -> CheckReport:
+    from dedupe.check import check
     with locked(repo, "check"):
         return check(repo, read_data, progress)

@@ -6,20 +6,38 @@ u32 values: 56 bytes per chunk), fed either one entry at a time (a small dict,
 merged in batches) or straight from index segments' packed entry tables, which
 never become Python objects. Lookups are a binary search on the prefix, then a
 check of the full id. The first location recorded for an id wins (FORMAT.md 7.2).
+
+numpy is imported when the first arrays are made: an index that only ever holds the
+small dict (a first backup into an empty repository) never loads it, and its import
+is a third of the command line's start-up.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
-
-import numpy as np
+import functools
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from repo_format.ids import ID_LEN
 
+if TYPE_CHECKING:
+    import numpy as np
+
 Value = tuple[int, int, int, int]
 MERGE_AT = 1 << 16
-# A pack table entry as stored (FORMAT.md section 6.2): id, offset, stored length, raw length.
-PACKED_ENTRY = np.dtype([("id", np.uint8, (ID_LEN,)), ("off", "<u4"), ("len", "<u4"), ("raw", "<u4")])
+
+
+@functools.cache
+def load_numpy() -> Any:
+    import numpy
+    return numpy
+
+
+@functools.cache
+def packed_entry() -> np.dtype[Any]:
+    """A pack table entry as stored (FORMAT.md section 6.2): id, offset, stored length, raw length."""
+    np = load_numpy()
+    return np.dtype([("id", np.uint8, (ID_LEN,)), ("off", "<u4"), ("len", "<u4"), ("raw", "<u4")])
 
 
 class ChunkIndex:
@@ -27,23 +45,28 @@ class ChunkIndex:
         self.clear()
 
     def clear(self) -> None:
-        self._prefix = np.empty(0, dtype=np.uint64)
-        self._ids = np.empty((0, ID_LEN), dtype=np.uint8)
-        self._values = np.empty((0, 4), dtype=np.uint32)
+        self._prefix: np.ndarray | None = None  # with _ids and _values: None until the first merge
+        self._ids: np.ndarray | None = None
+        self._values: np.ndarray | None = None
         self._pending: dict[bytes, Value] = {}
         self._batches: list[tuple[np.ndarray, np.ndarray]] = []  # (ids, values) not merged yet
         self._batched = 0
 
     def __len__(self) -> int:
         self.compact()
-        return len(self._prefix) + len(self._pending)
+        return self._merged() + len(self._pending)
+
+    def _merged(self) -> int:
+        return 0 if self._prefix is None else len(self._prefix)
 
     def _find(self, cid: bytes) -> int:
-        p = np.uint64(int.from_bytes(cid[:8], "big"))
-        i = int(np.searchsorted(self._prefix, p))
-        n = len(self._prefix)
-        while i < n and self._prefix[i] == p:
-            if self._ids[i].tobytes() == cid:
+        prefix, ids = self._prefix, self._ids
+        assert prefix is not None and ids is not None
+        p = load_numpy().uint64(int.from_bytes(cid[:8], "big"))
+        i = int(prefix.searchsorted(p))
+        n = len(prefix)
+        while i < n and prefix[i] == p:
+            if ids[i].tobytes() == cid:
                 return i
             i += 1
         return -1
@@ -54,18 +77,19 @@ class ChunkIndex:
         hit = self._pending.get(cid)
         if hit is not None:
             return hit
-        if not len(self._prefix):
+        if not self._merged():
             return None
         i = self._find(cid)
         if i < 0:
             return None
+        assert self._values is not None
         v = self._values[i]
         return int(v[0]), int(v[1]), int(v[2]), int(v[3])
 
     def __contains__(self, cid: bytes) -> bool:
         if self._batches:
             self.compact()
-        return cid in self._pending or (len(self._prefix) > 0 and self._find(cid) >= 0)
+        return cid in self._pending or (self._merged() > 0 and self._find(cid) >= 0)
 
     def add(self, cid: bytes, value: Value) -> None:
         """Record a location unless the id already has one."""
@@ -77,15 +101,19 @@ class ChunkIndex:
 
     def add_many(self, entries: list[tuple[bytes, Value]]) -> None:
         """Record many locations (first location per id wins)."""
-        if not entries:
+        if len(entries) + len(self._pending) < MERGE_AT:  # small: the dict (numpy not needed yet)
+            for cid, value in entries:
+                self.add(cid, value)
             return
+        np = load_numpy()
         ids = np.frombuffer(b"".join(cid for cid, _ in entries), dtype=np.uint8).reshape(-1, ID_LEN)
         values = np.array([v for _, v in entries], dtype=np.uint32).reshape(-1, 4)
         self._add_batch(ids, values)
 
     def add_packed(self, table: bytes, pack_number: int) -> None:
         """Record every entry of a pack's packed table (44-byte entries, FORMAT.md 6.2)."""
-        rows = np.frombuffer(table, dtype=PACKED_ENTRY)
+        np = load_numpy()
+        rows = np.frombuffer(table, dtype=packed_entry())
         if not len(rows):
             return
         values = np.empty((len(rows), 4), dtype=np.uint32)
@@ -104,8 +132,12 @@ class ChunkIndex:
         of each id (existing entries first, then additions in the order they came)."""
         if not self._pending and not self._batches:
             return
-        parts_ids = [self._ids] + [b[0] for b in self._batches]
-        parts_values = [self._values] + [b[1] for b in self._batches]
+        np = load_numpy()
+        parts_ids = [b[0] for b in self._batches]
+        parts_values = [b[1] for b in self._batches]
+        if self._ids is not None and self._values is not None:
+            parts_ids.insert(0, self._ids)
+            parts_values.insert(0, self._values)
         if self._pending:
             parts_ids.append(np.frombuffer(b"".join(self._pending), dtype=np.uint8).reshape(-1, ID_LEN))
             parts_values.append(np.array(list(self._pending.values()), dtype=np.uint32).reshape(-1, 4))
@@ -132,19 +164,21 @@ class ChunkIndex:
 
     def items(self) -> Iterator[tuple[bytes, Value]]:
         self.compact()
-        for i in range(len(self._prefix)):
-            v = self._values[i]
-            yield self._ids[i].tobytes(), (int(v[0]), int(v[1]), int(v[2]), int(v[3]))
+        if self._ids is not None and self._values is not None:
+            for i in range(len(self._ids)):
+                v = self._values[i]
+                yield self._ids[i].tobytes(), (int(v[0]), int(v[1]), int(v[2]), int(v[3]))
         yield from list(self._pending.items())
 
     def count_by_pack(self, packs: int) -> list[int]:
         """How many ids each pack number holds in this index."""
         self.compact()
-        counts = np.bincount(self._values[:, 0], minlength=packs) if len(self._values) else np.zeros(packs, int)
-        extra = [0] * packs
+        counts = [0] * packs
+        if self._values is not None and len(self._values):
+            counts = [int(c) for c in load_numpy().bincount(self._values[:, 0], minlength=packs)]
         for v in self._pending.values():
-            extra[v[0]] += 1
-        return [int(c) + e for c, e in zip(counts, extra)]
+            counts[v[0]] += 1
+        return counts
 
     def nbytes(self) -> int:
-        return self._prefix.nbytes + self._ids.nbytes + self._values.nbytes
+        return sum(a.nbytes for a in (self._prefix, self._ids, self._values) if a is not None)

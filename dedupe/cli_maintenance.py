@@ -52,7 +52,6 @@ def register(main: click.Group, backup: click.Group) -> None:
     from dedupe import stats as stats_engine
     from dedupe.cli_common import common, human
     from dedupe.cli_common import ctx as _ctx
-    from dedupe.gc import GcOptions
 
     def _decision_lines(plan: Any) -> list[str]:
         lines, series = [], None
@@ -91,6 +90,7 @@ def register(main: click.Group, backup: click.Group) -> None:
         policy = engine.Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
                                monthly=keep_monthly, yearly=keep_yearly,
                                within=engine.parse_duration(keep_within) if keep_within is not None else None)
+        from dedupe.gc import GcOptions
         options = None if no_gc else GcOptions(max_unused=_percent(max_unused))
         c = _ctx(repo, as_json, quiet)
         res = engine.run_prune(_open_unindexed(c), policy, list(groups), dry_run=dry_run, force=force, gc_options=options,
@@ -138,6 +138,7 @@ def register(main: click.Group, backup: click.Group) -> None:
     @common
     def gc_cmd(dry_run: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
         """Free the space of data no backup references."""
+        from dedupe.gc import GcOptions
         c = _ctx(repo, as_json, quiet)
         r = engine.run_gc(_open_unindexed(c), GcOptions(max_unused=_percent(max_unused), dry_run=dry_run))
         c.out(r.to_json(), lambda: _gc_text(r, human))

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from dedupe import locking
-from dedupe.chunk_index import PACKED_ENTRY
+from dedupe.chunk_index import packed_entry
 from dedupe.errors import DedupeError
 from dedupe.repository import BackupNotFound, CorruptObject, Repository
 from dedupe.restore import iter_items
@@ -103,7 +103,7 @@ Record = tuple[str, int, int, bytes]  # pack name, size, table length, packed en
 
 
 def _rows(entries: bytes) -> np.ndarray:
-    return np.frombuffer(entries, dtype=PACKED_ENTRY)
+    return np.frombuffer(entries, dtype=packed_entry())
 
 
 def _keys(rows: np.ndarray) -> np.ndarray:

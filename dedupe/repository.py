@@ -271,7 +271,6 @@ class Repository:
         for rec in seg.packs:
             num = self._pack_number(rec.name, rec.size, rec.table_len)
             self._index.add_many([(e.chunk_id, (num, e.offset, e.length, e.raw_len)) for e in rec.entries])
-        self._index.compact()
 
     def __contains__(self, cid: bytes) -> bool:
         return cid in self._index
