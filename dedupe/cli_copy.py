@@ -11,7 +11,6 @@ def register(main: click.Group, backup: click.Group) -> None:
     from dedupe.cli_common import common, human, other_passphrase_options
     from dedupe.cli_common import ctx as _ctx
     from dedupe.passphrase import for_other
-    from dedupe.copy import run_copy
 
     @main.command("copy")
     @click.argument("ids", nargs=-1, metavar="[ID...]")
@@ -25,6 +24,7 @@ def register(main: click.Group, backup: click.Group) -> None:
         """Copy backups (all, the given IDs, or a group's) to another repository,
         sending only the chunks it lacks and verifying every chunk sent. Make the
         target with `dedupe init --copy-params-from SOURCE` so copies deduplicate."""
+        from dedupe.copy import run_copy
         if ids and group:
             raise click.UsageError("give backup IDs or --group, not both")
         c = _ctx(repo, as_json, quiet)

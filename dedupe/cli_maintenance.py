@@ -49,7 +49,6 @@ def _open_unindexed(c: Any) -> Any:
 def register(main: click.Group, backup: click.Group) -> None:
     """Add the maintenance commands to ``main``."""
     from dedupe import prune as engine
-    from dedupe import stats as stats_engine
     from dedupe.cli_common import common, human
     from dedupe.cli_common import ctx as _ctx
 
@@ -148,6 +147,7 @@ def register(main: click.Group, backup: click.Group) -> None:
     @common
     def stats_cmd(groups: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
         """Space per group, per backup and in total: original, deduplicated, stored."""
+        from dedupe import stats as stats_engine
         c = _ctx(repo, as_json, quiet)
         st = stats_engine.compute(c.open(), list(groups))
 
