@@ -514,9 +514,9 @@ class _Repacker:
         self._settle()
         if not len(self.builder):
             return
-        name, data, table_len = self.builder.finish()
-        record = (name, len(data), table_len, pack.encode_entries(self.builder.entries))
-        self._storing = (self._storer.submit(self.repo.storage.put, layout.pack_path(name), data), record)
+        name, parts, table_len = self.builder.finish_parts()
+        record = (name, self.builder.size, table_len, pack.encode_entries(self.builder.entries))
+        self._storing = (self._storer.submit(self.repo.storage.put, layout.pack_path(name), parts), record)
         self.builder = self.repo.new_pack_builder()
 
     def close(self) -> None:

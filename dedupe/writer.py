@@ -66,9 +66,9 @@ class Transaction:
 
     def _store_pack(self, builder: pack.PackBuilder) -> None:
         """On the upload thread: close the pack (table, name) and store it."""
-        name, data, table_len = builder.finish()
-        self.repo.storage.put(layout.pack_path(name), data)
-        self._records.append(index.PackRecord(name, len(data), table_len, builder.entries))
+        name, parts, table_len = builder.finish_parts()
+        self.repo.storage.put(layout.pack_path(name), parts)  # written part by part (no joined copy)
+        self._records.append(index.PackRecord(name, builder.size, table_len, builder.entries))
 
     def _wait_upload(self) -> None:
         if self._in_flight is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 import blake3
@@ -20,6 +21,14 @@ def object_name(data: bytes | memoryview) -> str:
     """The name of a content-named file (pack, index segment, manifest): unkeyed
     BLAKE3-256 of its bytes, as 64 lower-case hex digits."""
     return blake3.blake3(data).hexdigest()
+
+
+def object_name_of_parts(parts: Iterable[bytes | memoryview]) -> str:
+    """``object_name`` of the concatenation of ``parts``."""
+    h = blake3.blake3()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
 
 
 def stream_hash() -> blake3.blake3:

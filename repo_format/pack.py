@@ -16,7 +16,7 @@ from typing import Final, Iterator
 
 from repo_format import blob, crypto, header
 from repo_format.errors import FormatError, IntegrityError
-from repo_format.ids import ID_LEN, object_name
+from repo_format.ids import ID_LEN, object_name, object_name_of_parts
 
 VERSION: Final = 1
 SUPPORTED_VERSIONS: Final = (1,)
@@ -75,13 +75,20 @@ class PackBuilder:
     def finish(self) -> tuple[str, bytes, int]:
         """Close the pack. Returns ``(name, bytes, table_len)``; ``table_len``
         counts the table blob and the trailer."""
+        name, parts, table_len = self.finish_parts()
+        return name, b"".join(parts), table_len
+
+    def finish_parts(self) -> tuple[str, list[bytes], int]:
+        """``finish``, with the pack as the list of its parts in order (header, blobs,
+        table, trailer) rather than one joined copy, for a writer that can write them
+        as they are. The parts' total length is ``size`` after the call."""
         table = blob.seal(encode_entries(self.entries), cipher=self._cipher, context=TABLE_CONTEXT)
-        self._parts.append(table)
-        self._parts.append(TRAILER.pack(len(table), TRAILER_MAGIC))
-        data = b"".join(self._parts)
-        if len(data) > MAX_PACK_SIZE:
+        trailer = TRAILER.pack(len(table), TRAILER_MAGIC)
+        if self._size + len(table) + len(trailer) > MAX_PACK_SIZE:
             raise ValueError("pack larger than 4 GiB")
-        return object_name(data), data, len(table) + TRAILER_LEN
+        self._parts += [table, trailer]
+        self._size += len(table) + len(trailer)
+        return object_name_of_parts(self._parts), self._parts, len(table) + TRAILER_LEN
 
 
 def table_len_from_trailer(trailer: bytes | memoryview, pack_size: int, what: str) -> int:

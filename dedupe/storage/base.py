@@ -7,9 +7,24 @@ the protocol, so object storage can implement it (FORMAT.md section 11).
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Iterator, Protocol, Union, runtime_checkable
 
 from dedupe.errors import DedupeError
+
+
+# What ``put`` stores: a file's bytes, or the parts they are the concatenation of (a
+# pack's blobs: a local storage writes them with one writev, with no joined copy).
+Data = Union[bytes, memoryview, Sequence[Union[bytes, memoryview]]]
+
+
+def joined(data: Data) -> bytes:
+    """The bytes of ``data`` (parts are joined: one copy)."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    return b"".join(data)
 
 
 class StorageError(DedupeError):
@@ -36,8 +51,9 @@ class Storage(Protocol):
 
     location: str  # for messages: a path or URL
 
-    def put(self, name: str, data: bytes) -> None:
-        """Store ``data`` under ``name`` atomically, replacing any file of that name."""
+    def put(self, name: str, data: Data) -> None:
+        """Store ``data`` (bytes, or parts stored as their concatenation) under ``name``
+        atomically, replacing any file of that name."""
 
     def create(self, name: str, data: bytes) -> None:
         """Store ``data`` under ``name`` only if no such file exists (raises ObjectExists)."""

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import blake3
 
-from dedupe.storage.base import Storage
+from dedupe.storage.base import Data, Storage, joined
 from repo_format import layout, pack
 from repo_format.ids import is_object_name, object_name
 
@@ -171,11 +171,13 @@ class CachedStorage:
 
     # -- writes: through, and into the cache --------------------------------------------
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: Data) -> None:
         self.inner.put(name, data)
         path = self._named_path(name)
-        if path is not None and object_name(data) == path.name:
-            self._write(path, bytes(data))
+        if path is not None:
+            data = joined(data)
+            if object_name(data) == path.name:
+                self._write(path, data)
 
     def create(self, name: str, data: bytes) -> None:
         self.inner.create(name, data)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from dedupe.storage.base import Storage, StorageError
+from dedupe.storage.base import Data, Storage, StorageError
 
 
 class InjectedFault(StorageError):
@@ -27,7 +27,7 @@ class FaultyStorage:
         if self.fail_at is not None and self.writes == self.fail_at:
             raise InjectedFault(f"injected fault: {op} {name} (write #{self.writes})")
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: Data) -> None:
         self._tick("put", name)
         self.inner.put(name, data)
 

@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Iterator
 
-from dedupe.storage.base import ObjectExists, ObjectNotFound, StorageError
+from dedupe.storage.base import Data, ObjectExists, ObjectNotFound, StorageError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -19,6 +19,25 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_IOV_MAX = 1024  # os.writev takes at most this many buffers (Linux's IOV_MAX)
+
+
+def _write_all(fd: int, data: Data) -> None:
+    """Write ``data``, or its parts in order with ``writev`` (no joined copy),
+    resuming after short writes."""
+    views = [memoryview(data)] if isinstance(data, (bytes, bytearray, memoryview)) else [memoryview(p) for p in data]
+    views = [v.cast("B") for v in views if v.nbytes]
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        while written and views:
+            if written >= views[0].nbytes:
+                written -= views[0].nbytes
+                views.pop(0)
+            else:
+                views[0] = views[0][written:]
+                written = 0
 
 
 class LocalStorage:
@@ -34,15 +53,12 @@ class LocalStorage:
             raise StorageError(f"{self.location}: refusing object name {name!r}")
         return self.root / name
 
-    def _write_temp(self, path: Path, data: bytes) -> Path:
+    def _write_temp(self, path: Path, data: Data) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            _write_all(fd, data)
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -51,7 +67,7 @@ class LocalStorage:
         os.close(fd)
         return tmp
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: Data) -> None:
         path = self._path(name)
         try:
             tmp = self._write_temp(path, data)

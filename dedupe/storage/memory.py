@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from dedupe.storage.base import ObjectExists, ObjectNotFound
+from dedupe.storage.base import Data, ObjectExists, ObjectNotFound, joined
 
 
 class MemoryStorage:
@@ -14,9 +14,10 @@ class MemoryStorage:
         self.files: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: Data) -> None:
+        data = joined(data)
         with self._lock:
-            self.files[name] = bytes(data)
+            self.files[name] = data
 
     def create(self, name: str, data: bytes) -> None:
         with self._lock:

@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
-from dedupe.storage.base import ObjectExists, ObjectNotFound, StorageError
+from dedupe.storage.base import Data, ObjectExists, ObjectNotFound, StorageError, joined
 
 SCHEME = "s3://"
 LONG_SCHEMES = ("s3:http://", "s3:https://")
@@ -238,8 +238,8 @@ class S3Storage:
 
     # -- the protocol -----------------------------------------------------------------
 
-    def put(self, name: str, data: bytes) -> None:
-        data = bytes(data)
+    def put(self, name: str, data: Data) -> None:
+        data = joined(data)
         if len(data) >= self.multipart_threshold:
             self._put_multipart(name, data)
         else:
