@@ -27,14 +27,22 @@ _lock = threading.Lock()
 _bound: dict[str, Any] = {"mallopt": None, "threshold": 0, "raised": []}
 
 
+def _libc() -> ctypes.CDLL:
+    """The C library: glibc's usual name first (``find_library`` runs ``ldconfig -p``
+    in a subprocess, a fork of the whole process at every start)."""
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        name = ctypes.util.find_library("c")
+        if not name:
+            raise
+        return ctypes.CDLL(name)
+
+
 def bound_malloc(threshold: int = 1 << 20, arenas: int = 2) -> bool:
     """Returns whether glibc accepted the settings (False elsewhere)."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = _libc().mallopt
     except (OSError, AttributeError):
         return False
     ok = bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_ARENA_MAX, arenas))
