@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import os
 import sys
 from pathlib import Path
@@ -75,9 +74,6 @@ def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool, passp
     Encrypted repositories take their passphrase from $DEDUPE_PASSPHRASE,
     --passphrase-file, --passphrase-command, or a prompt."""
     bound_malloc()
-    # Everything imported so far lives as long as the process: keep it out of the cyclic
-    # collector's way, so its passes walk only what the command itself makes.
-    gc.freeze()
     if passphrase_file:
         os.environ["DEDUPE_PASSPHRASE_FILE"] = passphrase_file
     if passphrase_command:

@@ -18,6 +18,21 @@ os.environ.setdefault("DEDUPE_INSECURE_TEST_KDF", "1")
 
 RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
 
+# A child's peak RSS as the kernel counts it (ru_maxrss) starts at its parent's: exec
+# keeps the high-water mark of the memory it replaces. A command started straight from
+# a test process that has grown large would seem as large, so measured commands run
+# under this small launcher, which writes its child's peak RSS (KiB) to argv[1].
+_MEASURE = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(sys.argv[2:])\n"
+            "_, status, usage = os.wait4(p.pid, 0)\n"
+            "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+            "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
+def measured(argv: list[str], report: str) -> list[str]:
+    """``argv`` run under the launcher that writes its peak RSS to ``report``."""
+    return [sys.executable, "-c", _MEASURE, report, *argv]
+
 
 def assert_clean_error(p: subprocess.CompletedProcess[bytes], code: int, *words: str) -> None:
     """A one-line error naming what went wrong, the right exit code, no traceback."""
