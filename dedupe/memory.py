@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -33,7 +32,8 @@ def _libc() -> ctypes.CDLL:
     try:
         return ctypes.CDLL("libc.so.6")
     except OSError:
-        name = ctypes.util.find_library("c")
+        from ctypes import util
+        name = util.find_library("c")
         if not name:
             raise
         return ctypes.CDLL(name)

@@ -85,6 +85,7 @@ knows which file it is).
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -850,6 +851,17 @@ def _text(raw: bytes) -> str:
 
 def _number(field: bytes, label: str, where: str, what: str = "") -> int:
     """An octal or base-256 (GNU) numeric header field."""
+    value = _field_value(bytes(field))
+    if value is None:
+        subject = f"{what} at {where}" if what else where
+        raise BadFieldError(f"{subject}: {label} field {field!r} is not an octal number")
+    return value
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _field_value(field: bytes) -> int | None:
+    """``_number``'s parse, None if the field is not a number. Cached: most members of
+    a tree share their mode, owner and group fields, and many their times."""
     first = field[0]
     if first & 0x80:
         value = int.from_bytes(bytes([first & 0x7F]) + field[1:], "big")
@@ -861,8 +873,7 @@ def _number(field: bytes, label: str, where: str, what: str = "") -> int:
     if not text:
         return 0
     if not text.isdigit() or b"8" in text or b"9" in text:
-        subject = f"{what} at {where}" if what else where
-        raise BadFieldError(f"{subject}: {label} field {field!r} is not an octal number")
+        return None
     return int(text, 8)
 
 

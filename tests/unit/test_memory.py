@@ -25,3 +25,24 @@ def test_heap_buffers_do_nothing_without_bound_malloc(monkeypatch: pytest.Monkey
     monkeypatch.setitem(memory._bound, "mallopt", None)
     with memory.heap_buffers_up_to(4 << 20):
         assert memory._bound["raised"] == []
+
+
+def test_libc_is_found_without_its_usual_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where loading "libc.so.6" fails, the C library is looked up by find_library
+    (here the same file, which the fake lets load the second time)."""
+    import ctypes
+    import ctypes.util
+
+    real = ctypes.CDLL
+    asked: list[str | None] = []
+
+    def cdll(name: str | None, *args: object, **kwargs: object) -> ctypes.CDLL:
+        asked.append(name)
+        if len(asked) == 1:
+            raise OSError("not here")
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    libc = memory._libc()
+    assert asked == ["libc.so.6", ctypes.util.find_library("c")]
+    assert hasattr(libc, "mallopt")
