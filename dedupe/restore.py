@@ -276,8 +276,8 @@ def write_stream(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup_i
     """Write the original stream to ``out`` and verify its size and BLAKE3 (hashed on
     a thread of its own, beside the writes: a slow disk or the hash alone then bounds
     the speed, not both one after the other). Small pieces (a tar's headers, padding
-    and small files) are gathered into blocks of about GATHER bytes first, so the
-    writes and the hand-offs to the hashing thread are per block, not per piece."""
+    and small files) are gathered into blocks of about GATHER bytes first (one copy),
+    so the writes and the hand-offs to the hashing thread are per block, not per piece."""
     hasher = stream_hash()
     written = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-hash") as hashing:
@@ -293,7 +293,7 @@ def write_stream(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup_i
         gathered = bytearray()
         for piece in iter_stream_pieces(repo, m):
             written += len(piece)
-            if len(piece) >= GATHER:
+            if len(piece) >= GATHER_BELOW:
                 if gathered:
                     emit(gathered)
                     gathered = bytearray()
@@ -316,7 +316,8 @@ def write_stream(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup_i
     return written
 
 
-GATHER = 1 << 20
+GATHER = 1 << 20  # gathered pieces are written in blocks of about this size
+GATHER_BELOW = 256 << 10  # the smallest chunk a stream is cut into: its chunks go as they are
 
 
 def restore_to_file(repo: Repository, m: manifest.Manifest, path: Path, backup_id: str,
