@@ -43,7 +43,6 @@ from dedupe.errors import DedupeError
 from dedupe.repository import BackupNotFound, CorruptObject, Repository
 from dedupe.restore import iter_items
 from dedupe.storage import ObjectNotFound, Storage
-from dedupe.storage.base import abort_stale_writes
 from dedupe.storage.local import LocalStorage
 from dedupe.writer import DEFAULT_PACK_SIZE
 from repo_format import index, items, layout, lock, manifest, pack
@@ -654,7 +653,7 @@ def _sweep(repo: Repository, s: Survey, out: _SegmentWriter | None, gone: dict[s
     report.unused_bytes_after = sum(p.total - p.live for n, p in s.packs.items() if n in kept)
     report.markers_removed = _drop_markers(repo)
     report.temp_files_removed = _drop_temp_files(repo.storage, opts.tmp_max_age_s)
-    report.uploads_aborted = abort_stale_writes(repo.storage, opts.tmp_max_age_s)
+    report.uploads_aborted = repo.storage.abort_stale_uploads(opts.tmp_max_age_s)
 
 
 def _drop_markers(repo: Repository) -> int:

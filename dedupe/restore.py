@@ -27,7 +27,6 @@ MAX_BATCH_RAW = 8 << 20  # plaintext one batch may decompress to (bounds memory)
 MAX_GAP = 1 << 20  # unneeded stored bytes a ranged read may span to join two needed blobs
 BATCHES_IN_FLIGHT = 4
 READS_IN_FLIGHT = 8  # at most this many ranged reads queued or running (for small scattered spans)
-READ_THREADS = 2
 HEAP_BUFFERS = 4 << 20  # chunks (and sealed blobs) up to this size reuse heap memory while restoring
 LOOKAHEAD_BYTES = 32 << 20  # stored bytes of upcoming spans a wide read may be widened to cover
 
@@ -47,11 +46,9 @@ T = TypeVar("T")
 
 
 def read_span(storage: Storage) -> int | None:
-    """Stored bytes one ranged read may cover, when the storage asks for wide reads: a
-    remote storage, where each request has a high fixed cost, sets ``read_span`` (S3:
-    whole packs). None for a local storage."""
-    span = getattr(storage, "read_span", None)
-    return int(span) if span else None
+    """Stored bytes one ranged read may cover, when the storage asks for wide reads
+    (``Storage.read_span``: S3, whole packs); None for a local storage."""
+    return storage.read_span or None
 
 
 def _batches(repo: Repository, refs: Iterable[tuple[bytes, int]], max_span: int = MAX_BATCH_SPAN,
@@ -178,7 +175,7 @@ def read_chunks(repo: Repository, refs: Iterable[tuple[bytes, int]], workers: in
     wide = read_span(repo.storage)
     span = wide or MAX_BATCH_SPAN
     workers = workers or max(1, min(4, os.cpu_count() or 1))
-    threads = max(1, int(getattr(repo.storage, "read_threads", 0) or READ_THREADS))
+    threads = max(1, repo.storage.read_threads)
     # A local read is cheap: there each read stays one batch, freed as soon as it is opened.
     spans = _batches(repo, refs, span, None if wide else MAX_BATCH_RAW)
     runs = _shared_reads(spans, span) if wide else ((_Read(p, s, e, 0), m) for p, s, e, m in spans)

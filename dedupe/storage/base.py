@@ -50,6 +50,12 @@ class Storage(Protocol):
     """What the repository needs from a place to keep files."""
 
     location: str  # for messages: a path or URL
+    # How reads should be shaped (restore): a remote storage, where each request has a
+    # high fixed cost, asks for wide ranged reads (S3: whole packs) with ``read_span``
+    # and runs ``read_threads`` of them at once; a local one leaves the span to the
+    # reader (None).
+    read_span: int | None
+    read_threads: int
 
     def put(self, name: str, data: Data) -> None:
         """Store ``data`` (bytes, or parts stored as their concatenation) under ``name``
@@ -75,11 +81,22 @@ class Storage(Protocol):
 
     def exists(self, name: str) -> bool: ...
 
+    def abort_stale_uploads(self, older_than_s: float) -> int:
+        """Abort writes left unfinished by a crashed writer that began more than
+        ``older_than_s`` seconds ago (S3 multipart uploads, FORMAT.md section 11.2,
+        which cost space while invisible); returns how many. 0 where writes cannot be
+        left half-done (a local temporary file is gc's to remove, section 15.3)."""
 
-def abort_stale_writes(storage: Storage, older_than_s: float) -> int:
-    """Abort writes left unfinished by a crashed writer that began more than
-    ``older_than_s`` seconds ago: S3 multipart uploads (FORMAT.md section 11.2), which
-    cost space while invisible. Storages without such leftovers have nothing to do (0).
-    Returns how many were aborted."""
-    abort = getattr(storage, "abort_stale_uploads", None)  # through CachedStorage too
-    return int(abort(older_than_s)) if callable(abort) else 0
+
+LOCAL_READ_THREADS = 2  # ranged reads at once where a read is a local pread
+
+
+class LocalReads:
+    """The read shape and housekeeping of a storage whose requests cost little and
+    whose writes cannot be left half-done: the reader's own spans, two reads at once."""
+
+    read_span: int | None = None
+    read_threads: int = LOCAL_READ_THREADS
+
+    def abort_stale_uploads(self, older_than_s: float) -> int:
+        return 0

@@ -67,13 +67,18 @@ class CachedStorage:
     def __init__(self, inner: Storage, root: Path) -> None:
         self.inner = inner
         self.location = inner.location
+        self.read_span = inner.read_span
+        self.read_threads = inner.read_threads
         self.root = root
         self.hits = 0
         self.misses = 0
         self.dropped = 0  # damaged cache entries found and removed
 
-    def __getattr__(self, attr: str) -> Any:  # request counters, multipart housekeeping, ...
+    def __getattr__(self, attr: str) -> Any:  # the inner storage's own extras (request counters)
         return getattr(self.inner, attr)
+
+    def abort_stale_uploads(self, older_than_s: float) -> int:
+        return self.inner.abort_stale_uploads(older_than_s)
 
     # -- cache files ----------------------------------------------------------------
 

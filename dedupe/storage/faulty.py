@@ -19,6 +19,8 @@ class FaultyStorage:
     def __init__(self, inner: Storage, fail_at: int | None = None) -> None:
         self.inner = inner
         self.location = inner.location
+        self.read_span = inner.read_span
+        self.read_threads = inner.read_threads
         self.fail_at = fail_at  # 1-based number of the mutating call that fails
         self.writes = 0
 
@@ -50,6 +52,9 @@ class FaultyStorage:
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         return self.inner.list(prefix)
+
+    def abort_stale_uploads(self, older_than_s: float) -> int:
+        return self.inner.abort_stale_uploads(older_than_s)
 
     def exists(self, name: str) -> bool:
         return self.inner.exists(name)

@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Iterator
 
-from dedupe.storage.base import Data, ObjectExists, ObjectNotFound, StorageError
+from dedupe.storage.base import Data, LocalReads, ObjectExists, ObjectNotFound, StorageError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -40,7 +40,7 @@ def _write_all(fd: int, data: Data) -> None:
                 written = 0
 
 
-class LocalStorage:
+class LocalStorage(LocalReads):
     """Files under ``root``. Writes go to a temporary file that is fsynced, then
     renamed (or hard-linked, for ``create``) into place, then the directory is fsynced."""
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from dedupe.storage.base import Data, ObjectExists, ObjectNotFound, joined
+from dedupe.storage.base import Data, LocalReads, ObjectExists, ObjectNotFound, joined
 
 
-class MemoryStorage:
+class MemoryStorage(LocalReads):
     def __init__(self, location: str = "memory://") -> None:
         self.location = location
         self.files: dict[str, bytes] = {}
