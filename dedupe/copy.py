@@ -28,7 +28,7 @@ from dedupe.backup import BackupResult, BackupSession
 from dedupe.errors import DedupeError
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository
-from dedupe.restore import Batch, _batches, iter_items, iter_stream_pieces, map_batches, read_chunks
+from dedupe.restore import iter_items, iter_stream_pieces, read_blobs, read_chunks
 from dedupe.writer import Transaction
 from repo_format import codecs, config, items, manifest
 
@@ -173,20 +173,16 @@ def _copy_chunks(source: Repository, target: Repository, m: manifest.Manifest, r
 
 def read_sealed(repo: Repository, refs: list[tuple[bytes, int]],
                 workers: int | None = None) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """``(chunk id, sealed blob, plaintext)`` of each ref, in pack order (few ranged
-    reads), each blob opened and its plaintext checked against the id."""
+    """``(chunk id, sealed blob, plaintext)`` of each ref, in pack order, read as a
+    restore reads (a whole pack per request on S3, bounded memory), each blob opened
+    and its plaintext checked against the id."""
     ordered = sorted(refs, key=lambda r: (repo.locate(r[0]).pack, repo.locate(r[0]).offset))
 
-    def read(batch: Batch) -> list[tuple[bytes, bytes, bytes]]:
-        pack, start, end, members = batch
-        data = memoryview(repo.read_pack_range(pack, start, end - start))
-        out = []
-        for cid, loc in members:
-            sealed = bytes(data[loc.offset - start:loc.offset - start + loc.length])
-            out.append((cid, sealed, repo.open_chunk(cid, sealed, pack)))
-        return out
+    def open_blob(cid: bytes, stored: memoryview, pack: str) -> tuple[bytes, bytes, bytes]:
+        sealed = bytes(stored)
+        return cid, sealed, repo.open_chunk(cid, sealed, pack)
 
-    return map_batches(read, _batches(repo, ordered), workers)
+    return read_blobs(repo, ordered, open_blob, workers)
 
 
 # -- other chunking: rebuild and store again ----------------------------------------------

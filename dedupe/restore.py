@@ -43,6 +43,7 @@ class WrongBackupKind(DedupeError):
 
 Batch = tuple[str, int, int, list[tuple[bytes, Location]]]
 T = TypeVar("T")
+Opener = Callable[[bytes, memoryview, str], T]  # (chunk id, stored blob, pack name) -> what to yield
 
 
 def read_span(storage: Storage) -> int | None:
@@ -132,37 +133,28 @@ def _split(members: list[tuple[bytes, Location]], max_raw: int) -> Iterator[list
         yield cur
 
 
-def _open_members(repo: Repository, pack: str, start: int, data: memoryview,
-                  members: list[tuple[bytes, Location]]) -> list[bytes]:
+def _open_members(open_blob: Opener[T], pack: str, start: int, data: memoryview,
+                  members: list[tuple[bytes, Location]]) -> list[T]:
     out = []
-    opened: dict[bytes, bytes] = {}
+    opened: dict[bytes, T] = {}
     for cid, loc in members:
-        chunk = opened.get(cid)
-        if chunk is None:
-            chunk = opened[cid] = repo.open_chunk(cid, data[loc.offset - start:loc.offset - start + loc.length], pack)
+        if cid in opened:
+            out.append(opened[cid])
+            continue
+        chunk = opened[cid] = open_blob(cid, data[loc.offset - start:loc.offset - start + loc.length], pack)
         out.append(chunk)
     return out
 
 
-def map_batches(read: Callable[[Batch], list[T]], batches: Iterable[Batch], workers: int | None = None) -> Iterator[T]:
-    """``read(batch)`` on worker threads, at most BATCHES_IN_FLIGHT ahead; results in order."""
-    workers = workers or max(1, min(4, os.cpu_count() or 1))
-    queue: deque[Future[list[T]]] = deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as pool:
-        try:
-            for batch in batches:
-                queue.append(pool.submit(read, batch))
-                while len(queue) >= BATCHES_IN_FLIGHT:
-                    yield from queue.popleft().result()
-            while queue:
-                yield from queue.popleft().result()
-        finally:
-            for fut in queue:
-                fut.cancel()
-
-
 def read_chunks(repo: Repository, refs: Iterable[tuple[bytes, int]], workers: int | None = None) -> Iterator[bytes]:
-    """The plaintext of each ref, in order, each verified against its id.
+    """The plaintext of each ref, in order, each verified against its id (``read_blobs``)."""
+    return read_blobs(repo, refs, repo.open_chunk, workers)
+
+
+def read_blobs(repo: Repository, refs: Iterable[tuple[bytes, int]], open_blob: Opener[T],
+               workers: int | None = None) -> Iterator[T]:
+    """``open_blob(chunk id, stored blob, pack)`` of each ref, in order (a ref repeated
+    within one batch is opened once).
 
     Two stages. Reads: runs of neighbouring blobs, each one ranged read of up to
     ``read_span(storage)`` stored bytes (a whole pack on S3; locally up to 8 MiB and
@@ -182,14 +174,14 @@ def read_chunks(repo: Repository, refs: Iterable[tuple[bytes, int]], workers: in
     reads: deque[tuple[_Read, list[tuple[bytes, Location]], int]] = deque()  # and the bytes each one queued
     queued = 0  # stored bytes of the reads sent for the runs in ``reads``
     pending: deque[tuple[_Read, list[tuple[bytes, Location]]]] = deque()
-    opens: deque[Future[list[bytes]]] = deque()
+    opens: deque[Future[list[T]]] = deque()
 
     def fetch(pack: str, start: int, length: int) -> memoryview:
         return memoryview(repo.read_pack_range(pack, start, length))
 
-    def open_after(read: _Read, members: list[tuple[bytes, Location]]) -> list[bytes]:
+    def open_after(read: _Read, members: list[tuple[bytes, Location]]) -> list[T]:
         assert read.future is not None
-        return _open_members(repo, read.pack, read.start, read.future.result(), members)
+        return _open_members(open_blob, read.pack, read.start, read.future.result(), members)
 
     with heap_buffers_up_to(HEAP_BUFFERS), \
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="restore-read") as readers, \
