@@ -146,7 +146,7 @@ def register(main: click.Group, backup: click.Group) -> None:
     @click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN", help="Only groups matching this glob.")
     @common
     def stats_cmd(groups: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
-        """Space per group, per backup and in total: original, deduplicated, stored."""
+        """Space per group, per host, per backup and in total: original, deduplicated, stored."""
         from dedupe import stats as stats_engine
         c = _ctx(repo, as_json, quiet)
         st = stats_engine.compute(c.open(), list(groups))
@@ -158,13 +158,15 @@ def register(main: click.Group, backup: click.Group) -> None:
         def text() -> str:
             lines = [f"{'GROUP':<40}  {'BACKUPS':>7}  {'ORIGINAL':>10}  {'DEDUP':>10}  {'STORED':>10}  {'RATIO':>7}"]
             lines += [row(g, u) for g, u in sorted(st.groups.items())]
+            if len(st.hosts) > 1:
+                lines += [row(f"host {h or '(none)'}", u) for h, u in sorted(st.hosts.items())]
             lines.append(row("total (all groups)", st.total))
             lines.append(f"repository: {human(st.repository_bytes)} in packs, "
                          f"{human(st.unreferenced_bytes)} referenced by no backup")
             lines.append("")
-            lines.append(f"{'ID':<12}  {'TIME':<16}  {'ORIGINAL':>10}  {'ONLY HERE':>10}  {'FREES':>10}  GROUP")
+            lines.append(f"{'ID':<12}  {'TIME':<16}  {'ORIGINAL':>10}  {'ONLY HERE':>10}  {'FREES':>10}  GROUP (HOST)")
             lines += [f"{b.id[:12]:<12}  {_when(b.time_ns):<16}  {human(b.original):>10}  {human(b.unique_bytes):>10}  "
-                      f"{human(b.unique_stored):>10}  {b.group}" for b in st.backups]
+                      f"{human(b.unique_stored):>10}  {b.group} ({b.host})" for b in st.backups]
             return "\n".join(lines)
 
         c.out(st.to_json(), text)

@@ -1,4 +1,6 @@
-"""Space accounting: where the stored bytes go, per group, per backup and in total.
+"""Space accounting: where the stored bytes go, per group, per host, per backup and in
+total (a host's usage counts each chunk its backups reference once, so hosts that share
+content each count it: the hosts' figures add up to more than the total).
 
 - original: the size of what was backed up (sum of the backups' sizes);
 - deduplicated: the raw bytes of the distinct chunks the backups reference
@@ -46,6 +48,7 @@ class BackupUsage:
     group: str
     time_ns: int
     original: int
+    host: str = ""
     unique_bytes: int = 0  # raw bytes only this backup references
     unique_stored: int = 0  # their stored size: what removing this backup frees
 
@@ -57,6 +60,7 @@ class BackupUsage:
 @dataclass
 class StatsReport:
     groups: dict[str, Usage] = field(default_factory=dict)
+    hosts: dict[str, Usage] = field(default_factory=dict)  # of the groups shown
     backups: list[BackupUsage] = field(default_factory=list)
     total: Usage = field(default_factory=Usage)
     repository_bytes: int = 0  # every pack in storage
@@ -64,6 +68,7 @@ class StatsReport:
 
     def to_json(self) -> dict[str, object]:
         return {"groups": {g: u.to_json() for g, u in sorted(self.groups.items())},
+                "hosts": {h: u.to_json() for h, u in sorted(self.hosts.items())},
                 "backups": [b.to_json() for b in self.backups], "total": self.total.to_json(),
                 "repository_bytes": self.repository_bytes, "unreferenced_bytes": self.unreferenced_bytes}
 
@@ -74,6 +79,7 @@ def compute(repo: Repository, patterns: list[str] | None = None) -> StatsReport:
     shown = select_groups((m.group for _, m in ms), patterns or [])
     owner: dict[bytes, int] = {}  # chunk -> the one backup referencing it, or SHARED
     group_chunks: dict[str, set[bytes]] = {}
+    host_chunks: dict[str, set[bytes]] = {}
     report = StatsReport()
     for i, (name, m) in enumerate(ms):
         mine = {cid for cid, _ in m.items}
@@ -82,11 +88,12 @@ def compute(repo: Repository, patterns: list[str] | None = None) -> StatsReport:
         for cid in mine:
             owner[cid] = i if owner.get(cid, i) == i else SHARED
         if m.group in shown:
-            group_chunks.setdefault(m.group, set()).update(mine)
-            u = report.groups.setdefault(m.group, Usage())
-            u.backups += 1
-            u.original += m.size
-            report.backups.append(BackupUsage(name, m.group, m.time_ns, m.size))
+            for key, usage, chunks in ((m.group, report.groups, group_chunks), (m.host, report.hosts, host_chunks)):
+                chunks.setdefault(key, set()).update(mine)
+                u = usage.setdefault(key, Usage())
+                u.backups += 1
+                u.original += m.size
+            report.backups.append(BackupUsage(name, m.group, m.time_ns, m.size, m.host))
     by_id = {b.id: b for b in report.backups}
     for cid, i in owner.items():
         loc = repo.locate(cid)
@@ -96,11 +103,12 @@ def compute(repo: Repository, patterns: list[str] | None = None) -> StatsReport:
         if b is not None:
             b.unique_bytes += loc.raw_len
             b.unique_stored += loc.length
-    for g, chunks in group_chunks.items():
-        for cid in chunks:
-            loc = repo.locate(cid)
-            report.groups[g].deduplicated += loc.raw_len
-            report.groups[g].stored += loc.length
+    for usage, by_key in ((report.groups, group_chunks), (report.hosts, host_chunks)):
+        for key, chunks in by_key.items():
+            for cid in chunks:
+                loc = repo.locate(cid)
+                usage[key].deduplicated += loc.raw_len
+                usage[key].stored += loc.length
     report.total.backups = len(ms)
     report.total.original = sum(m.size for _, m in ms)
     report.repository_bytes = sum(size for _, size in repo.storage.list(layout.DATA_DIR))

@@ -99,6 +99,23 @@ def test_stats(dedupe: RunCli) -> None:
     assert "db/one" in text and "total" in text and first[:12] in text
 
 
+def test_stats_per_host(dedupe: RunCli) -> None:
+    """Each host's backups are counted apart; content two hosts share counts for both."""
+    dedupe("init")
+    shared, own = os.urandom(6_000_000), os.urandom(1_000_000)  # several chunks each
+    dedupe("backup", "stream", "db", "-", "--host", "alpha", input=shared)
+    dedupe("backup", "stream", "db", "-", "--host", "beta", input=shared + own)
+    st = json.loads(dedupe("stats", "--json").stdout)
+    alpha, beta = st["hosts"]["alpha"], st["hosts"]["beta"]
+    assert alpha["backups"] == 1 and alpha["original"] == 6_000_000
+    assert beta["backups"] == 1 and beta["original"] == 7_000_000
+    assert beta["deduplicated"] - alpha["deduplicated"] >= 500_000  # beta holds own as well
+    assert alpha["deduplicated"] + beta["deduplicated"] > st["total"]["deduplicated"]  # shared, counted twice
+    assert {b["host"] for b in st["backups"]} == {"alpha", "beta"}
+    text = dedupe("stats").stdout.decode()
+    assert "host alpha" in text and "host beta" in text and "db (beta)" in text
+
+
 def test_bad_input(dedupe: RunCli) -> None:
     make_backups(dedupe)
     assert_clean_error(dedupe("prune", "--keep-daily", "-1", check=False), 80, "--keep-daily", "negative")
