@@ -40,6 +40,15 @@ def packed_entry() -> np.dtype[Any]:
     return np.dtype([("id", np.uint8, (ID_LEN,)), ("off", "<u4"), ("len", "<u4"), ("raw", "<u4")])
 
 
+def _permute_rows(a: np.ndarray, order: np.ndarray) -> None:
+    """``a[:] = a[order]`` in place, one 8-byte column at a time, so the extra memory is
+    one column (8 bytes per row), not a second copy of ``a`` (40 bytes per chunk for
+    ids and values): opening a repository of a million chunks peaks lower."""
+    columns = a.view(load_numpy().uint64)  # C-contiguous rows of a multiple of 8 bytes
+    for c in range(columns.shape[1]):
+        columns[:, c] = columns[:, c][order]
+
+
 class ChunkIndex:
     def __init__(self) -> None:
         self.clear()
@@ -142,6 +151,7 @@ class ChunkIndex:
             parts_ids.append(np.frombuffer(b"".join(self._pending), dtype=np.uint8).reshape(-1, ID_LEN))
             parts_values.append(np.array(list(self._pending.values()), dtype=np.uint32).reshape(-1, 4))
         self._pending, self._batches, self._batched = {}, [], 0
+        self._ids = self._values = self._prefix = None  # the parts hold the old arrays until merged
         ids = np.concatenate(parts_ids)
         del parts_ids
         values = np.concatenate(parts_values)
@@ -149,8 +159,8 @@ class ChunkIndex:
         prefix = ids[:, :8].copy().view(">u8").ravel().astype(np.uint64)
         order = np.argsort(prefix, kind="stable")
         prefix = prefix[order]
-        ids = ids[order]
-        values = values[order]
+        _permute_rows(ids, order)
+        _permute_rows(values, order)
         del order
         eq = np.nonzero(prefix[1:] == prefix[:-1])[0] + 1
         if len(eq):
