@@ -87,10 +87,11 @@ def register(main: click.Group, backup: click.Group) -> None:
                        quiet: bool | None) -> None:
         """Back up an LXD server, one backup per object, all in one run: instances and
         custom volumes (with their snapshots), images, config records (profiles,
-        networks, network ACLs, projects, storage pools, server config) and the
-        database. NAMES narrows it to those instances (and the config records).
-        Groups are lxd/<project>/<kind>/<name> and lxd/global/<kind>/<name>. If some
-        objects fail, the others are still backed up and the exit code is 69."""
+        networks, network ACLs, network zones, projects, storage pools, trusted
+        certificates, server config) and the database. NAMES narrows it to those
+        instances (and the config records). Groups are lxd/<project>/<kind>/<name>
+        and lxd/global/<kind>/<name>. If some objects fail, the others are still
+        backed up and the exit code is 69."""
         if names and all_instances:
             raise click.UsageError("give instance NAMES or --all, not both")
         c = ctx(repo, as_json, quiet)

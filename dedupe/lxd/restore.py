@@ -93,8 +93,11 @@ class Restorer:
     def _record(self, info: api.BackupInfo, meta: dict[str, Any]) -> list[RestoredObject]:
         if meta["kind"] not in RECORDS:
             raise NotAnLXDBackup(f"backup {info.id[:12]}: unknown LXD object kind {meta['kind']!r}")
+        key = RECORDS[meta["kind"]].key
+        if self.opts.as_name and key != "name":
+            raise LXDRestoreError(f"--as does not apply to a {meta['kind']}: it is named by its {key}")
         name, project = self.target(meta)
-        record = {**read_record(self.repo, info), "name": name}
+        record = {**read_record(self.repo, info), key: name}
         action = restore_record(self.client, meta["kind"], record, project, self.opts.force)
         return [self._done(info, meta, name, project, action)]
 

@@ -1,7 +1,8 @@
 """Everything of one LXD backup run back into LXD (``dedupe restore --to-lxd --run``),
-in dependency order: projects, storage pools, network ACLs, networks, profiles, images,
-volumes, instances, server config. Database dumps are not loaded into LXD (restore them
-with ``--to-file``)."""
+in dependency order: projects, trusted certificates (which may name projects), storage
+pools, network ACLs, network zones (a network's ``dns.zone.forward`` names one),
+networks, profiles, images, volumes, instances, server config. Database dumps are not
+loaded into LXD (restore them with ``--to-file``)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from dedupe.sources.lxd.errors import LXDError
 
 RUN_ORDER: Final = (
     "project",
+    "certificate",
     "storage-pool",
     "network-acl",
+    "network-zone",
     "network",
     "profile",
     "image",

@@ -233,9 +233,9 @@ class LXDTestProject:
 
 
 def _delete_everything(lxd: LXDClient, project: str) -> None:
-    """Empty the project (instances, custom volumes, profiles, and its own images and
-    network ACLs) and delete it. A project that shares the default project's images
-    (features.images=false) lists those: they are left alone."""
+    """Empty the project (instances, custom volumes, profiles, and its own images,
+    network ACLs and network zones) and delete it. A project that shares the default
+    project's images (features.images=false) lists those: they are left alone."""
     features = lxd.project_record(project).get("config") or {}
     for inst in lxd.instances(project):
         if inst.get("status") != "Stopped":
@@ -253,6 +253,8 @@ def _delete_everything(lxd: LXDClient, project: str) -> None:
     if features.get("features.networks") == "true":
         for acl in lxd.network_acls(project):
             lxd.delete_network_acl(acl["name"], project=project)
+        for zone in lxd.network_zones(project):
+            lxd.delete_network_zone(zone["name"], project=project)
     lxd.delete_project(project)
 
 

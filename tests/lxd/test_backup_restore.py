@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from dedupe_testing import RunCli, assert_clean_error
+from lxd.conftest import make_cert
 
 from dedupe import api
 from dedupe.lxd.backup import backup_lxd
@@ -383,6 +384,118 @@ def test_config_records_come_back_equal(lxd: LXDClient, lxd_project: Any, dedupe
         for cleanup in (lambda: lxd.delete_network(net, "default"), lambda: lxd.delete_storage_pool(pool)):
             with contextlib.suppress(LXDNotFound):
                 cleanup()
+
+
+@contextlib.contextmanager
+def zone_and_certificate(lxd: LXDClient, p: Any, tmp_path: Path) -> Any:
+    """A network zone with two DNS records in the project (its networks made its own)
+    and a trusted certificate restricted to the project: (zone name, fingerprint, PEM).
+    Both are deleted afterwards, whatever happened."""
+    set_features(lxd, p.name, networks="true")
+    tag = secrets.token_hex(3)
+    zone = f"dt{tag}.example"  # zone names are DNS names
+    _, _, pem = make_cert(f"dedupe-test-{tag}", tmp_path)
+    fingerprint = ""
+    try:
+        p.lxc("network", "zone", "create", zone, "user.k=v")
+        p.lxc("network", "zone", "set", zone, "dns.nameservers=ns1.example")
+        p.lxc("network", "zone", "record", "create", zone, "www", "user.r=1")
+        p.lxc("network", "zone", "record", "entry", "add", zone, "www", "A", "192.0.2.10", "--ttl", "300")
+        p.lxc("network", "zone", "record", "create", zone, "mail")
+        p.lxc("network", "zone", "record", "entry", "add", zone, "mail", "A", "192.0.2.11")
+        p.lxc("network", "zone", "record", "entry", "add", zone, "mail", "TXT", "v=spf1 -all", "--ttl", "600")
+        fingerprint = lxd.add_certificate(pem, name=f"dedupe-test-{tag}", restricted=True, projects=[p.name])
+        yield zone, fingerprint, pem
+    finally:
+        with contextlib.suppress(LXDNotFound):
+            p.client.delete_network_zone(zone)
+        if fingerprint:
+            with contextlib.suppress(LXDNotFound):
+                lxd.delete_certificate(fingerprint)
+
+
+ZONE_FIELDS = ("name", "description", "config")
+RECORD_FIELDS = ("name", "description", "config", "entries")
+CERTIFICATE_FIELDS = ("fingerprint", "name", "type", "restricted", "projects", "certificate")
+
+
+def assert_same_zone(after: dict[str, Any], before: dict[str, Any]) -> None:
+    for key in ZONE_FIELDS:
+        assert after[key] == before[key], key
+    assert [r["name"] for r in after["records"]] == [r["name"] for r in before["records"]]
+    for got, wanted in zip(after["records"], before["records"], strict=True):
+        for key in RECORD_FIELDS:
+            assert got[key] == wanted[key], (wanted["name"], key)
+
+
+def test_network_zone_and_certificate_come_back_equal(lxd: LXDClient, lxd_project: Any, dedupe: RunCli,
+                                                      tmp_path: Path) -> None:
+    p = lxd_project
+    with zone_and_certificate(lxd, p, tmp_path) as (zone, fingerprint, pem):
+        before_zone = p.client.network_zone(zone)
+        assert [r["name"] for r in before_zone["records"]] == ["mail", "www"]
+        assert [len(r["entries"]) for r in before_zone["records"]] == [2, 1]
+        assert zone in [z["name"] for z in p.client.network_zones()]  # the project's own zone
+        before_cert = lxd.certificate(fingerprint)
+        assert before_cert["certificate"].startswith("-----BEGIN CERTIFICATE-----")  # GET gives PEM
+        assert (before_cert["restricted"], before_cert["projects"]) == (True, [p.name])
+        dedupe("init")
+        run = backup(dedupe, "--only", "config")
+        zone_id = run["by_group"][f"lxd/{p.name}/network-zone/{zone}"]["id"]
+        cert_id = run["by_group"][f"lxd/global/certificate/{fingerprint}"]["id"]
+        assert json.loads(dedupe("restore", zone_id, "--stdout").stdout) == before_zone  # zone + records, as read
+        assert json.loads(dedupe("restore", cert_id, "--stdout").stdout) == before_cert
+        p.client.delete_network_zone(zone)
+        lxd.delete_certificate(fingerprint)
+        with pytest.raises(LXDNotFound):
+            p.client.network_zone(zone)
+        with pytest.raises(LXDNotFound):
+            lxd.certificate(fingerprint)
+        assert restore(dedupe, cert_id)[0]["action"] == "created"
+        assert restore(dedupe, zone_id)[0]["action"] == "created"
+        assert_same_zone(p.client.network_zone(zone), before_zone)
+        after_cert = lxd.certificate(fingerprint)
+        for key in CERTIFICATE_FIELDS:
+            assert after_cert[key] == before_cert[key], key
+        assert after_cert["certificate"].strip() == pem.strip()
+        assert_clean_error(dedupe("restore", cert_id, "--to-lxd", "--as", "x", check=False), 60, "--as",
+                           "fingerprint")
+
+
+def test_restoring_over_equal_zone_and_certificate_is_unchanged(lxd: LXDClient, lxd_project: Any, dedupe: RunCli,
+                                                                tmp_path: Path) -> None:
+    """Equal: "unchanged"; changed since the backup: refused without --force, put back
+    ("updated") with it, the zone's DNS records too (one changed, one removed, one added)."""
+    p = lxd_project
+    with zone_and_certificate(lxd, p, tmp_path) as (zone, fingerprint, _):
+        before_zone, before_cert = p.client.network_zone(zone), lxd.certificate(fingerprint)
+        dedupe("init")
+        run = backup(dedupe, "--only", "config")
+        zone_id = run["by_group"][f"lxd/{p.name}/network-zone/{zone}"]["id"]
+        cert_id = run["by_group"][f"lxd/global/certificate/{fingerprint}"]["id"]
+        assert restore(dedupe, zone_id)[0]["action"] == "unchanged"
+        assert restore(dedupe, cert_id)[0]["action"] == "unchanged"
+        assert_same_zone(p.client.network_zone(zone), before_zone)
+        assert lxd.certificate(fingerprint) == before_cert
+        # changed: refused without --force, then put back
+        p.lxc("network", "zone", "set", zone, "user.k=changed")
+        p.lxc("network", "zone", "record", "entry", "remove", zone, "www", "A", "192.0.2.10")
+        p.lxc("network", "zone", "record", "entry", "add", zone, "www", "A", "192.0.2.99")
+        p.lxc("network", "zone", "record", "delete", zone, "mail")
+        p.lxc("network", "zone", "record", "create", zone, "extra")
+        edited = {**{k: before_cert[k] for k in ("type", "certificate")}, "name": "renamed", "restricted": False,
+                  "projects": []}
+        subprocess.run(["lxc", "config", "trust", "edit", fingerprint], input=json.dumps(edited), text=True,
+                       capture_output=True, timeout=60, check=True)  # JSON is YAML
+        assert lxd.certificate(fingerprint)["name"] == "renamed"
+        assert_clean_error(restore(dedupe, zone_id, check=False), 60, "exists", zone, "--force")
+        assert_clean_error(restore(dedupe, cert_id, check=False), 60, "exists", fingerprint, "--force")
+        assert restore(dedupe, zone_id, "--force")[0]["action"] == "updated"
+        assert restore(dedupe, cert_id, "--force")[0]["action"] == "updated"
+        assert_same_zone(p.client.network_zone(zone), before_zone)
+        after_cert = lxd.certificate(fingerprint)
+        for key in CERTIFICATE_FIELDS:
+            assert after_cert[key] == before_cert[key], key
 
 
 # ======================================================================================

@@ -1,8 +1,9 @@
-"""Config records back into LXD: profiles, networks, network ACLs, projects and
-storage pools (created from the record without its read-only fields; with ``force``,
-updated in place; a storage pool is never changed), and the server config. An equal
-record is "unchanged"; a ``default`` profile that LXD made empty (a new project's) is
-updated without ``force``."""
+"""Config records back into LXD: profiles, networks, network ACLs, network zones (with
+their DNS records), projects, storage pools and trusted certificates (created from the
+record without its read-only fields; with ``force``, updated in place; a storage pool is
+never changed), and the server config. An equal record is "unchanged"; a ``default``
+profile that LXD made empty (a new project's) is updated without ``force``. Records are
+named by their ``name``, certificates by their ``fingerprint``."""
 
 from __future__ import annotations
 
@@ -22,38 +23,29 @@ class RecordAPI:
     get: Callable[[LXDClient, str, str | None], Record]
     create: Callable[[LXDClient, Record, str | None], None]
     update: Callable[[LXDClient, Record, str | None], None] | None
+    key: str = "name"  # the field that names the object
 
 
+_C = LXDClient  # project-scoped collections: the client's methods, unbound (client, name or record, project)
 RECORDS: Final[dict[str, RecordAPI]] = {
-    "profile": RecordAPI(
-        "profile",
-        lambda c, n, p: c.profile(n, p),
-        lambda c, r, p: c.create_profile(r, p),
-        lambda c, r, p: c.update_profile(r, p),
-    ),
-    "network": RecordAPI(
-        "network",
-        lambda c, n, p: c.network(n, p),
-        lambda c, r, p: c.create_network(r, p),
-        lambda c, r, p: c.update_network(r, p),
-    ),
-    "network-acl": RecordAPI(
-        "network_acl",
-        lambda c, n, p: c.network_acl(n, p),
-        lambda c, r, p: c.create_network_acl(r, p),
-        lambda c, r, p: c.update_network_acl(r, p),
-    ),
+    "profile": RecordAPI("profile", _C.profile, _C.create_profile, _C.update_profile),
+    "network": RecordAPI("network", _C.network, _C.create_network, _C.update_network),
+    "network-acl": RecordAPI("network_acl", _C.network_acl, _C.create_network_acl, _C.update_network_acl),
+    "network-zone": RecordAPI("network_zone", _C.network_zone, _C.create_network_zone, _C.update_network_zone),
+    # server-wide collections (no project)
     "project": RecordAPI(
-        "project",
-        lambda c, n, p: c.project_record(n),
-        lambda c, r, p: c.create_project(r),
+        "project", lambda c, n, p: c.project_record(n), lambda c, r, p: c.create_project(r),
         lambda c, r, p: c.update_project(r),
     ),
     "storage-pool": RecordAPI(
         "storage_pool", lambda c, n, p: c.storage_pool(n), lambda c, r, p: c.create_storage_pool(r), None
     ),
+    "certificate": RecordAPI(
+        "certificate", lambda c, n, p: c.certificate(n), lambda c, r, p: c.create_certificate(r),
+        lambda c, r, p: c.update_certificate(r), key="fingerprint",
+    ),
 }
-GLOBAL_KINDS: Final = frozenset({"project", "storage-pool", "server-config", "database"})
+GLOBAL_KINDS: Final = frozenset({"project", "storage-pool", "certificate", "server-config", "database"})
 
 
 def exists(get: Callable[[], Any]) -> Any | None:
@@ -67,7 +59,7 @@ def exists(get: Callable[[], Any]) -> Any | None:
 def restore_record(client: LXDClient, kind: str, record: Record, project: str | None, force: bool) -> str:
     """Create (or with ``force`` update) one config record; returns the action."""
     rec_api = RECORDS[kind]
-    name = str(record["name"])
+    name = str(record[rec_api.key])
     current = exists(lambda: rec_api.get(client, name, project))
     where = f" in project {project}" if project and kind not in GLOBAL_KINDS else ""
     if current is None:

@@ -1,5 +1,6 @@
 """Creating, updating and deleting LXD's config records: profiles, networks, network
-ACLs, projects, storage pools, the server config and trusted certificates."""
+ACLs, network zones (with their DNS records), projects, storage pools, the server config
+and trusted certificates."""
 
 from __future__ import annotations
 
@@ -14,19 +15,26 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from dedupe.sources.lxd.records import Project, Record, RecordKind, for_put, strip_read_only
 from dedupe.sources.lxd.transport import Transport
 
+# a collection below /1.0: one segment ("profiles") or several ("network-zones", z, "records")
+Collection = str | tuple[str, ...]
+
+
+def _segments(collection: Collection, *more: str) -> list[str]:
+    return ["1.0", *((collection,) if isinstance(collection, str) else collection), *more]
+
 
 class ConfigWrites(Transport):
     # -- one pattern for every record collection: POST to create, PUT the whole record
     # to update, DELETE by name (``project=False``: a server-wide collection)
 
-    def _create(self, collection: str, kind: RecordKind, record: Record, project: Project | bool) -> None:
-        self._sync("POST", ["1.0", collection], project=project, json=strip_read_only(kind, record))
+    def _create(self, collection: Collection, kind: RecordKind, record: Record, project: Project | bool) -> None:
+        self._sync("POST", _segments(collection), project=project, json=strip_read_only(kind, record))
 
-    def _replace(self, collection: str, kind: str, record: Record, project: Project | bool) -> None:
-        self._sync("PUT", ["1.0", collection, record["name"]], project=project, json=for_put(kind, record))
+    def _replace(self, collection: Collection, kind: RecordKind, record: Record, project: Project | bool) -> None:
+        self._sync("PUT", _segments(collection, record["name"]), project=project, json=for_put(kind, record))
 
-    def _delete(self, collection: str, name: str, project: Project | bool) -> None:
-        self._sync("DELETE", ["1.0", collection, name], project=project)
+    def _delete(self, collection: Collection, name: str, project: Project | bool) -> None:
+        self._sync("DELETE", _segments(collection, name), project=project)
 
     def create_profile(self, record: Record, project: Project = None) -> None:
         self._create("profiles", "profile", record, project)
@@ -55,6 +63,29 @@ class ConfigWrites(Transport):
 
     def delete_network_acl(self, name: str, project: Project = None) -> None:
         self._delete("network-acls", name, project)
+
+    def create_network_zone(self, record: Record, project: Project = None) -> None:
+        """Create a zone as ``network_zone`` reads it, then its DNS records (``records``)."""
+        self._create("network-zones", "network_zone", {k: v for k, v in record.items() if k != "records"}, project)
+        for entry in record.get("records") or ():
+            self._create(_zone_records(record["name"]), "network_zone_record", entry, project)
+
+    def update_network_zone(self, record: Record, project: Project = None) -> None:
+        """PUT the zone's description and config, then make its DNS records those of
+        ``record``: PUT over the ones it has, POST the missing ones, DELETE the others."""
+        self._replace("network-zones", "network_zone", record, project)
+        records = _zone_records(record["name"])
+        have = {r["name"] for r in self.network_zone_records(record["name"], project)}
+        wanted = record.get("records") or []
+        for entry in wanted:
+            write = self._replace if entry["name"] in have else self._create
+            write(records, "network_zone_record", entry, project)
+        for name in sorted(have - {r["name"] for r in wanted}):
+            self._delete(records, name, project)
+
+    def delete_network_zone(self, name: str, project: Project = None) -> None:
+        """Delete a zone (LXD deletes its DNS records with it)."""
+        self._delete("network-zones", name, project)
 
     def create_project(self, record: Record) -> None:
         self._create("projects", "project", record, False)
@@ -90,35 +121,63 @@ class ConfigWrites(Transport):
         name: str,
         restricted: bool = False,
         projects: Iterable[str] = (),
+        cert_type: str = "client",
     ) -> str:
-        """Trust a client certificate (PEM or base64 DER); returns its fingerprint."""
-        der = _certificate_der(certificate)
+        """Trust a certificate (PEM or base64 DER); returns its fingerprint."""
         body = {
-            "type": "client",
+            "type": cert_type,
             "name": name,
             "restricted": restricted,
             "projects": list(projects),
-            "certificate": base64.b64encode(der).decode(),
+            "certificate": certificate_post_form(certificate),
         }
         self._sync("POST", ["1.0", "certificates"], project=False, json=body)
-        return hashlib.sha256(der).hexdigest()
+        return certificate_fingerprint(certificate)
 
     def create_certificate(self, record: Record) -> str:
         """Re-create a certificate record as read (its PEM is converted to base64 DER,
-        the only form POST accepts)."""
+        the only form POST accepts), keeping name, type, restricted and projects."""
         return self.add_certificate(
             record["certificate"],
             record.get("name", ""),
             bool(record.get("restricted")),
             record.get("projects") or (),
+            record.get("type") or "client",
+        )
+
+    def update_certificate(self, record: Record) -> None:
+        """PATCH name, type, restricted and projects of the certificate with the
+        record's fingerprint (the certificate itself is what the fingerprint names)."""
+        self._sync(
+            "PATCH",
+            ["1.0", "certificates", record["fingerprint"]],
+            project=False,
+            json=for_put("certificate", record),
         )
 
     def delete_certificate(self, fingerprint: str) -> None:
         self._sync("DELETE", ["1.0", "certificates", fingerprint], project=False)
 
 
+def _zone_records(zone: str) -> tuple[str, ...]:
+    return ("network-zones", zone, "records")
+
+
 def _certificate_der(certificate: str | bytes) -> bytes:
     data = certificate.encode() if isinstance(certificate, str) else certificate
     if b"-----BEGIN" in data:
         return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
-    return base64.b64decode(data)
+    return base64.b64decode(data, validate=True)
+
+
+def certificate_post_form(certificate: str | bytes) -> str:
+    """What ``POST /1.0/certificates`` takes as ``certificate``: base64 of the DER, with
+    no PEM header, footer or line breaks (LXD 5.0.2 answers a PEM with 400 "illegal
+    base64 data at input byte 0", lxd-facts.md section 5), from a PEM (as GET gives it)
+    or from that form already."""
+    return base64.b64encode(_certificate_der(certificate)).decode()
+
+
+def certificate_fingerprint(certificate: str | bytes) -> str:
+    """LXD's fingerprint of a certificate: the SHA-256 of its DER, in hex."""
+    return hashlib.sha256(_certificate_der(certificate)).hexdigest()

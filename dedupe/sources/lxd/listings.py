@@ -1,5 +1,6 @@
 """Reading LXD's objects: the server, instances and snapshots, volumes, pools, images,
-profiles, networks, projects, certificates (``?recursion=1`` listings)."""
+profiles, networks, network ACLs and zones, projects, certificates (``?recursion=1``
+listings)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,22 @@ class Listings(Transport):
     def network_acl(self, name: str, project: Project = None) -> Record:
         return dict(self._get("network-acls", name, project=project))
 
+    def network_zones(self, project: Project = None) -> list[Record]:
+        """Network zones, each with its DNS records as ``records`` (see ``network_zone``)."""
+        return [self._with_records(z, project) for z in self._list("network-zones", project=project)]
+
+    def network_zone(self, name: str, project: Project = None) -> Record:
+        """A network zone as dedupe keeps it: the zone's record plus ``records``, its DNS
+        records (``/1.0/network-zones/<name>/records``) sorted by name."""
+        return self._with_records(dict(self._get("network-zones", name, project=project)), project)
+
+    def network_zone_records(self, zone: str, project: Project = None) -> list[Record]:
+        return self._list("network-zones", zone, "records", project=project)
+
+    def _with_records(self, zone: Record, project: Project) -> Record:
+        records = self.network_zone_records(zone["name"], project)
+        return {**zone, "records": sorted(records, key=lambda r: str(r.get("name", "")))}
+
     def projects(self) -> list[Record]:
         return self._list("projects", project=False)
 
@@ -84,3 +101,6 @@ class Listings(Transport):
 
     def certificates(self) -> list[Record]:
         return self._list("certificates", project=False)
+
+    def certificate(self, fingerprint: str) -> Record:
+        return dict(self._get("certificates", fingerprint, project=False))

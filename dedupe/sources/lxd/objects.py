@@ -9,8 +9,10 @@ cannot clash, because no project-scoped kind is a global kind)::
     lxd/<project>/profile/<name>           stream: canonical JSON of the record
     lxd/<project>/network/<name>           "
     lxd/<project>/network-acl/<name>       "
+    lxd/<project>/network-zone/<name>      " (the zone, its DNS records in ``records``)
     lxd/global/project/<name>              "
     lxd/global/storage-pool/<name>         "
+    lxd/global/certificate/<fingerprint>   " (a trusted certificate, PEM as GET gives it)
     lxd/global/server-config               " (the ``config`` map of GET /1.0)
     lxd/global/database/global             stream: ``lxd sql global .dump``
     lxd/global/database/local              stream: ``lxd sql local .dump``

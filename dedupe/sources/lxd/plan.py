@@ -40,9 +40,10 @@ class LXDSelection:
     default: everything, except that instance names narrow it to instances and config
     records, and that the database dumps come only with runs over all projects on the
     local socket (``/internal/sql`` is not served over HTTPS). Config records of a
-    single-project run are its project record, the profiles, networks and ACLs it uses
-    (its own, or the default project's when it shares them) and the storage pools
-    (what restoring it onto an empty server needs), but not the server config.
+    single-project run are its project record, the profiles, networks, network ACLs and
+    network zones it uses (its own, or the default project's when it shares them) and the
+    storage pools (what restoring it onto an empty server needs), but not the server
+    config and the trusted certificates (server-wide: only in runs over all projects).
     ``instance_only`` leaves the snapshots of instances and volumes out.
     """
 
@@ -135,6 +136,9 @@ def plan(
     if "config" in kinds:
         if sel.project is None:
             objects.append(record_object("server-config", None, "", client.server_config()))
+            objects += [
+                record_object("certificate", None, c["fingerprint"], c) for c in client.certificates()
+            ]
         objects += [
             record_object("storage-pool", None, p["name"], p) for p in client.storage_pools()
         ]
@@ -147,6 +151,10 @@ def plan(
             objects += [record_object("network", proj, r["name"], r) for r in client.networks(proj)]
             objects += [
                 record_object("network-acl", proj, r["name"], r) for r in client.network_acls(proj)
+            ]
+            # each zone with its DNS records (LXD 5.0 keeps zones with the networks)
+            objects += [
+                record_object("network-zone", proj, r["name"], r) for r in client.network_zones(proj)
             ]
     if "database" in kinds:
         objects += [database_object(client, db) for db in ("global", "local")]

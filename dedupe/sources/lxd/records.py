@@ -15,6 +15,7 @@ _READ_ONLY: Final[dict[str, frozenset[str]]] = {
     "network": frozenset({"used_by", "managed", "status", "locations"}),
     "network_acl": frozenset({"used_by"}),
     "network_zone": frozenset({"used_by"}),
+    "network_zone_record": frozenset(),
     "profile": frozenset({"used_by", "project"}),
     "certificate": frozenset({"fingerprint"}),
     "image_alias": frozenset({"type"}),
@@ -42,6 +43,10 @@ _NOT_IN_PUT: Final[dict[str, frozenset[str]]] = {
     "profile": frozenset({"name"}),
     "network": frozenset({"name", "type"}),
     "network_acl": frozenset({"name"}),
+    "network_zone": frozenset({"name", "records"}),
+    "network_zone_record": frozenset({"name"}),
+    # the certificate itself cannot change under its fingerprint
+    "certificate": frozenset({"certificate"}),
     "storage_pool": frozenset({"name", "driver"}),
 }
 RecordKind = Literal[
@@ -50,6 +55,7 @@ RecordKind = Literal[
     "network",
     "network_acl",
     "network_zone",
+    "network_zone_record",
     "profile",
     "certificate",
     "image_alias",
@@ -72,6 +78,7 @@ def strip_read_only(kind: RecordKind, record: Record) -> Record:
     return {k: v for k, v in record.items() if k not in drop}
 
 
-def for_put(kind: str, record: Record) -> Record:
+def for_put(kind: RecordKind, record: Record) -> Record:
+    """A copy of ``record`` with only the fields an update (PUT or PATCH) takes."""
     drop = _READ_ONLY[kind] | _NOT_IN_PUT.get(kind, frozenset())
     return {k: v for k, v in record.items() if k not in drop}
