@@ -2,4 +2,4 @@
 
 from dedupe.storage.base import Data, ObjectExists, ObjectNotFound, Storage, StorageError, joined
 
-__all__ = ["ObjectExists", "ObjectNotFound", "Storage", "StorageError"]
+__all__ = ["Data", "ObjectExists", "ObjectNotFound", "Storage", "StorageError", "joined"]
