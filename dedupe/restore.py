@@ -18,7 +18,6 @@ from dedupe.errors import DedupeError
 from dedupe.memory import heap_buffers_up_to
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Location, Repository
-from dedupe.storage import Storage
 from repo_format import items, manifest
 from repo_format.ids import stream_hash
 
@@ -28,6 +27,8 @@ MAX_GAP = 1 << 20  # unneeded stored bytes a ranged read may span to join two ne
 BATCHES_IN_FLIGHT = 4
 READS_IN_FLIGHT = 8  # at most this many ranged reads queued or running (for small scattered spans)
 HEAP_BUFFERS = 4 << 20  # chunks (and sealed blobs) up to this size reuse heap memory while restoring
+GATHER = 1 << 20  # a stream restore writes pieces smaller than GATHER_BELOW in blocks of this size
+GATHER_BELOW = 256 << 10  # the smallest chunk a stream is cut into: its chunks go as they are
 LOOKAHEAD_BYTES = 32 << 20  # stored bytes of upcoming spans a wide read may be widened to cover
 
 
@@ -44,12 +45,6 @@ class WrongBackupKind(DedupeError):
 Batch = tuple[str, int, int, list[tuple[bytes, Location]]]
 T = TypeVar("T")
 Opener = Callable[[bytes, memoryview, str], T]  # (chunk id, stored blob, pack name) -> what to yield
-
-
-def read_span(storage: Storage) -> int | None:
-    """Stored bytes one ranged read may cover, when the storage asks for wide reads
-    (``Storage.read_span``: S3, whole packs); None for a local storage."""
-    return storage.read_span or None
 
 
 def _batches(repo: Repository, refs: Iterable[tuple[bytes, int]], max_span: int = MAX_BATCH_SPAN,
@@ -157,14 +152,14 @@ def read_blobs(repo: Repository, refs: Iterable[tuple[bytes, int]], open_blob: O
     within one batch is opened once).
 
     Two stages. Reads: runs of neighbouring blobs, each one ranged read of up to
-    ``read_span(storage)`` stored bytes (a whole pack on S3; locally up to 8 MiB and
+    ``Storage.read_span`` stored bytes (a whole pack on S3; locally up to 8 MiB and
     one batch), run on their own threads about half a span ahead of the opens. Opens:
     each read is cut into batches of at most MAX_BATCH_RAW plaintext, opened and
     verified on worker threads, at most BATCHES_IN_FLIGHT ahead of the consumer.
     Memory: the reads ahead, the reads the open batches cut from (at most
     BATCHES_IN_FLIGHT, usually one or two), and BATCHES_IN_FLIGHT + 1 batches of
     plaintext, whatever the size of the backup."""
-    wide = read_span(repo.storage)
+    wide = repo.storage.read_span or None  # S3: whole packs; local: our own spans
     span = wide or MAX_BATCH_SPAN
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     threads = max(1, repo.storage.read_threads)
@@ -303,10 +298,6 @@ def write_stream(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup_i
     if m.stream_b3 is not None and hasher.digest() != m.stream_b3:
         raise RestoreMismatch(f"backup {backup_id[:12]}: rebuilt stream's BLAKE3 does not match the manifest")
     return written
-
-
-GATHER = 1 << 20  # gathered pieces are written in blocks of about this size
-GATHER_BELOW = 256 << 10  # the smallest chunk a stream is cut into: its chunks go as they are
 
 
 def restore_to_file(repo: Repository, m: manifest.Manifest, path: Path, backup_id: str,

@@ -27,17 +27,17 @@ _IOV_MAX = 1024  # os.writev takes at most this many buffers (Linux's IOV_MAX)
 def _write_all(fd: int, data: Data) -> None:
     """Write ``data``, or its parts in order with ``writev`` (no joined copy),
     resuming after short writes."""
-    views = [memoryview(data)] if isinstance(data, (bytes, bytearray, memoryview)) else [memoryview(p) for p in data]
-    views = [v.cast("B") for v in views if v.nbytes]
-    while views:
-        written = os.writev(fd, views[:_IOV_MAX])
-        while written and views:
-            if written >= views[0].nbytes:
-                written -= views[0].nbytes
-                views.pop(0)
-            else:
-                views[0] = views[0][written:]
-                written = 0
+    parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
+    views = [v for v in (memoryview(p).cast("B") for p in parts) if v.nbytes]
+    i = 0  # the first view not wholly written
+    while i < len(views):
+        written = os.writev(fd, views[i:i + _IOV_MAX])
+        while written:
+            if written < views[i].nbytes:
+                views[i] = views[i][written:]
+                break
+            written -= views[i].nbytes
+            i += 1
 
 
 class LocalStorage(LocalReads):

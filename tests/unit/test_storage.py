@@ -75,3 +75,27 @@ def test_local_ignores_temp_files_in_listings(tmp_path: Path) -> None:
     (tmp_path / "data" / "ab" / ".y.1234.tmp").write_bytes(b"partial")
     assert list(s.list("data")) == [("data/ab/x", 1)]
     assert list(s.temp_files()) == ["data/ab/.y.1234.tmp"]
+
+
+def test_put_of_parts_is_their_concatenation(storage: Storage) -> None:
+    parts = [b"head", b"", memoryview(b"middle"), bytearray(b"tail")]
+    storage.put("data/ab/parts", parts)
+    assert storage.get("data/ab/parts") == b"headmiddletail"
+
+
+def test_local_put_of_parts_survives_short_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """writev may write less than asked, ending inside a part: the rest follows."""
+    import os
+
+    real = os.writev
+    calls = []
+
+    def short(fd: int, buffers: list[memoryview]) -> int:
+        calls.append(len(buffers))
+        return real(fd, [bytes(b"".join(buffers)[:5])])
+
+    monkeypatch.setattr(os, "writev", short)
+    parts = [os.urandom(7) for _ in range(3000)]  # more than one writev's worth of buffers
+    LocalStorage(tmp_path / "s").put("data/ab/short", parts)
+    assert (tmp_path / "s" / "data/ab/short").read_bytes() == b"".join(parts)
+    assert max(calls) <= 1024
