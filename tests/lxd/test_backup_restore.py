@@ -15,14 +15,11 @@ import os
 import secrets
 import stat
 import subprocess
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dedupe_testing import RunCli, assert_clean_error
-from lxd.conftest import make_cert
 
 from dedupe import api
 from dedupe.lxd.backup import backup_lxd
@@ -31,6 +28,7 @@ from dedupe.lxd.restore_run import RUN_ORDER
 from dedupe.restore import RestoreMismatch
 from dedupe.sources.lxd import LXDClient, LXDNotFound, LXDStreamBroken, strip_read_only
 from dedupe.sources.lxd.plan import LXDSelection
+from lxd.conftest import make_cert
 
 pytestmark = pytest.mark.lxd
 POOL = "default"
@@ -78,23 +76,15 @@ def listing(root: Path) -> tuple[dict[str, tuple[Any, ...]], dict[str, int]]:
     return entries, times
 
 
-def assert_same_tree(before: tuple[dict[str, Any], dict[str, int]], root: Path) -> None:
-    """Same entries, and mtimes within LXD's one-second rounding. Once in CI (not
-    reproduced in hundreds of local runs) a snapshot's directories and symlinks under
-    ``/root`` showed the time of the restore right after it: so a mismatch is looked at
-    again after two seconds, reported as a warning if it went away, and fails if not."""
+def assert_same_tree(before: tuple[dict[str, Any], dict[str, int]], root: Path,
+                     times_of: frozenset[int] | None = None) -> None:
+    """Same entries, and mtimes within LXD's one-second rounding: of every entry, or
+    only of the file types in ``times_of``."""
     entries, times = listing(root)
     assert entries == before[0]
-
-    def late_in(times: dict[str, int]) -> dict[str, tuple[int, int]]:
-        return {p: (t, before[1][p]) for p, t in times.items() if abs(t - before[1][p]) > 1_000_000_000}
-
-    late = late_in(times)
-    if late:
-        time.sleep(2)
-        still = late_in(listing(root)[1])
-        assert not still, (still, "first seen:", late)
-        warnings.warn(f"{root}: mtimes differed right after the restore and settled 2 s later: {late}", stacklevel=2)
+    late = {p: (t, before[1][p]) for p, t in times.items()
+            if abs(t - before[1][p]) > 1_000_000_000 and (times_of is None or entries[p][0] in times_of)}
+    assert not late, late
 
 
 def instance_trees(p: Any, name: str, snapshots: list[str]) -> dict[str, Path]:
@@ -213,9 +203,13 @@ def test_restore_under_a_new_name_then_lxd_recover(lxd: LXDClient, lxd_project: 
                  *(source / "containers-snapshots" / f"{p.name}_{new}").glob("*/backup.yaml")]:
         text = yaml.read_text()
         assert f"  name: {new}\n" in text and f"  name: {c}\n" not in text, yaml
+    # Directory and symlink mtimes are not compared here: twice in CI (never locally) LXD's
+    # import of this renamed instance, made while the original runs, left some of them in
+    # snap0 at a time of its own (1.25-1.5 s after the originals, which the tar it got
+    # holds, byte for byte). Every mtime is compared by the round trips above.
     trees = instance_trees(p, c, ["snap0", "snap1"])
     for snap, root in instance_trees(p, new, ["snap0", "snap1"]).items():
-        assert_same_tree(listing(trees[snap]), root)
+        assert_same_tree(listing(trees[snap]), root, times_of=frozenset({stat.S_IFREG}))
 
     where = f"name='{new}' AND project_id=(SELECT id FROM projects WHERE name='{p.name}')"
     sql = f"DELETE FROM storage_volumes WHERE {where} AND type=0; DELETE FROM instances WHERE {where}"
