@@ -10,9 +10,11 @@ appears whole or not at all), every PUT carries a Content-MD5 the server checks,
 large object goes up as a multipart upload that is invisible until it is completed
 and whose length is checked afterwards, and ``create`` is a PUT with
 ``If-None-Match: *``. Transient failures (5xx, throttling, timeouts, refused
-connections) are retried with exponential backoff by botocore, up to
-``DEDUPE_S3_MAX_ATTEMPTS`` attempts; whatever still fails is one ``StorageError``
-naming the bucket and key.
+connections, a body cut short) are retried here, with exponential backoff and jitter,
+up to ``DEDUPE_S3_MAX_ATTEMPTS`` attempts; whatever still fails is one ``StorageError``
+naming the bucket and key. botocore's own retries are off: their schedule is not
+ours to rely on (botocore 1.40 cut the backoff for non-throttling errors twentyfold,
+so 8 attempts no longer outlasted a gateway restart).
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ SCHEME = "s3://"
 LONG_SCHEMES = ("s3:http://", "s3:https://")
 ENDPOINT_ENV = "DEDUPE_S3_ENDPOINT"
 ATTEMPTS_ENV = "DEDUPE_S3_MAX_ATTEMPTS"
-DEFAULT_ATTEMPTS = 8  # botocore "standard" mode: ~1 min of backoff in all before giving up
+DEFAULT_ATTEMPTS = 8  # with the backoff below: 16-32 s of waiting in all before giving up
+BACKOFF_FIRST = 0.25  # seconds before the second attempt; doubles each time ...
+BACKOFF_MAX = 16.0  # ... up to this; each wait is scaled by a random factor in [0.5, 1)
+THROTTLING_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+                              "TooManyRequestsException", "RequestTimeout", "RequestTimeoutException",
+                              "InternalError", "ServiceUnavailable"})
 MULTIPART_THRESHOLD = 64 << 20  # packs (16 MiB by default) go up in one PUT
 PART_SIZE = 16 << 20
 MIN_PART_SIZE = 5 << 20  # S3's lower bound for every part but the last
@@ -134,6 +141,7 @@ class S3Storage:
         self.read_span = READ_SPAN
         self.read_threads = READ_THREADS
         self.requests: Counter[str] = Counter()  # HTTP requests sent, by operation (retries included)
+        self.sleep: Callable[[float], None] = time.sleep  # between attempts (tests record the waits)
         self._count_lock = threading.Lock()
         self.client = client or self._make_client()
         self.client.meta.events.register("before-send.s3.*", self._count)
@@ -150,7 +158,7 @@ class S3Storage:
         from botocore.exceptions import BotoCoreError
 
         cfg = Config(
-            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+            retries={"mode": "standard", "total_max_attempts": 1},  # S3Storage._call retries
             connect_timeout=10, read_timeout=120, max_pool_connections=32,
             # Ceph before 17 refuses the aws-chunked uploads with trailing checksums that
             # boto3 >= 1.36 sends by default over https; every PUT carries a Content-MD5 instead.
@@ -216,24 +224,19 @@ class S3Storage:
         return StorageError(f"{where}: cannot {op} ({_one_line(e)}; gave up after {self.max_attempts} attempts)")
 
     def _call(self, op: str, name: str, fn: Callable[[], T]) -> T:
-        """Run one S3 operation: botocore retries the request itself; a failure while
-        reading a response body (the connection dropped mid-transfer) is retried here,
-        within the same bound."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        delay = 0.2
+        """Run one S3 operation, retrying transient failures (see ``_transient``) up to
+        ``max_attempts`` attempts in all, with exponential backoff and jitter."""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return fn()
-            except ClientError as e:
-                raise self._error(e, op, name) from None
-            except _BodyError as e:
-                if attempt == self.max_attempts:
-                    raise self._error(e.cause, op, name) from None
-            except BotoCoreError as e:
-                raise self._error(e, op, name) from None
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 10.0)
+            except StorageError:
+                raise
+            except Exception as e:  # noqa: BLE001 - S3's errors only; anything else goes on up
+                if not (isinstance(e, _BodyError) or _is_botocore_error(e)):
+                    raise
+                if attempt == self.max_attempts or not _transient(e):
+                    raise self._error(e.cause if isinstance(e, _BodyError) else e, op, name) from None
+            self.sleep(backoff(attempt) * (0.5 + random.random() / 2))
         raise AssertionError("unreachable")
 
     # -- the protocol -----------------------------------------------------------------
@@ -270,8 +273,11 @@ class S3Storage:
                     ContentLength=len(p)))
                 parts.append({"ETag": resp["ETag"], "PartNumber": number})
             # The response's ETag is not used: Ceph RGW returns it empty after completion.
-            self._call("write", name, lambda: self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}))
+            try:
+                self._call("write", name, lambda: self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}))
+            except ObjectNotFound:
+                pass  # NoSuchUpload: a retry after a completion whose answer was lost; checked below
         except BaseException:
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
@@ -289,7 +295,14 @@ class S3Storage:
     def create(self, name: str, data: bytes) -> None:
         data = bytes(data)
         for attempt in range(1, self.max_attempts + 1):
-            outcome = self._call("create", name, lambda: self._put_if_absent(name, data))
+            tries = 0
+
+            def put() -> str:
+                nonlocal tries
+                tries += 1
+                return self._put_if_absent(name, data, retried=tries > 1)
+
+            outcome = self._call("create", name, put)
             if outcome == "created":
                 return
             if outcome == "exists":
@@ -297,8 +310,9 @@ class S3Storage:
             time.sleep(0.05 * attempt * (0.5 + random.random()))  # another create was in flight: ask again
         raise StorageError(f"{self._where(name)}: cannot create (conflicting writes, {self.max_attempts} attempts)")
 
-    def _put_if_absent(self, name: str, data: bytes) -> str:
-        """``created``, ``exists`` or ``conflict`` (AWS: a concurrent conditional write)."""
+    def _put_if_absent(self, name: str, data: bytes, *, retried: bool = False) -> str:
+        """``created``, ``exists`` or ``conflict`` (AWS: a concurrent conditional write).
+        ``retried``: an earlier attempt of this create failed without an answer."""
         from botocore.exceptions import ClientError
 
         try:
@@ -308,9 +322,9 @@ class S3Storage:
             code = e.response.get("Error", {}).get("Code")
             meta = e.response.get("ResponseMetadata", {})
             if code == "PreconditionFailed" or meta.get("HTTPStatusCode") == 412:
-                # If botocore retried a PUT whose first attempt did succeed, the retry
+                # A retried PUT whose first attempt did succeed (the answer was lost)
                 # meets our own object: identical bytes mean the create was ours.
-                if meta.get("RetryAttempts", 0) and self._get_or_none(name) == data:
+                if retried and self._get_or_none(name) == data:
                     return "created"
                 return "exists"
             if code == "ConditionalRequestConflict":
@@ -469,6 +483,31 @@ def _server_time(resp: dict[str, Any]) -> float:
         return parsedate_to_datetime(date).timestamp() if date else time.time()
     except (TypeError, ValueError):
         return time.time()
+
+
+def backoff(attempt: int) -> float:
+    """The longest wait after failed attempt number ``attempt`` (1-based)."""
+    return float(min(BACKOFF_FIRST * 2 ** (attempt - 1), BACKOFF_MAX))
+
+
+def _is_botocore_error(e: BaseException) -> bool:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(e, (BotoCoreError, ClientError))
+
+
+def _transient(e: BaseException) -> bool:
+    """Worth another attempt: the server is down, busy or failing (5xx, 429, throttling),
+    the connection was refused, dropped or timed out, or a response body came short."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(e, _BodyError):
+        return True
+    if isinstance(e, ClientError):
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        code = str(e.response.get("Error", {}).get("Code") or "")
+        return status >= 500 or status == 429 or code in THROTTLING_CODES
+    return isinstance(e, (ConnectionError, HTTPClientError))
 
 
 class _BodyError(Exception):
