@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -75,13 +76,19 @@ def test_gateway_dies_during_a_copy(dedupe: RunCli, gateway: Gateway, bucket: st
                                     tmp_path: Path) -> None:
     local = tmp_path / "local"
     dedupe("init", repo=local)
-    data = os.urandom(2 * PACK + 3_000_000)
+    data = os.urandom(4 * PACK + 3_000_000)  # five packs: one up, four still to go when held
     dedupe("backup", "stream", "g", "-", input=data, repo=local)
     dedupe("init", "--copy-params-from", str(local))
     env = {**os.environ, "DEDUPE_REPO": str(local)}
     p = subprocess.Popen([*CLI, "copy", "--to", s3_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     _wait_for_a_pack(gateway, bucket)
+    # The rest of the copy takes a fraction of a second, less than stopping the gateway
+    # may: the copy is held (SIGSTOP) until the gateway is down, so it always meets the
+    # outage part-way instead of sometimes finishing first.
+    p.send_signal(signal.SIGSTOP)
+    assert p.poll() is None, "the copy finished before the gateway could be stopped"
     gateway.kill()
+    p.send_signal(signal.SIGCONT)
     try:
         out, err = p.communicate(timeout=120)
         assert_clean_error(subprocess.CompletedProcess(p.args, p.returncode, out, err), 24, s3_url)
