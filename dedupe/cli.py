@@ -23,7 +23,7 @@ from dedupe.cli_common import (
 from dedupe.cli_common import ctx as _ctx
 from dedupe.cli_common import warn_exit as _warn_exit
 from dedupe.errors import DedupeError
-from dedupe.memory import bound_malloc
+from dedupe.memory import bound_malloc, fewer_gc_passes
 from dedupe.passphrase import from_environment
 from dedupe.storage.open import open_storage
 from repo_format.errors import FormatError
@@ -74,6 +74,7 @@ def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool, passp
     Encrypted repositories take their passphrase from $DEDUPE_PASSPHRASE,
     --passphrase-file, --passphrase-command, or a prompt."""
     bound_malloc()
+    fewer_gc_passes()
     if passphrase_file:
         os.environ["DEDUPE_PASSPHRASE_FILE"] = passphrase_file
     if passphrase_command:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Iterator
@@ -28,6 +27,11 @@ if TYPE_CHECKING:
 REFRESH_S = 300
 STALE_AFTER_S = 1800
 LOCK_WAIT_S = 60.0  # how long backups, restores and checks wait for a lock
+
+
+def _hostname() -> str:
+    """This host's name, as ``socket.gethostname`` gives it (without importing socket)."""
+    return os.uname().nodename
 
 
 class RepositoryLocked(DedupeError):
@@ -66,7 +70,7 @@ def _alive_here(rec: lock.LockRecord) -> bool:
 
 
 def is_stale(rec: lock.LockRecord, now_ns: int | None = None) -> bool:
-    if rec.host == socket.gethostname():
+    if rec.host == _hostname():
         return not _alive_here(rec)
     now_ns = now_ns if now_ns is not None else time.time_ns()
     return (now_ns - rec.time_ns) > STALE_AFTER_S * 1_000_000_000
@@ -146,7 +150,7 @@ def acquire(storage: Storage, *, exclusive: bool, purpose: str, wait_s: float = 
     delay = 0.1
     while True:
         name = secrets.token_hex(16)
-        rec = lock.LockRecord(exclusive=exclusive, host=socket.gethostname(), pid=os.getpid(),
+        rec = lock.LockRecord(exclusive=exclusive, host=_hostname(), pid=os.getpid(),
                               pid_start=_pid_start(os.getpid()), boot_id=_boot_id(),
                               time_ns=time.time_ns(), purpose=purpose)
         # Write first, then look: two racing writers each see the other and back off (section 10.2).

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import subprocess
 import sys
 from typing import Callable
 
@@ -73,6 +72,8 @@ def _from_variables(variable: str) -> bytes | None:
             raise PassphraseUnavailable(f"passphrase file {path}: {e.strerror}") from None
     if env.get(f"{variable}_COMMAND"):
         cmd = env[f"{variable}_COMMAND"]
+        import subprocess  # only for --passphrase-command
+
         p = subprocess.run(cmd, shell=True, capture_output=True)
         if p.returncode != 0:
             raise PassphraseUnavailable(f"passphrase command {cmd!r} exited {p.returncode}")

@@ -27,14 +27,14 @@ import secrets
 import struct
 import threading
 from contextlib import contextmanager
-from typing import Final, Iterator
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import TYPE_CHECKING, Final, Iterator
 
 from repo_format.errors import IntegrityError
+
+# cryptography is imported where a key is used: an unencrypted repository's commands
+# start without it (some 8 ms of imports)
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 SUITE_AES256_GCM: Final = 1
 SUITE_NAMES: Final = {SUITE_AES256_GCM: "aes-256-gcm"}
@@ -61,6 +61,9 @@ def _scratch(size: int) -> memoryview:
 
 
 def derive_session_key(enc_key: bytes, session_id: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=session_id, info=_INFO).derive(enc_key)
 
 
@@ -75,6 +78,10 @@ class BlobCipher:
             raise ValueError("encryption key must be 32 bytes")
         self._enc_key = enc_key
         self._session_id = session_id or secrets.token_bytes(SESSION_LEN)
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._invalid_tag = InvalidTag
         self._aead = AESGCM(derive_session_key(enc_key, self._session_id))
         self._counter = itertools.count()  # thread-safe in CPython: each next() is atomic
         self._readers: dict[bytes, AESGCM] = {}
@@ -94,7 +101,7 @@ class BlobCipher:
         if aead is None:
             if len(self._readers) > 4096:
                 self._readers.clear()
-            aead = self._readers[session_id] = AESGCM(derive_session_key(self._enc_key, session_id))
+            aead = self._readers[session_id] = type(self._aead)(derive_session_key(self._enc_key, session_id))
         return aead
 
     @contextmanager
@@ -110,7 +117,7 @@ class BlobCipher:
         try:
             try:
                 aead.decrypt_into(nonce, payload[SESSION_LEN + COUNTER.size:], aad, out)
-            except InvalidTag:
+            except self._invalid_tag:
                 raise IntegrityError(f"{what}: authentication failed (damaged, tampered with, "
                                      f"moved from elsewhere, or another repository's)") from None
             yield out

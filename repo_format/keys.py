@@ -27,9 +27,6 @@ from dataclasses import dataclass
 from typing import Final
 
 import blake3
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from repo_format import header, msgpack_codec
 from repo_format.errors import FormatError, IntegrityError
@@ -63,11 +60,16 @@ class Secrets:
 
 
 def _kek(passphrase: bytes, salt: bytes, p: dict[str, int]) -> bytes:
+    # cryptography is imported here, where a key is used (see repo_format.crypto)
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
     with _KDF_LOCK:
         return Argon2id(salt=salt, length=32, iterations=p["t"], lanes=p["p"], memory_cost=p["m"]).derive(passphrase)
 
 
 def encode(secrets_: Secrets, repo_id: bytes, passphrase: bytes, kdf_params: dict[str, int] | None = None) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     params = dict(kdf_params or DEFAULT_KDF)
     salt = secrets.token_bytes(16)
     plain = msgpack_codec.pack({"enc_key": secrets_.enc_key, "id_key": secrets_.id_key})
@@ -98,6 +100,9 @@ def _decode_body(data: bytes, what: str) -> dict:  # type: ignore[type-arg]
 
 def decode(data: bytes, passphrase: bytes, what: str) -> tuple[Secrets, bytes]:
     """Open a key file; returns the secrets and the repository id it belongs to."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     body = _decode_body(data, what)
     try:
         kek = _kek(passphrase, bytes(body["salt"]), body["kdf_params"])
