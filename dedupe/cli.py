@@ -15,7 +15,7 @@ from dedupe.cli_common import (
     Context,
     LXDConnection,
     common,
-    host_option,
+    backup_options,
     human,
     lxd_connection_options,
     other_passphrase_options,
@@ -171,31 +171,31 @@ def _open_input(source: str) -> Any:
 @backup.command("stream")
 @click.argument("group")
 @click.argument("source", default="-", metavar="[FILE|-]")
-@host_option
+@backup_options
 @common
-def backup_stream_cmd(group: str, source: str, host: str | None, repo: str | None, as_json: bool | None,
-                      quiet: bool | None) -> None:
+def backup_stream_cmd(group: str, source: str, host: str | None, compression: int, repo: str | None,
+                      as_json: bool | None, quiet: bool | None) -> None:
     """Store a byte stream (a file, or stdin with -) as one backup of GROUP."""
     c = _ctx(repo, as_json, quiet)
     r = c.open()
     f = _open_input(source)
     with f:
-        _backup_summary(c, api.do_backup_stream(r, group, f, c.progress(), host=host))
+        _backup_summary(c, api.do_backup_stream(r, group, f, c.progress(), host=host, level=compression))
 
 
 @backup.command("tar")
 @click.argument("group")
 @click.argument("source", default="-", metavar="[FILE|-]")
-@host_option
+@backup_options
 @common
-def backup_tar_cmd(group: str, source: str, host: str | None, repo: str | None, as_json: bool | None,
-                   quiet: bool | None) -> None:
+def backup_tar_cmd(group: str, source: str, host: str | None, compression: int, repo: str | None,
+                   as_json: bool | None, quiet: bool | None) -> None:
     """Store a tar stream member by member (restores byte for byte)."""
     c = _ctx(repo, as_json, quiet)
     r = c.open()
     f = _open_input(source)
     with f:
-        _backup_summary(c, api.do_backup_tar(r, group, f, c.progress(), host=host))
+        _backup_summary(c, api.do_backup_tar(r, group, f, c.progress(), host=host, level=compression))
 
 
 @backup.command("dir")
@@ -203,14 +203,14 @@ def backup_tar_cmd(group: str, source: str, host: str | None, repo: str | None, 
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--no-files-cache", is_flag=True, help="Read every file, even unchanged ones.")
 @click.option("--one-file-system", "-x", is_flag=True, help="Do not cross into other file systems.")
-@host_option
+@backup_options
 @common
 def backup_dir_cmd(group: str, path: Path, no_files_cache: bool, one_file_system: bool, host: str | None,
-                   repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+                   compression: int, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Store a directory tree with all its metadata (symlinks are not followed)."""
     c = _ctx(repo, as_json, quiet)
     _backup_summary(c, api.do_backup_dir(c.open(), group, path, c.progress(), use_files_cache=not no_files_cache,
-                                         one_file_system=one_file_system, host=host))
+                                         one_file_system=one_file_system, host=host, level=compression))
 
 
 def _when(time_ns: int) -> str:

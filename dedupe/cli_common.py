@@ -150,9 +150,35 @@ def warn_exit(c: Context, warnings: list[str], what: str) -> None:
     sys.exit(3)
 
 
-def host_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--host NAME`` on the backup commands: the host the backup is of (restic's
-    ``--host``); prune applies its rules to each group of each host on its own."""
+class CompressionSpec(click.ParamType):
+    """``zstd,N`` (N from 1 to 22), ``zstd`` (level 3) or ``none``, as a zstd level (0: none)."""
+
+    name = "compression"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        from repo_format.codecs import DEFAULT_ZSTD_LEVEL, MAX_ZSTD_LEVEL
+
+        spec = str(value).strip().lower()
+        if spec == "none":
+            return 0
+        codec, _, level = spec.partition(",")
+        if codec == "zstd" and not level:
+            return DEFAULT_ZSTD_LEVEL
+        if codec == "zstd" and level.isdigit() and 1 <= int(level) <= MAX_ZSTD_LEVEL:
+            return int(level)
+        self.fail(f"{value!r}: use zstd,N (N from 1 to {MAX_ZSTD_LEVEL}), zstd or none", param, ctx)
+
+
+def backup_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """On the backup commands: ``--host NAME``, the host the backup is of (restic's
+    ``--host``; prune applies its rules to each group of each host on its own), and
+    ``--compression``, how new chunks are compressed (borg's ``--compression``)."""
+    f = click.option("--compression", "compression", metavar="SPEC", type=CompressionSpec(), default="zstd,3",
+                     envvar="DEDUPE_COMPRESSION", show_default=True,
+                     help="How new chunks are compressed: zstd,N (N from 1 to 22; lower is faster), or none "
+                          "($DEDUPE_COMPRESSION). Chunks already stored stay as they are.")(f)
     return click.option("--host", metavar="NAME", envvar="DEDUPE_HOST",
                         help="Record the backup as of host NAME ($DEDUPE_HOST; default: this machine's name, "
                              "for backup lxd the LXD server's name).")(f)

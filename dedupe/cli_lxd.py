@@ -18,7 +18,7 @@ from dedupe.cli_common import (
     LXDConnection,
     common,
     ctx,
-    host_option,
+    backup_options,
     human,
     lxd_connection_options,
     warn_exit,
@@ -79,10 +79,11 @@ def register(main: click.Group, backup: click.Group) -> None:
     @click.option("--consistent", type=click.Choice(["none", "freeze"]), default="none", show_default=True,
                   help="freeze: freeze running instances while LXD writes their backup.")
     @lxd_connection_options
-    @host_option
+    @backup_options
     @common
     def backup_lxd_cmd(names: tuple[str, ...], all_instances: bool, project: str | None, only: str | None,
-                       instance_only: bool, consistent: str, host: str | None, remote: str | None, cert: Path | None,
+                       instance_only: bool, consistent: str, host: str | None, compression: int,
+                       remote: str | None, cert: Path | None,
                        key: Path | None, server_cert: Path | None, repo: str | None, as_json: bool | None,
                        quiet: bool | None) -> None:
         """Back up an LXD server, one backup per object, all in one run: instances and
@@ -100,7 +101,7 @@ def register(main: click.Group, backup: click.Group) -> None:
         selection = LXDSelection(tuple(names), project, _kinds(only), instance_only, consistent)
         r = c.open()
         with connect(LXDConnection(remote, cert, key, server_cert)) as client:
-            result = backup_lxd(r, client, selection, c.progress(), host=host)
+            result = backup_lxd(r, client, selection, c.progress(), host=host, level=compression)
         c.out(result.to_json(), lambda: _run_text(result))
         result.raise_for_failures()
 

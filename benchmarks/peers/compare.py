@@ -21,7 +21,8 @@ Before each timed command the data is synced (`sync`, untimed) and, by default, 
 is read once so every tool starts with a warm page cache; with --cold the page cache is
 dropped instead (echo 3 > /proc/sys/vm/drop_caches).
 
-Compression: zstd level 3 for dedupe (its default) and borg (--compression zstd,3); restic's
+Compression: zstd level 3 for dedupe (its default) and borg (--compression zstd,3), or level
+N for both with --zstd-level N (dedupe through $DEDUPE_COMPRESSION); restic's
 `auto` mode is zstd at klauspost/compress's SpeedDefault, which its authors equate to zstd
 level 3. Encryption (--encryption): `none` (default) runs borg with `-e none` and dedupe with
 `--encryption none`; `on` runs borg with `-e repokey-blake2` and dedupe with aes-256-gcm.
@@ -139,6 +140,8 @@ class Tool:
 
     name = "tool"
 
+    zstd_level = 3  # dedupe's and borg's compression level (--zstd-level)
+
     def __init__(self, exe: str, home: Path, encrypted: bool = False) -> None:
         self.exe = exe
         self.home = home
@@ -211,14 +214,14 @@ class Borg(Tool):
         return Cmd([self.exe, "init", "-e", mode, str(repo)])
 
     def backup_file(self, repo: Path, file: Path, name: str, kind: str) -> Cmd:
-        return Cmd([self.exe, "create", "--compression", "zstd,3", f"{repo}::{name}", "-"],
+        return Cmd([self.exe, "create", "--compression", f"zstd,{self.zstd_level}", f"{repo}::{name}", "-"],
                    stdin=file)
 
     def restore_file(self, repo: Path, name: str, out: Path) -> Cmd:
         return Cmd([self.exe, "extract", "--stdout", f"{repo}::{name}"], stdout=out)
 
     def backup_dir(self, repo: Path, parent: Path, rel: str, name: str) -> Cmd:
-        return Cmd([self.exe, "create", "--compression", "zstd,3", "--numeric-ids",
+        return Cmd([self.exe, "create", "--compression", f"zstd,{self.zstd_level}", "--numeric-ids",
                     f"{repo}::{name}", rel], cwd=parent)
 
     def restore_dir(self, repo: Path, name: str, target: Path) -> Cmd:
@@ -291,6 +294,7 @@ class Dedupe(Tool):
     def env(self) -> dict[str, str]:
         env = super().env()
         env["DEDUPE_PASSPHRASE"] = PASSPHRASE
+        env["DEDUPE_COMPRESSION"] = f"zstd,{self.zstd_level}"
         return env
 
     def version(self) -> str:
@@ -810,7 +814,8 @@ def markdown(results: list[Result], scenarios: Sequence[str], meta: dict[str, ob
     out.append(f"Run {meta.get('date')} on {m.get('nproc')} cores ({m.get('cpu')}), "
                f"{m.get('mem_gib')} GiB, {m.get('os')}, kernel {m.get('kernel')}, "
                f"scratch on {m.get('scratch_fs')}; cache {meta.get('cache')}; "
-               f"encryption {meta.get('encryption')}; repeat {meta.get('repeat')}.")
+               f"encryption {meta.get('encryption')}; zstd level {meta.get('zstd_level', 3)} "
+               f"(dedupe, borg); repeat {meta.get('repeat')}.")
     versions = meta.get("versions", {})
     assert isinstance(versions, dict)
     out.append("Versions: " + "; ".join(f"{k} `{v}`" for k, v in versions.items()) + ".")
@@ -896,6 +901,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="use a smaller corpus, this fraction of the full one (0.1 = ~100 MB "
                          "stream), built under CORPUS/scale-F on first use")
     ap.add_argument("--cold", action="store_true", help="drop the page cache before each timed run")
+    ap.add_argument("--zstd-level", type=int, default=3, metavar="N",
+                    help="zstd level for dedupe and borg (restic keeps its auto mode)")
     ap.add_argument("--encryption", choices=("none", "on"), default="none",
                     help="none: borg -e none, dedupe --encryption none (restic always encrypts); "
                          "on: borg -e repokey-blake2, dedupe aes-256-gcm, restic as always")
@@ -946,6 +953,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown tool {name}")
         tool = classes[name](exes[name], scratch / "tool-state" / name,
                              encrypted=args.encryption == "on")
+        tool.zstd_level = args.zstd_level
         why = tool.available()
         if why:
             notes.append(f"{name} skipped: {why}")
@@ -974,6 +982,7 @@ def main(argv: list[str] | None = None) -> int:
         "scratch": str(scratch),
         "repeat": args.repeat,
         "encryption": args.encryption,
+        "zstd_level": args.zstd_level,
         "notes": notes,
     }
     log(f"cache: {cache_mode}")

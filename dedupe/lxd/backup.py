@@ -28,6 +28,7 @@ from dedupe.sources.stream import backup_stream
 from dedupe.sources.tar import backup_tar
 from dedupe.sources.tarstream import TarStreamError
 from repo_format import manifest
+from repo_format.codecs import DEFAULT_ZSTD_LEVEL
 
 # how each kind of object's stream goes into its backup
 _READERS: Final[dict[str, Callable[[BackupSession, BinaryIO], BackupResult]]] = {
@@ -89,7 +90,7 @@ class LXDRunResult:
 
 def backup_lxd(
     repo: Repository, client: LXDClient, selection: LXDSelection, progress: ProgressCallback | None = None,
-    host: str | None = None,
+    host: str | None = None, level: int = DEFAULT_ZSTD_LEVEL,
 ) -> LXDRunResult:
     """Back up the selected objects, each into its own backup; one failing object
     (LXD error, export cut off, instance gone) commits nothing for itself and does
@@ -104,13 +105,13 @@ def backup_lxd(
     result.stale_deleted = delete_stale(client, objects)
     with locked(repo, "backup"):
         for obj in objects:
-            result.objects.append(_back_up(repo, obj, result.run, server, progress, host))
+            result.objects.append(_back_up(repo, obj, result.run, server, progress, host, level))
     return result
 
 
 def _back_up(
     repo: Repository, obj: LXDObject, run: str, server: dict[str, Any], progress: ProgressCallback | None,
-    host: str | None,
+    host: str | None, level: int,
 ) -> LXDObjectResult:
     out = LXDObjectResult(obj.group, obj.kind, obj.project, obj.name)
     meta: dict[str, Any] = {
@@ -123,7 +124,8 @@ def _back_up(
     }
     try:
         with BackupSession(
-            repo, kind=obj.manifest_kind, group=obj.group, run=run, meta={"lxd": meta}, progress=progress, host=host
+            repo, kind=obj.manifest_kind, group=obj.group, run=run, meta={"lxd": meta}, progress=progress, host=host,
+            level=level
         ) as session:
             with obj.open(meta) as stream:
                 done = _READERS[obj.manifest_kind](session, stream)  # type: ignore[arg-type]
