@@ -281,7 +281,7 @@ def test_with_deps_recreates_the_missing_profile(lxd_project: Any, dedupe: RunCl
 # volumes, images, config records
 
 
-def test_custom_volume_round_trip(lxd_project: Any, dedupe: RunCli) -> None:
+def test_custom_volume_round_trip(lxd_project: Any, dedupe: RunCli, tmp_path: Path) -> None:
     p = lxd_project
     p.client.create_custom_volume(POOL, "vol1", config={"user.k": "v"})
     p.write_tree(p.volume_path("vol1"))
@@ -297,6 +297,16 @@ def test_custom_volume_round_trip(lxd_project: Any, dedupe: RunCli) -> None:
     assert [s["name"] for s in p.client.volume_snapshots(POOL, "vol1")] == ["vol1/vsnap0"]
     assert restore(dedupe, obj["id"], "--as", "vol2")[0]["name"] == "vol2"
     assert_same_tree(before, p.volume_path("vol2"))
+    # --compression reaches the sessions of an LXD run: the same volume stored raw
+    # takes at least its size, compressed (the default) less
+    raw_repo = tmp_path / "raw"
+    dedupe("init", repo=raw_repo)
+    raw_run = json.loads(dedupe("backup", "lxd", "--project", p.name, "--only", "volumes", "--compression", "none",
+                                "--json", repo=raw_repo).stdout)
+    raw_id = next(o["id"] for o in raw_run["objects"] if o["group"] == obj["group"])
+    raw = json.loads(dedupe("show", raw_id, "--json", repo=raw_repo).stdout)
+    packed = json.loads(dedupe("show", obj["id"], "--json").stdout)
+    assert raw["new_stored"] >= raw["new_bytes"] > packed["new_stored"]
 
 
 def _split_image(lxd: LXDClient, project: str) -> str:
