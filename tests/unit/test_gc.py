@@ -184,7 +184,11 @@ def test_gc_waits_for_a_running_backup_that_reuses_garbage() -> None:
     with os.fdopen(wfd, "wb") as w:
         w.write(forgotten[:150_000])  # the backup holds its lock and has reused garbage chunks
         w.flush()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 30
+        while not list(repo.storage.list("locks")) and time.monotonic() < deadline:
+            time.sleep(0.01)  # (waiting for the lock, not a guess at how long taking it takes)
+        assert list(repo.storage.list("locks")), "the backup never took its lock"
+        time.sleep(0.3)  # and has read what was written
         tg = threading.Thread(target=collect)
         tg.start()
         assert phase1_done.wait(30)
