@@ -3,8 +3,9 @@
 The backup's bytes are verified as they are read (each chunk, and the whole stream's
 BLAKE3 before the last piece is sent: on a mismatch the upload is cut and LXD's import
 fails, leaving nothing) and handed to ``dedupe.sinks.lxd``, which puts them into LXD.
-``with_deps``: before an instance, its missing project, storage pool, networks and
-profiles are recreated from the record backups of the same run.
+``with_deps``: before an instance, its missing project, storage pool, networks (and
+the network zones a recreated network names) and profiles are recreated from the
+record backups of the same run.
 """
 
 from __future__ import annotations
@@ -191,17 +192,36 @@ class Restorer:
             )
         records = run_records(self.repo, info.manifest.run) if missing else {}
         done: list[RestoredObject] = []
-        for kind, target, name, keys in missing:
+
+        def recreate(kind: str, target: str | None, name: str, keys: list[tuple[str, str | None, str]],
+                     needed_by: str) -> None:
             found = next((records[k] for k in keys if k in records), None)
             if found is None:
                 raise LXDRestoreError(
-                    f"{kind} {name!r} needed by instance {meta['name']!r} is missing on "
+                    f"{kind} {name!r} needed by {needed_by} is missing on "
                     f"{c.endpoint} and not in run {info.manifest.run[:12]}"
                 )
             rec = {**read_record(self.repo, found), "name": name}
+            if kind == "network":  # LXD refuses a network that names a zone it lacks
+                for zone in network_zones(rec):
+                    if not record_exists(c, "network-zone", zone, target):
+                        recreate("network-zone", target, zone, [("network-zone", s, zone) for s in (src, "default")],
+                                 f"network {name!r}")
             action = restore_record(c, kind, rec, target, force=False)
             done.append(RestoredObject(kind, target, name, found.id, action))
+
+        for kind, target, name, keys in missing:
+            recreate(kind, target, name, keys, f"instance {meta['name']!r}")
         return done
+
+
+ZONE_KEYS = ("dns.zone.forward", "dns.zone.reverse.ipv4", "dns.zone.reverse.ipv6")
+
+
+def network_zones(record: Record) -> list[str]:
+    """The network zones a network's config names (each key holds a comma-separated list)."""
+    config = record.get("config") or {}
+    return [z.strip() for key in ZONE_KEYS for z in str(config.get(key) or "").split(",") if z.strip()]
 
 
 def restore_backup(

@@ -277,6 +277,46 @@ def test_with_deps_recreates_the_missing_profile(lxd_project: Any, dedupe: RunCl
     assert p.client.instance(c)["profiles"] == ["default", "web"]
 
 
+def test_with_deps_recreates_a_network_and_the_zone_it_names(lxd: LXDClient, lxd_project: Any,
+                                                               dedupe: RunCli) -> None:
+    """The instance's NIC is on a bridge whose ``dns.zone.forward`` names a network zone:
+    with --with-deps the zone comes back first, since LXD refuses a network naming a
+    zone it lacks. (Bridges live in the default project; the test removes its own.)"""
+    p = lxd_project
+    tag = secrets.token_hex(3)
+    net, zone, c = f"dtbr{tag}", f"dz{tag}.example", f"c{tag}"
+    try:
+        lxd.create_network_zone({"name": zone, "description": "zone of a bridge", "config": {"user.k": "v"}},
+                                "default")
+        lxd.create_network({"name": net, "type": "bridge", "description": "bridge with a zone",
+                            "config": {"ipv4.address": "none", "ipv6.address": "none", "ipv4.firewall": "false",
+                                       "ipv6.firewall": "false", "dns.zone.forward": zone}}, "default")
+        p.client.create_instance(c, "tiny", devices={"eth0": {"type": "nic", "network": net, "name": "eth0"}})
+        p.containers.append(c)
+        net_before, zone_before = lxd.network(net, "default"), lxd.network_zone(zone, "default")
+        dedupe("init")
+        run = backup(dedupe, c, "--project", p.name)
+        assert {f"lxd/default/network/{net}", f"lxd/default/network-zone/{zone}"} <= set(run["by_group"])
+        obj = run["by_group"][f"lxd/{p.name}/instance/{c}"]
+        p.client.delete_instance(c)
+        lxd.delete_network(net, "default")
+        lxd.delete_network_zone(zone, "default")
+        assert_clean_error(restore(dedupe, obj["id"], check=False), 60, f"network '{net}'", "--with-deps")
+        done = restore(dedupe, obj["id"], "--with-deps")
+        assert [(o["kind"], o["name"], o["action"]) for o in done] == [
+            ("network-zone", zone, "created"), ("network", net, "created"), ("instance", c, "created")]
+        assert lxd.network(net, "default")["config"] == net_before["config"]
+        assert lxd.network_zone(zone, "default")["config"] == zone_before["config"]
+        assert p.client.instance(c)["devices"]["eth0"]["network"] == net
+    finally:
+        with contextlib.suppress(LXDNotFound):
+            p.client.delete_instance(c)
+        with contextlib.suppress(LXDNotFound):
+            lxd.delete_network(net, "default")
+        with contextlib.suppress(LXDNotFound):
+            lxd.delete_network_zone(zone, "default")
+
+
 # ======================================================================================
 # volumes, images, config records
 

@@ -252,3 +252,13 @@ def test_run_order_puts_certificates_after_projects_and_zones_before_networks() 
     assert RUN_ORDER.index("project") < RUN_ORDER.index("certificate")
     assert RUN_ORDER.index("network-zone") < RUN_ORDER.index("network")
     assert "certificate" in GLOBAL_KINDS and "network-zone" not in GLOBAL_KINDS
+
+
+def test_the_zones_a_network_names_forward_and_reverse() -> None:
+    from dedupe.lxd.restore import network_zones
+
+    assert network_zones({"config": {"dns.zone.forward": "a.example, b.example",
+                                     "dns.zone.reverse.ipv4": "2.0.192.in-addr.arpa",
+                                     "dns.zone.reverse.ipv6": "", "ipv4.address": "none"}}) == [
+        "a.example", "b.example", "2.0.192.in-addr.arpa"]
+    assert network_zones({"config": {"ipv4.address": "10.0.0.1/24"}}) == network_zones({}) == []
