@@ -38,7 +38,8 @@ ATTEMPTS_ENV = "DEDUPE_S3_MAX_ATTEMPTS"
 DEFAULT_ATTEMPTS = 8  # with the backoff below: 16-32 s of waiting in all before giving up
 BACKOFF_FIRST = 0.25  # seconds before the second attempt; doubles each time ...
 BACKOFF_MAX = 16.0  # ... up to this; each wait is scaled by a random factor in [0.5, 1)
-THROTTLING_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+# error codes worth another attempt whatever their HTTP status (throttling, server trouble)
+TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
                               "TooManyRequestsException", "RequestTimeout", "RequestTimeoutException",
                               "InternalError", "ServiceUnavailable"})
 MULTIPART_THRESHOLD = 64 << 20  # packs (16 MiB by default) go up in one PUT
@@ -506,7 +507,7 @@ def _transient(e: BaseException) -> bool:
     if isinstance(e, ClientError):
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         code = str(e.response.get("Error", {}).get("Code") or "")
-        return status >= 500 or status == 429 or code in THROTTLING_CODES
+        return status >= 500 or status == 429 or code in TRANSIENT_CODES
     return isinstance(e, (ConnectionError, HTTPClientError))
 
 
