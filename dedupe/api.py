@@ -7,6 +7,7 @@ returns plain data; nothing here prints.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
@@ -105,13 +106,15 @@ def do_backup_tar(repo: Repository, group: str, f: BinaryIO, progress: ProgressC
 
 
 def do_backup_dir(repo: Repository, group: str, root: Path, progress: ProgressCallback | None = None,
-                  use_files_cache: bool = True, one_file_system: bool = False, **kw: Any) -> BackupResult:
+                  use_files_cache: bool = True, one_file_system: bool = False, excludes: Sequence[str] = (),
+                  exclude_caches: bool = False, **kw: Any) -> BackupResult:
     from dedupe.files_cache import FilesCache
     from dedupe.sources.tree import backup_dir
     with locked(repo, "backup"):
         cache = FilesCache(repo, group) if use_files_cache else None
         with session(repo, manifest.KIND_DIR, group, progress, **kw) as s:
-            return backup_dir(s, root, files_cache=cache, one_file_system=one_file_system)
+            return backup_dir(s, root, files_cache=cache, one_file_system=one_file_system, excludes=excludes,
+                              exclude_caches=exclude_caches)
 
 
 def _stream_writer(m: manifest.Manifest) -> Any:

@@ -203,14 +203,28 @@ def backup_tar_cmd(group: str, source: str, host: str | None, compression: int, 
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--no-files-cache", is_flag=True, help="Read every file, even unchanged ones.")
 @click.option("--one-file-system", "-x", is_flag=True, help="Do not cross into other file systems.")
+@click.option("--exclude", "-e", "exclude", multiple=True, metavar="PATTERN",
+              help="Leave out paths matching PATTERN (relative to PATH; '*', '?', '[...]', '**'; "
+                   "a leading '/' anchors it at PATH). Repeatable.")
+@click.option("--exclude-from", multiple=True, metavar="FILE", type=click.Path(path_type=Path),
+              help="Read exclude patterns from FILE, one a line ('#' starts a comment). Repeatable.")
+@click.option("--exclude-caches", is_flag=True,
+              help="Leave out the contents of directories holding a CACHEDIR.TAG (https://bford.info/cachedir/).")
 @backup_options
 @common
-def backup_dir_cmd(group: str, path: Path, no_files_cache: bool, one_file_system: bool, host: str | None,
-                   compression: int, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+def backup_dir_cmd(group: str, path: Path, no_files_cache: bool, one_file_system: bool, exclude: tuple[str, ...],
+                   exclude_from: tuple[Path, ...], exclude_caches: bool, host: str | None, compression: int,
+                   repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Store a directory tree with all its metadata (symlinks are not followed)."""
+    from dedupe.sources.excludes import compile_pattern, read_exclude_file
+
     c = _ctx(repo, as_json, quiet)
+    excludes = [*exclude, *(p for f in exclude_from for p in read_exclude_file(f))]
+    for pattern in excludes:
+        compile_pattern(pattern)  # a bad one is an error before the repository is opened
     _backup_summary(c, api.do_backup_dir(c.open(), group, path, c.progress(), use_files_cache=not no_files_cache,
-                                         one_file_system=one_file_system, host=host, level=compression))
+                                         one_file_system=one_file_system, excludes=excludes,
+                                         exclude_caches=exclude_caches, host=host, level=compression))
 
 
 def _when(time_ns: int) -> str:

@@ -43,6 +43,7 @@ from typing import Final
 
 from dedupe.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from dedupe.errors import DedupeError
+from dedupe.sources.excludes import CACHEDIR_TAG, is_cache_dir
 
 Warn = Callable[[str], None]
 
@@ -255,8 +256,12 @@ def _check_same(fd: int, d: _Dir) -> None:
         raise FileNotFoundError(errno.ENOENT, "directory was replaced while the walk ran", d.path)
 
 
-def walk_tree(root: Path, *, one_file_system: bool = False, on_warning: Warn | None = None) -> Iterator[WalkedEntry]:
-    """Walk ``root`` (see the module doc), yielding the root (path ``""``) first."""
+def walk_tree(root: Path, *, one_file_system: bool = False, on_warning: Warn | None = None,
+              exclude: Callable[[str], bool] | None = None, exclude_caches: bool = False) -> Iterator[WalkedEntry]:
+    """Walk ``root`` (see the module doc), yielding the root (path ``""``) first.
+    ``exclude``: relative paths left out (a directory with all below it), before they
+    are even looked at; ``exclude_caches``: the contents of cache directories left out
+    (``dedupe.sources.excludes``)."""
     warn = on_warning or (lambda _message: None)
     root_text = os.fspath(root)
     try:
@@ -268,7 +273,7 @@ def walk_tree(root: Path, *, one_file_system: bool = False, on_warning: Warn | N
     top = _Dir(None, "", st.st_dev, st.st_ino, root_fd, root_text)
     try:
         yield _entry(st, "", "", top, root_fd, root_text, None, _fd_xattrs(root_fd, warn, root_text), warn)
-        yield from _Walker(top, one_file_system, warn).run()
+        yield from _Walker(top, one_file_system, warn, exclude, exclude_caches).run()
     finally:
         if top.fd >= 0:
             os.close(top.fd)
@@ -276,10 +281,13 @@ def walk_tree(root: Path, *, one_file_system: bool = False, on_warning: Warn | N
 
 
 class _Walker:
-    def __init__(self, top: _Dir, one_file_system: bool, warn: Warn) -> None:
+    def __init__(self, top: _Dir, one_file_system: bool, warn: Warn,
+                 exclude: Callable[[str], bool] | None = None, exclude_caches: bool = False) -> None:
         self.top = top
         self.one_file_system = one_file_system
         self.warn = warn
+        self.exclude = exclude
+        self.exclude_caches = exclude_caches
         self.links: dict[tuple[int, int], str] = {}  # (dev, ino) -> first path, for nlink > 1
         self.stack: list[_Dir] = []
 
@@ -331,6 +339,8 @@ class _Walker:
         except OSError as e:
             self.warn(f"{self._display(d.path)}: cannot list directory ({e.strerror}); its content is skipped")
             return []
+        if self.exclude_caches and CACHEDIR_TAG in names and is_cache_dir(d.fileno()):
+            return []  # a cache directory: kept, empty
         names.sort(key=os.fsencode)
         return names
 
@@ -339,6 +349,8 @@ class _Walker:
 
     def _visit(self, parent: _Dir, name: str) -> tuple[WalkedEntry | None, _Dir | None]:
         path = f"{parent.path}/{name}" if parent is not self.top else name
+        if self.exclude is not None and self.exclude(path):
+            return None, None
         display = self._display(path)
         try:
             dir_fd = parent.fileno()

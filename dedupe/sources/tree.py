@@ -9,6 +9,7 @@ cache knows them.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from dedupe.chunking import ReadArena
 from dedupe.entries import FILE
 from dedupe.files_cache import FilesCache
 from dedupe.sources.directory import walk_tree
+from dedupe.sources.excludes import path_filter
 from repo_format import items
 
 if TYPE_CHECKING:  # the engine, named in type hints only (sources sit below it)
@@ -25,11 +27,17 @@ VIEW_SIZE = 8 << 20  # files up to this size are read whole, into reused buffers
 
 
 def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | None = None,
-               one_file_system: bool = False) -> BackupResult:
+               one_file_system: bool = False, excludes: Sequence[str] = (),
+               exclude_caches: bool = False) -> BackupResult:
+    """``excludes``: patterns of paths to leave out; ``exclude_caches``: leave out the
+    contents of cache directories (``dedupe.sources.excludes``). Both are recorded in
+    the manifest's ``meta``."""
     warnings: list[str] = []
     total = 0
     arena = ReadArena(VIEW_SIZE)
-    for walked in walk_tree(root, one_file_system=one_file_system, on_warning=warnings.append):
+    exclude = path_filter(excludes)
+    for walked in walk_tree(root, one_file_system=one_file_system, on_warning=warnings.append,
+                            exclude=exclude, exclude_caches=exclude_caches):
         entry = walked.entry
         # Access and change times are not kept: reading a tree changes its atimes, and
         # neither can be restored as such; leaving them out lets an unchanged tree's
@@ -62,7 +70,12 @@ def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | 
                                          [list(s) for s in entry.sparse] if entry.sparse is not None else None)
             total += entry.size
         session.add_item({"k": items.ITEM_ENTRY, "e": item})
-    result = session.commit(total, None, {"root": str(root)})
+    meta: dict[str, object] = {"root": str(root)}
+    if excludes:
+        meta["excludes"] = list(excludes)
+    if exclude_caches:
+        meta["exclude_caches"] = True
+    result = session.commit(total, None, meta)
     result.warnings = warnings
     if files_cache is not None:
         files_cache.save()

@@ -250,3 +250,43 @@ def test_broken_archives_are_refused_and_nothing_is_committed(dedupe: RunCli, na
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert ids(dedupe) == []
     assert dedupe("check").returncode == 0
+
+
+def test_excludes_leave_out_what_they_name_and_nothing_else(dedupe: RunCli, tree: Path, tmp_path: Path) -> None:
+    from dedupe.sources.excludes import CACHEDIR_SIGNATURE
+
+    (tree / "dir" / "sub" / "scratch.tmp").write_text("scratch")
+    (tree / "build").mkdir()
+    (tree / "build" / "out.o").write_bytes(os.urandom(100_000))
+    (tree / "dir" / "build").mkdir()  # not anchored at the root: kept
+    (tree / "dir" / "build" / "keep.txt").write_text("kept")
+    cache = tree / "dir" / "cache"
+    cache.mkdir()
+    (cache / "CACHEDIR.TAG").write_bytes(CACHEDIR_SIGNATURE + b"\n")
+    (cache / "blob").write_bytes(os.urandom(200_000))
+    patterns = tmp_path / "excludes"
+    patterns.write_text("# built files\n/build\n")
+    dedupe("init")
+    done = json.loads(dedupe("backup", "dir", "d", str(tree), "--exclude", "*.tmp", "-e", "/abs-link",
+                             "--exclude-from", str(patterns), "--exclude-caches", "--json").stdout)
+    stored = {r["path"] for r in json.loads(dedupe("ls", done["id"], "--json").stdout)}
+    left_out = {"dir/sub/scratch.tmp", "build", "build/out.o", "abs-link", "dir/cache/CACHEDIR.TAG", "dir/cache/blob"}
+    assert not stored & left_out
+    assert {"dir/cache", "dir/build/keep.txt", "small.txt", "rel-link", "dir/sub/ünïcödé ✓"} <= stored
+    assert done["new_bytes"] < 3_000_000 + 200_000  # neither the cache blob nor out.o was read
+    meta = json.loads(dedupe("show", done["id"], "--json").stdout)["meta"]
+    assert meta["excludes"] == ["*.tmp", "/abs-link", "/build"] and meta["exclude_caches"] is True
+    out = tmp_path / "out"
+    dedupe("restore", done["id"], "--to-dir", str(out))
+    kept = {k: v for k, v in snapshot(tree).items()
+            if not any(k == p or k.startswith(p + "/") for p in left_out)}
+    assert snapshot(out) == kept
+
+
+def test_a_bad_exclude_is_refused_before_anything_is_stored(dedupe: RunCli, tree: Path, tmp_path: Path) -> None:
+    dedupe("init")
+    assert_clean_error(dedupe("backup", "dir", "d", str(tree), "--exclude", "[oops", check=False), 2,
+                       "'[oops'", "closing")
+    assert_clean_error(dedupe("backup", "dir", "d", str(tree), "--exclude-from", str(tmp_path / "nope"),
+                              check=False), 2, "nope")
+    assert ids(dedupe) == []
