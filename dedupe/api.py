@@ -157,7 +157,10 @@ def diff(repo: Repository, old_id: str, new_id: str) -> list[Change]:
     return browse.diff(repo, a.manifest, b.manifest)
 
 
-def run_check(repo: Repository, read_data: bool, progress: ProgressCallback | None = None) -> CheckReport:
-    from dedupe.check import check
+def run_check(repo: Repository, read_data: bool, progress: ProgressCallback | None = None,
+              read_subset: str | None = None) -> CheckReport:
+    """``read_subset`` (``n/t`` or ``x%``): read only those packs (implies ``read_data``)."""
+    from dedupe.check import DataSubset, check
+    subset = DataSubset.parse(read_subset) if read_subset is not None else None
     with locked(repo, "check"):
-        return check(repo, read_data, progress)
+        return check(repo, read_data or subset is not None, progress, subset)

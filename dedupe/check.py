@@ -4,12 +4,15 @@ Structure: every index segment and manifest decodes and matches its name; every
 chunk a backup references is in the index; every pack the index names exists
 with the recorded size, and its table agrees with the index. With ``read_data``:
 every pack is read whole, its hash checked against its name, and every blob
-opened, decompressed and re-hashed.
+opened, decompressed and re-hashed; with ``subset`` only some packs are (restic's
+``--read-data-subset``: group n of t by pack name, so that t runs read them all, or
+a random percentage).
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -26,6 +29,48 @@ class CheckFailed(DedupeError):
     exit_code = 25
 
 
+class BadSubset(DedupeError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class DataSubset:
+    """The packs ``check`` reads: group ``n`` of ``t`` (by the pack name's first 32 bits,
+    modulo ``t``: the same packs every time, and groups 1 to t together are every pack),
+    or a random ``percent`` of them (at least one)."""
+
+    n: int = 1
+    t: int = 1
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> DataSubset:
+        """``n/t`` or ``x%``."""
+        text = spec.strip()
+        try:
+            if text.endswith("%"):
+                percent = float(text[:-1])
+                if 0 < percent <= 100:
+                    return cls(percent=percent)
+            else:
+                n, t = (int(x) for x in text.split("/"))
+                if 1 <= n <= t:
+                    return cls(n, t)
+        except ValueError:
+            pass
+        raise BadSubset(f"--read-data-subset {spec!r}: use n/t (1 <= n <= t, e.g. 1/7) or a percentage (e.g. 5%)")
+
+    def choose(self, packs: Iterable[str]) -> set[str]:
+        names = sorted(packs)
+        if self.percent is not None:
+            k = min(len(names), max(1, round(len(names) * self.percent / 100))) if names else 0
+            return set(random.SystemRandom().sample(names, k))
+        return {p for p in names if int(p[:8], 16) % self.t == self.n - 1}
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else f"{self.n}/{self.t}"
+
+
 @dataclass
 class CheckReport:
     errors: list[str] = field(default_factory=list)
@@ -36,6 +81,7 @@ class CheckReport:
     packs: int = 0
     chunks: int = 0
     bytes_read: int = 0
+    packs_read: int = 0
 
     @property
     def ok(self) -> bool:
@@ -44,10 +90,12 @@ class CheckReport:
     def to_json(self) -> dict[str, object]:
         return {"ok": self.ok, "errors": self.errors, "notes": self.notes, "damaged_packs": self.damaged_packs,
                 "damaged_backups": self.damaged_backups, "backups": self.backups, "packs": self.packs,
-                "chunks": self.chunks, "bytes_read": self.bytes_read}
+                "chunks": self.chunks, "bytes_read": self.bytes_read, "packs_read": self.packs_read}
 
 
-def check(repo: Repository, read_data: bool = False, progress: ProgressCallback | None = None) -> CheckReport:
+def check(repo: Repository, read_data: bool = False, progress: ProgressCallback | None = None,
+          subset: DataSubset | None = None) -> CheckReport:
+    """``read_data``: read packs whole (every pack, or those ``subset`` chooses)."""
     r = CheckReport()
     repo.reload_index(on_error=lambda name, e: r.errors.append(f"index segment {name[:16]}...: {e}"))
     indexed_per_pack = repo.index_counts()
@@ -79,6 +127,7 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
 
     # Packs: present, right size, table agrees with the index.
     stored = {path.rsplit("/", 1)[-1]: size for path, size in repo.storage.list(layout.DATA_DIR)}
+    to_read = (subset.choose(repo.packs) if subset is not None else set(repo.packs)) if read_data else set()
     for pname, info in sorted(repo.packs.items()):
         r.packs += 1
         what = f"pack {layout.pack_path(pname)}"
@@ -88,9 +137,10 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
                 raise DedupeError("missing")
             if size != info.size:
                 raise DedupeError(f"size {size}, index says {info.size} (truncated or damaged)")
-            if read_data:
+            if pname in to_read:
                 data = repo.storage.get(layout.pack_path(pname))
                 r.bytes_read += len(data)
+                r.packs_read += 1
                 entries = repo.parse_pack(pname, data)
                 for e, sealed in pack.iter_blobs(data, entries):
                     repo.open_chunk(e.chunk_id, sealed, pname)

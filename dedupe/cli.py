@@ -377,15 +377,23 @@ def diff_cmd(old_id: str, new_id: str, repo: str | None, as_json: bool | None, q
 
 @main.command("check")
 @click.option("--read-data", is_flag=True, help="Also read every blob, decompress and re-hash it.")
+@click.option("--read-data-subset", metavar="n/t|x%",
+              help="Read only some packs: group n of t (t runs with n = 1..t read them all), or a random x%.")
 @common
-def check_cmd(read_data: bool, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, as_json: bool | None,
+              quiet: bool | None) -> None:
     """Verify the repository's structure (and with --read-data, all data)."""
+    if read_data_subset is not None:
+        from dedupe.check import DataSubset
+        DataSubset.parse(read_data_subset)  # a bad one is an error before the repository is opened
     c = _ctx(repo, as_json, quiet)
-    report = api.run_check(c.open(), read_data, c.progress())
+    report = api.run_check(c.open(), read_data, c.progress(), read_subset=read_data_subset)
+    reading = read_data or read_data_subset is not None
 
     def text() -> str:
         lines = [f"checked {report.backups} backups, {report.packs} packs, {report.chunks} chunks"
-                 + (f", read {human(report.bytes_read)}" if read_data else "")]
+                 + (f", read {human(report.bytes_read)} ({report.packs_read} of {report.packs} packs)"
+                    if reading else "")]
         lines += [f"error: {e}" for e in report.errors]
         lines += [f"note: {n}" for n in report.notes]
         lines.append("repository OK" if report.ok else f"repository has {len(report.errors)} problem(s)")

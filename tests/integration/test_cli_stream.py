@@ -161,6 +161,30 @@ def test_damaged_pack(dedupe: RunCli, repo_path: Path, tmp_path: Path, damage: s
     assert files_of(repo_path) == before  # errors change nothing in the repository
 
 
+def test_read_data_subsets_find_a_flipped_bit_in_their_own_group_only(dedupe: RunCli, repo_path: Path) -> None:
+    """``check --read-data-subset n/t``: the structural check passes (the pack's size
+    and table are intact); the group holding the damaged pack finds it, the other
+    groups read their packs and pass, and the groups together read every pack once."""
+    _a, b, pack = _two_backups_one_damaged(dedupe, repo_path, "flip")
+    packs = {p.name for p in (repo_path / "data").rglob("*") if p.is_file()}
+    assert dedupe("check").returncode == 0
+    t = 3
+    reports = [json.loads(dedupe("check", "--read-data-subset", f"{n}/{t}", "--json", check=False).stdout)
+               for n in range(1, t + 1)]
+    damaged_group = int(pack[:8], 16) % t
+    for n, report in enumerate(reports):
+        assert report["ok"] is (n != damaged_group), report
+        assert (pack in report["damaged_packs"]) is (n == damaged_group)
+    assert sum(r["packs_read"] for r in reports) == len(packs) == reports[0]["packs"]
+    some = json.loads(dedupe("check", "--read-data-subset", "50%", "--json", check=False).stdout)
+    assert some["ok"] in (True, False) and some["packs_read"] == max(1, round(len(packs) * 0.5))
+    text = dedupe("check", "--read-data-subset", "100%", check=False).stdout.decode()
+    assert f"({len(packs)} of {len(packs)} packs)" in text and b[:12] in text
+    for bad in ("0/3", "4/3", "x/3", "0%", "101%", "1/0", "half"):
+        assert_clean_error(dedupe("check", "--read-data-subset", bad, check=False), 2, "--read-data-subset",
+                           "n/t")
+
+
 def test_missing_input_file(dedupe: RunCli, tmp_path: Path) -> None:
     dedupe("init")
     assert_clean_error(dedupe("backup", "stream", "g", str(tmp_path / "nope"), check=False), 70, "nope")
