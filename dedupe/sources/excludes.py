@@ -63,7 +63,10 @@ def _component(pattern: str, whole: str) -> str:
 def compile_pattern(pattern: str) -> re.Pattern[str]:
     """One pattern as a regular expression over a relative path (see the module doc)."""
     anchored = pattern.startswith("/")
-    parts = [p for p in pattern.strip("/").split("/") if p]
+    parts: list[str] = []
+    for p in pattern.strip("/").split("/"):
+        if p and not (p == "**" and parts and parts[-1] == "**"):  # "**/**" is "**" (and no backtracking)
+            parts.append(p)
     if not parts:
         raise BadExclude(f"exclude pattern {pattern!r} matches nothing (or everything): give a name")
     body = ""
@@ -73,7 +76,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
             body += ".*" if last else "(?:[^/]+/)*"
         else:
             body += _component(part, pattern) + ("" if last else "/")
-    return re.compile(("" if anchored else "(?:.*/)?") + body, re.DOTALL)
+    return re.compile(("" if anchored or parts[0] == "**" else "(?:.*/)?") + body, re.DOTALL)
 
 
 def read_exclude_file(path: Path) -> list[str]:

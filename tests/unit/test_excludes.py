@@ -103,3 +103,13 @@ def test_cache_dirs_need_the_signature(tmp_path: Path) -> None:
             assert is_cache_dir(fd) is expected
         finally:
             os.close(fd)
+
+
+def test_repeated_double_stars_are_one() -> None:
+    """``**/**`` is ``**``: a pattern of many would otherwise backtrack polynomially on
+    every deep path that does not match it (paths come from the tree being backed up)."""
+    many = compile_pattern("/" + "/".join(["**"] * 12) + "/x")
+    assert many.pattern == compile_pattern("/**/x").pattern
+    assert compile_pattern("**/**/x").pattern == compile_pattern("**/x").pattern == compile_pattern("/**/x").pattern
+    deep = "/".join(["a"] * 300)
+    assert many.fullmatch(deep + "/x") and many.fullmatch("x") and not many.fullmatch(deep + "/y")
