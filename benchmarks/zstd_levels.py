@@ -5,7 +5,7 @@
 
 Each regular file's content is compressed on its own, one thread, as a tar backup
 does with a file smaller than a chunk: seconds and compressed size for levels 1, 2
-and 3, then level 3 split by file size.
+and 3, then level 3 split by file size, then the rate of each file of 1 MiB or more.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ def main() -> None:
     ap.add_argument("--input", default="/var/tmp/dedupe-corpus/night1.tar")
     args = ap.parse_args()
     contents: list[bytes] = []
+    names: list[str] = []
     with tarfile.open(args.input) as t:
         for m in t:
             f = t.extractfile(m) if m.isfile() and m.size else None
             if f is not None:
                 contents.append(f.read())
+                names.append(m.name)
     total = sum(map(len, contents))
     print(f"{len(contents)} files, {total / 1e6:.1f} MB")
     for level in (1, 2, 3):
@@ -43,6 +45,12 @@ def main() -> None:
         label = "all" if below == 1 << 62 else f"under {below >> 10} KiB"
         print(f"level 3, files {label}: {len(some)} files, {sum(map(len, some)) / 1e6:.1f} MB, "
               f"{time.perf_counter() - t0:.3f} s")
+    for name, x in zip(names, contents):
+        if len(x) >= 1 << 20:
+            t0 = time.perf_counter()
+            out = len(c.compress(x))
+            print(f"  {len(x) / 1e6:5.1f} MB  ratio {out / len(x):.2f}  {len(x) / (time.perf_counter() - t0) / 1e6:5.0f} MB/s"
+                  f"  {name[-60:]}")
 
 
 if __name__ == "__main__":
