@@ -26,7 +26,7 @@ from repo_format import config, manifest
 # nightly backup's time: benchmarks/RESULTS.md).
 if TYPE_CHECKING:
     from dedupe.browse import Change
-    from dedupe.check import CheckReport
+    from dedupe.check import CheckReport, DataSubset
     from dedupe.entries import Entry
     from dedupe.sinks.directory import RestoreResult
 
@@ -158,9 +158,8 @@ def diff(repo: Repository, old_id: str, new_id: str) -> list[Change]:
 
 
 def run_check(repo: Repository, read_data: bool, progress: ProgressCallback | None = None,
-              read_subset: str | None = None) -> CheckReport:
-    """``read_subset`` (``n/t`` or ``x%``): read only those packs (implies ``read_data``)."""
-    from dedupe.check import DataSubset, check
-    subset = DataSubset.parse(read_subset) if read_subset is not None else None
+              subset: DataSubset | None = None) -> CheckReport:
+    """``subset``: with ``read_data``, read only the packs it chooses."""
+    from dedupe.check import check
     with locked(repo, "check"):
-        return check(repo, read_data or subset is not None, progress, subset)
+        return check(repo, read_data, progress, subset)

@@ -127,7 +127,9 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
 
     # Packs: present, right size, table agrees with the index.
     stored = {path.rsplit("/", 1)[-1]: size for path, size in repo.storage.list(layout.DATA_DIR)}
-    to_read = (subset.choose(repo.packs) if subset is not None else set(repo.packs)) if read_data else set()
+    to_read: set[str] = set()
+    if read_data:
+        to_read = subset.choose(repo.packs) if subset is not None else set(repo.packs)
     for pname, info in sorted(repo.packs.items()):
         r.packs += 1
         what = f"pack {layout.pack_path(pname)}"

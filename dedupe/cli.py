@@ -383,12 +383,13 @@ def diff_cmd(old_id: str, new_id: str, repo: str | None, as_json: bool | None, q
 def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, as_json: bool | None,
               quiet: bool | None) -> None:
     """Verify the repository's structure (and with --read-data, all data)."""
+    subset = None
     if read_data_subset is not None:
         from dedupe.check import DataSubset
-        DataSubset.parse(read_data_subset)  # a bad one is an error before the repository is opened
+        subset = DataSubset.parse(read_data_subset)  # a bad one is an error before the repository is opened
     c = _ctx(repo, as_json, quiet)
-    report = api.run_check(c.open(), read_data, c.progress(), read_subset=read_data_subset)
-    reading = read_data or read_data_subset is not None
+    reading = read_data or subset is not None
+    report = api.run_check(c.open(), reading, c.progress(), subset)
 
     def text() -> str:
         lines = [f"checked {report.backups} backups, {report.packs} packs, {report.chunks} chunks"

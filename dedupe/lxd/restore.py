@@ -221,7 +221,8 @@ ZONE_KEYS = ("dns.zone.forward", "dns.zone.reverse.ipv4", "dns.zone.reverse.ipv6
 def network_zones(record: Record) -> list[str]:
     """The network zones a network's config names (each key holds a comma-separated list)."""
     config = record.get("config") or {}
-    return [z.strip() for key in ZONE_KEYS for z in str(config.get(key) or "").split(",") if z.strip()]
+    names = (z.strip() for key in ZONE_KEYS for z in str(config.get(key) or "").split(","))
+    return [z for z in names if z]
 
 
 def restore_backup(
