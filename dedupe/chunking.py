@@ -227,14 +227,16 @@ class ChunkPipeline:
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
 
-    def _process(self, data: memoryview) -> Result:
-        cid = chunk_id(self.id_key, data)
-        if self.txn.known(cid):
-            return cid, len(data), None
-        return cid, len(data), self.txn.repo.seal_chunk(cid, data, self.level)
-
     def _process_batch(self, pieces: list[memoryview]) -> list[Result]:
-        return [self._process(p) for p in pieces]
+        """On a worker: hash the pieces, then seal the new ones (one compression call)."""
+        key, known = self.id_key, self.txn.known
+        ids = [chunk_id(key, p) for p in pieces]
+        new = [i for i, cid in enumerate(ids) if not known(cid)]
+        sealed: list[bytes | None] = [None] * len(pieces)
+        blobs = self.txn.repo.seal_chunks([ids[i] for i in new], [pieces[i] for i in new], self.level)
+        for i, sealed_blob in zip(new, blobs):
+            sealed[i] = sealed_blob
+        return [(cid, len(p), s) for cid, p, s in zip(ids, pieces, sealed)]
 
     def _submit(self, data: memoryview, refs: Refs) -> None:
         self.bytes_in += len(data)

@@ -311,6 +311,10 @@ class Repository:
         """The stored form of one chunk (a blob envelope)."""
         return blob.seal(data, level, self.cipher, cid)
 
+    def seal_chunks(self, cids: list[bytes], datas: list[bytes | memoryview], level: int) -> list[bytes]:
+        """``seal_chunk`` of each chunk, compressed in one call (``blob.seal_many``)."""
+        return blob.seal_many(datas, cids, level, self.cipher)
+
     def new_pack_builder(self) -> pack.PackBuilder:
         return pack.PackBuilder(self.cipher)
 

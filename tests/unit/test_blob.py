@@ -49,3 +49,51 @@ def test_decompression_is_bounded_by_raw_length() -> None:
     lied = bomb[:8] + (1024).to_bytes(4, "little") + bomb[12:]
     with pytest.raises(FormatError):
         blob.open_blob(lied, "t")
+
+
+def _batch() -> list[bytes | memoryview]:
+    import os
+    text = b"line of a log file %d\n"
+    return [b"".join(text % i for i in range(n)) for n in (1, 40, 3000)] + [
+        os.urandom(5000),  # stored raw
+        memoryview(b"x" * 70_000)[10:60_000],  # a view, as the chunk pipeline hands them over
+        b"",
+        b"ab",  # compression cannot make it smaller
+    ]
+
+
+@pytest.mark.parametrize("level", [0, 1, 3])
+def test_compress_many_gives_what_compress_gives_one_by_one(level: int) -> None:
+    datas = _batch()
+    assert codecs.compress_many(datas, level) == [codecs.compress(d, level) for d in datas]
+    nonempty = [d for d in datas if len(d)]  # the one-call path (an empty input takes the other)
+    assert codecs.compress_many(nonempty, level) == [codecs.compress(d, level) for d in nonempty]
+
+
+def test_compress_many_without_the_batch_call_compresses_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """zstandard's cffi backend has no multi_compress_to_buffer: the results stay the same."""
+    class OneByOne:
+        def __init__(self, real: object) -> None:
+            self.compress = real.compress  # type: ignore[attr-defined]
+
+    real = codecs._compressor
+    monkeypatch.setattr(codecs, "_compressor", lambda level: OneByOne(real(level)))
+    datas = [d for d in _batch() if len(d)]
+    assert codecs.compress_many(datas, 3) == [codecs.compress(d, 3) for d in datas]
+
+
+def test_seal_many_opens_like_seal_with_each_context() -> None:
+    from repo_format import crypto
+    datas = _batch()
+    contexts = [bytes([i]) * 32 for i in range(len(datas))]
+    plain = blob.seal_many(datas, contexts)
+    assert plain == [blob.seal(d, context=c) for d, c in zip(datas, contexts)]
+    cipher = crypto.BlobCipher(b"k" * 32)
+    sealed = blob.seal_many(datas, contexts, cipher=cipher)
+    for d, c, s in zip(datas, contexts, sealed):
+        assert blob.read_header(s, "t", cipher).codec == blob.read_header(blob.seal(d), "t").codec
+        assert blob.open_blob(s, "t", cipher, c) == bytes(d)
+    with pytest.raises(IntegrityError):
+        blob.open_blob(sealed[0], "t", cipher, contexts[1])  # each blob is bound to its own context
+    with pytest.raises(ValueError):
+        blob.seal_many(datas, contexts[:-1])  # a context for every blob

@@ -103,8 +103,8 @@ class _Txn:
     def known(self, cid: bytes) -> bool:
         return False
 
-    def seal_chunk(self, cid: bytes, data: memoryview, level: int) -> bytes:
-        return bytes(data)
+    def seal_chunks(self, cids: list[bytes], datas: list[memoryview], level: int) -> list[bytes]:
+        return [bytes(d) for d in datas]
 
     def add(self, cid: bytes, sealed: bytes, raw_len: int) -> None:
         self.added.append(sealed)
