@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from dedupe.storage.base import Data, LocalReads, ObjectExists, ObjectNotFound, StorageError
+from dedupe.storage.direct import NEW_FILE, DirectWriter
 
 TEMP_SUFFIX = ".tmp"
 
@@ -24,11 +25,14 @@ def _fsync_dir(path: Path) -> None:
 _IOV_MAX = 1024  # os.writev takes at most this many buffers (Linux's IOV_MAX)
 
 
-def _write_all(fd: int, data: Data) -> None:
-    """Write ``data``, or its parts in order with ``writev`` (no joined copy),
-    resuming after short writes."""
+def _views(data: Data) -> list[memoryview]:
+    """``data`` or its parts as byte views (no copies), empty ones left out."""
     parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
-    views = [v for v in (memoryview(p).cast("B") for p in parts) if v.nbytes]
+    return [v for v in (memoryview(p).cast("B") for p in parts) if v.nbytes]
+
+
+def _write_all(fd: int, views: list[memoryview]) -> None:
+    """Write ``views`` in order with ``writev`` (no joined copy), resuming after short writes."""
     i = 0  # the first view not wholly written
     while i < len(views):
         written = os.writev(fd, views[i:i + _IOV_MAX])
@@ -47,6 +51,7 @@ class LocalStorage(LocalReads):
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.location = str(self.root)
+        self._direct = DirectWriter()
 
     def _path(self, name: str) -> Path:
         if name.startswith("/") or ".." in name.split("/"):
@@ -56,12 +61,16 @@ class LocalStorage(LocalReads):
     def _write_temp(self, path: Path, data: Data) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        views = _views(data)
+        fd = self._direct.write_new(tmp, views)  # large objects (packs); None: write them here
         try:
-            _write_all(fd, data)
+            if fd is None:
+                fd = os.open(tmp, NEW_FILE, 0o600)
+                _write_all(fd, views)
             os.fsync(fd)
         except BaseException:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
             tmp.unlink(missing_ok=True)
             raise
         os.close(fd)

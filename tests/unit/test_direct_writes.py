@@ -1,0 +1,129 @@
+"""Packs written with O_DIRECT (dedupe.storage.direct), and the fall-back to buffered writes."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from dedupe.storage import direct
+from dedupe.storage.local import LocalStorage
+
+O_DIRECT = getattr(os, "O_DIRECT", 0)
+
+
+def _flags(fd: int) -> int:
+    for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
+        if line.startswith("flags:"):
+            return int(line.split()[1], 8)
+    raise AssertionError("no flags in fdinfo")
+
+
+def _supports_direct(path: Path) -> bool:
+    probe = path / ".probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | O_DIRECT, 0o600))
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+@pytest.fixture
+def ext_dir(tmp_path: Path) -> Path:
+    if not O_DIRECT or not _supports_direct(tmp_path):
+        pytest.skip(f"{tmp_path} does not take O_DIRECT")
+    return tmp_path
+
+
+@pytest.mark.parametrize("sizes", [
+    [direct.MIN_SIZE],  # whole blocks only: the descriptor is still O_DIRECT
+    [direct.MIN_SIZE + 1],  # one byte past a block boundary
+    [12, direct.MIN_SIZE, 4095, 0, 77],  # parts of any size, as a pack's header, blobs and table are
+])
+def test_large_files_are_written_directly_and_read_back_the_same(ext_dir: Path, sizes: list[int]) -> None:
+    parts = [os.urandom(n) for n in sizes]
+    writer = direct.DirectWriter()
+    fd = writer.write_new(ext_dir / "pack", [memoryview(p) for p in parts])
+    assert fd is not None
+    try:
+        if sum(sizes) % direct.ALIGN == 0:
+            assert _flags(fd) & O_DIRECT
+        else:  # switched off for the last partial block
+            assert not _flags(fd) & O_DIRECT
+        assert os.stat(ext_dir / "pack").st_mode & 0o777 == 0o600
+    finally:
+        os.close(fd)
+    assert (ext_dir / "pack").read_bytes() == b"".join(parts)
+
+
+def test_the_aligned_buffer_grows_and_is_reused(ext_dir: Path) -> None:
+    writer = direct.DirectWriter()
+    for i, n in enumerate([3 << 20, 1 << 20, 5 << 20 | 3]):
+        data = os.urandom(n)
+        fd = writer.write_new(ext_dir / f"p{i}", [memoryview(data)])
+        assert fd is not None
+        os.close(fd)
+        assert (ext_dir / f"p{i}").read_bytes() == data
+
+
+def test_small_files_are_left_to_the_caller(ext_dir: Path) -> None:
+    assert direct.DirectWriter().write_new(ext_dir / "small", [memoryview(b"x" * 100)]) is None
+    assert not (ext_dir / "small").exists()
+
+
+def test_a_file_system_without_o_direct_gets_buffered_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system that refuses O_DIRECT at open (tmpfs before Linux 6.6, some FUSE
+    file systems): the writer steps aside for good and the storage writes the pack."""
+    real = os.open
+    refused = []
+
+    def no_direct(path: object, flags: int, mode: int = 0o777, **kw: object) -> int:
+        if flags & O_DIRECT:
+            refused.append(path)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(path, flags, mode, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", no_direct)
+    storage = LocalStorage(tmp_path)
+    data = os.urandom(direct.MIN_SIZE + 5)
+    storage.put("data/ab/pack", [data[:10], data[10:]])
+    storage.put("data/ab/pack2", data)
+    assert storage.get("data/ab/pack") == data and storage.get("data/ab/pack2") == data
+    assert not storage._direct.enabled and len(refused) == 1  # asked once, not per pack
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["pack", "pack2"]
+
+
+def test_refused_direct_writes_fall_back_and_leave_no_file(ext_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system that opens with O_DIRECT but refuses the writes (an alignment it
+    needs larger than ours): the pack is written buffered instead."""
+    real = os.write
+
+    def refuse_direct(fd: int, data: memoryview) -> int:
+        if _flags(fd) & O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", refuse_direct)
+    storage = LocalStorage(ext_dir / "repo")
+    data = os.urandom(2 * direct.MIN_SIZE)
+    storage.put("data/ab/pack", data)
+    assert storage.get("data/ab/pack") == data
+    assert not storage._direct.enabled
+    assert [p.name for p in (ext_dir / "repo").rglob("*") if p.is_file()] == ["pack"]
+
+
+def test_other_write_errors_are_raised_and_leave_no_file(ext_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dedupe.storage import StorageError
+
+    def full(fd: int, data: memoryview) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    storage = LocalStorage(ext_dir / "repo")
+    with pytest.raises(StorageError, match="No space left"):
+        storage.put("data/ab/pack", os.urandom(direct.MIN_SIZE))
+    assert storage._direct.enabled
+    assert not [p for p in (ext_dir / "repo").rglob("*") if p.is_file()]
