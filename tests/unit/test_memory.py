@@ -10,14 +10,19 @@ from dedupe import memory
 
 def test_heap_buffers_nest_and_restore_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, int]] = []
+    trims: list[int] = []
     monkeypatch.setitem(memory._bound, "mallopt", lambda param, value: calls.append((param, value)) or 1)
+    monkeypatch.setitem(memory._bound, "trim", lambda pad: trims.append(pad) or 1)
     monkeypatch.setitem(memory._bound, "threshold", 1 << 20)
     monkeypatch.setitem(memory._bound, "raised", [])
     with memory.heap_buffers_up_to(4 << 20):  # the item stream's pipeline
+        assert calls == [(memory.M_TRIM_THRESHOLD, memory.KEPT_WHILE_RAISED), (memory.M_MMAP_THRESHOLD, 4 << 20)]
         with memory.heap_buffers_up_to(4 << 20):  # the content's, inside it
             pass
         assert calls[-1] == (memory.M_MMAP_THRESHOLD, 4 << 20)  # still raised: one pipeline runs
-    assert calls[-1] == (memory.M_MMAP_THRESHOLD, 1 << 20)
+        assert (memory.M_TRIM_THRESHOLD, memory.DEFAULT_TRIM) not in calls and trims == []  # free heap still kept
+    assert calls[-2:] == [(memory.M_MMAP_THRESHOLD, 1 << 20), (memory.M_TRIM_THRESHOLD, memory.DEFAULT_TRIM)]
+    assert trims == [0]  # and what was kept goes back to the system
     assert memory._bound["raised"] == []
 
 
