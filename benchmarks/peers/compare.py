@@ -16,7 +16,8 @@ Every timed command runs under `/usr/bin/time -f '%e %M %U %S'`: wall seconds, p
 (max RSS of the largest single process of the tree, in KiB), user and system CPU seconds.
 The CPU seconds the rest of the machine used meanwhile are recorded too ("others"): other
 sessions share the machine, and a busy neighbour slows any tool. --wait-idle waits for a
-quiet machine before each timed run, --repeat N takes the median of N runs.
+quiet machine before each timed run, --repeat N takes the median of N runs (N rounds,
+each running every tool once, in turned order every other round).
 Before each timed command the data is synced (`sync`, untimed) and, by default, the input
 is read once so every tool starts with a warm page cache; with --cold the page cache is
 dropped instead (echo 3 > /proc/sys/vm/drop_caches).
@@ -990,18 +991,24 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     opts = Options(scratch, args.cold, args.keep, args.wait_idle)
     for scenario in scenarios:
-        for tool in tools:
-            runs: list[list[Result]] = []
-            for n in range(max(1, args.repeat)):
+        # Rounds interleave the tools (in turned order every other round), so that a
+        # slow spell of the shared machine falls on all of them rather than on one.
+        runs: dict[str, list[list[Result]]] = {tool.name: [] for tool in tools}
+        failed: set[str] = set()
+        for n in range(max(1, args.repeat)):
+            for tool in tools if n % 2 == 0 else tools[::-1]:
+                if tool.name in failed:
+                    continue
                 if args.repeat > 1:
                     log(f"{scenario}/{tool.name}: run {n + 1} of {args.repeat}")
                 try:
-                    runs.append(RUNNERS[scenario](tool, corpus, opts=opts))
+                    runs[tool.name].append(RUNNERS[scenario](tool, corpus, opts=opts))
                 except subprocess.CalledProcessError as e:
                     log(f"{scenario}/{tool.name}: setup failed: {e}")
-                    runs.append([Result(scenario, "setup", tool.name, note=f"setup failed: {e}")])
-                    break
-            results += median_runs(runs)
+                    runs[tool.name].append([Result(scenario, "setup", tool.name, note=f"setup failed: {e}")])
+                    failed.add(tool.name)
+        for tool in tools:
+            results += median_runs(runs[tool.name])
 
     print(f"date {meta['date']}; machine {meta['machine']}")
     print(f"versions {versions}")

@@ -76,7 +76,7 @@ class DirectWriter:
         if buf is None or len(buf) < size:
             if buf is not None:
                 buf.close()
-            buf = self._local.buffer = mmap.mmap(-1, size)
+            buf = self._local.buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
         view = memoryview(buf)
         pos = 0
         for v in views:
