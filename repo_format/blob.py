@@ -55,13 +55,15 @@ def _check_size(data: bytes | memoryview) -> None:
         raise ValueError("blob larger than 4 GiB")
 
 
-def _envelope(raw_len: int, packed: tuple[int, bytes], cipher: crypto.BlobCipher | None, context: bytes) -> bytes:
+def _envelope(raw_len: int, packed: tuple[int, codecs.Payload], cipher: crypto.BlobCipher | None,
+              context: bytes) -> bytes:
+    """The envelope of a payload: its one copy (or encryption) into the stored blob."""
     codec, payload = packed
     suite = cipher.suite if cipher is not None else SEAL_NONE
     head = HEADER.pack(MAGIC, VERSION, codec, suite, b"\0\0\0", raw_len)
     if cipher is not None:
         return cipher.seal(payload, head + context, prefix=head)
-    return head + payload
+    return b"".join((head, payload))
 
 
 def read_header(blob: bytes | memoryview, what: str, cipher: crypto.BlobCipher | None = None) -> EnvelopeHeader:

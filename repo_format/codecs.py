@@ -37,16 +37,20 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def compress(data: bytes | memoryview, level: int = DEFAULT_ZSTD_LEVEL) -> tuple[int, bytes]:
+Payload = bytes | memoryview
+
+
+def compress(data: bytes | memoryview, level: int = DEFAULT_ZSTD_LEVEL) -> tuple[int, Payload]:
     """Compress with zstd; keep the data raw when that is not smaller.
 
-    ``level`` 0 means no compression. Returns ``(codec, payload)``."""
+    ``level`` 0 means no compression. Returns ``(codec, payload)``: the payload is
+    ``data`` itself when kept raw, to be copied once into the envelope."""
     if level <= 0 or len(data) == 0:
-        return CODEC_NONE, bytes(data)
+        return CODEC_NONE, data
     return _smaller(data, _compressor(level).compress(data))
 
 
-def compress_many(datas: list[bytes | memoryview], level: int = DEFAULT_ZSTD_LEVEL) -> list[tuple[int, bytes]]:
+def compress_many(datas: list[bytes | memoryview], level: int = DEFAULT_ZSTD_LEVEL) -> list[tuple[int, Payload]]:
     """``compress`` of each of ``datas`` (the same results), in one call into zstd.
 
     A thread compressing small chunks one at a time gives up the GIL around each and
@@ -61,12 +65,12 @@ def compress_many(datas: list[bytes | memoryview], level: int = DEFAULT_ZSTD_LEV
     return [_smaller(d, p) for d, p in zip(datas, packed)]
 
 
-def _smaller(data: bytes | memoryview, packed: Any) -> tuple[int, bytes]:
-    """``(codec, payload)``: ``packed`` (bytes or a zstandard buffer segment) unless it
-    is not smaller than ``data``."""
+def _smaller(data: bytes | memoryview, packed: Any) -> tuple[int, Payload]:
+    """``(codec, payload)``: ``packed`` (bytes, or a zstandard buffer segment, given as
+    a view of it) unless it is not smaller than ``data``."""
     if len(packed) >= len(data):
-        return CODEC_NONE, bytes(data)
-    return CODEC_ZSTD, packed if isinstance(packed, bytes) else packed.tobytes()
+        return CODEC_NONE, data
+    return CODEC_ZSTD, packed if isinstance(packed, bytes) else memoryview(packed)
 
 
 def decompress(codec: int, payload: bytes | memoryview, raw_len: int, what: str) -> bytes:
