@@ -3,7 +3,7 @@
 A buffered write of a pack costs the kernel a page-cache copy, page allocation and
 writeback, about as much CPU as compressing a tenth of the pack's data, and fills the
 page cache with data nobody reads soon, pushing out what the LXD host's instances use.
-O_DIRECT writes the pack straight from a page-aligned copy. A file system that refuses
+O_DIRECT writes the pack straight from a page-aligned copy, a few MiB at a time. A file system that refuses
 O_DIRECT (tmpfs, some FUSE file systems) gets buffered writes instead, from then on.
 Durability is unchanged: the caller still fsyncs the file and its directory.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 MIN_SIZE = 1 << 20  # smaller files (manifests, most index segments) are written buffered
 ALIGN = 4096  # buffer address, length and file offset: any logical sector size up to a page
+STAGE = 4 << 20  # the aligned staging buffer: a pack is copied and written in pieces of this size
 NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
@@ -27,7 +28,7 @@ class DirectWriter:
 
     def __init__(self) -> None:
         self.enabled = hasattr(os, "O_DIRECT")
-        self._local = threading.local()  # each writing thread has its own aligned buffer
+        self._local = threading.local()  # each writing thread has its own staging buffer
 
     def write_new(self, path: Path, views: list[memoryview]) -> int | None:
         """Create ``path`` (mode 0600, which must not exist) holding ``views`` one after
@@ -44,7 +45,7 @@ class DirectWriter:
             self.enabled = False
             return None
         try:
-            self._write(fd, views, total)
+            self._write(fd, views)
         except BaseException as e:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -54,32 +55,40 @@ class DirectWriter:
             raise
         return fd
 
-    def _write(self, fd: int, views: list[memoryview], total: int) -> None:
-        view = self._aligned_copy(views, total)
+    def _write(self, fd: int, views: list[memoryview]) -> None:
+        """``views`` through a page-aligned staging buffer of ``STAGE`` bytes: each full
+        buffer written with O_DIRECT, then the whole blocks of the rest, then (with
+        O_DIRECT switched off) the last partial block."""
+        stage = self._stage()
+        fill = 0
         try:
-            whole = total - total % ALIGN
-            pos = 0
-            while pos < whole:
-                pos += os.write(fd, view[pos:whole])
-            if pos < total:  # the last partial block: O_DIRECT off for it
+            for v in views:
+                pos, end = 0, v.nbytes
+                while pos < end:
+                    n = min(STAGE - fill, end - pos)
+                    stage[fill:fill + n] = v[pos:pos + n]
+                    fill += n
+                    pos += n
+                    if fill == STAGE:
+                        _write_all(fd, stage)
+                        fill = 0
+            whole = fill - fill % ALIGN
+            _write_all(fd, stage[:whole])
+            if whole < fill:
                 fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
-                while pos < total:
-                    pos += os.write(fd, view[pos:total])
+                _write_all(fd, stage[whole:fill])
         finally:
-            view.release()
+            stage.release()
 
-    def _aligned_copy(self, views: list[memoryview], total: int) -> memoryview:
-        """``views`` copied back to back into this thread's page-aligned buffer (an
-        anonymous mapping), grown when too small and reused."""
-        size = -(-total // ALIGN) * ALIGN
+    def _stage(self) -> memoryview:
+        """This thread's staging buffer (an anonymous mapping: page-aligned), made once."""
         buf: mmap.mmap | None = getattr(self._local, "buffer", None)
-        if buf is None or len(buf) < size:
-            if buf is not None:
-                buf.close()
-            buf = self._local.buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
-        view = memoryview(buf)
-        pos = 0
-        for v in views:
-            view[pos:pos + v.nbytes] = v
-            pos += v.nbytes
-        return view
+        if buf is None:
+            buf = self._local.buffer = mmap.mmap(-1, STAGE, flags=mmap.MAP_PRIVATE)
+        return memoryview(buf)
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    pos = 0
+    while pos < len(view):
+        pos += os.write(fd, view[pos:])

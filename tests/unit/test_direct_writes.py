@@ -59,14 +59,18 @@ def test_large_files_are_written_directly_and_read_back_the_same(ext_dir: Path, 
     assert (ext_dir / "pack").read_bytes() == b"".join(parts)
 
 
-def test_the_aligned_buffer_grows_and_is_reused(ext_dir: Path) -> None:
+def test_packs_larger_than_the_staging_buffer_go_through_it_in_pieces(ext_dir: Path) -> None:
+    """Parts that straddle the staging buffer's end, a part larger than the buffer, and
+    the buffer reused for the next pack."""
     writer = direct.DirectWriter()
-    for i, n in enumerate([3 << 20, 1 << 20, 5 << 20 | 3]):
-        data = os.urandom(n)
-        fd = writer.write_new(ext_dir / f"p{i}", [memoryview(data)])
+    for i, sizes in enumerate([[direct.STAGE - 5, 10, direct.STAGE + direct.ALIGN, 1],
+                               [3, 2 * direct.STAGE],  # ends exactly at a buffer's end
+                               [direct.MIN_SIZE + 7]]):
+        parts = [os.urandom(n) for n in sizes]
+        fd = writer.write_new(ext_dir / f"p{i}", [memoryview(p) for p in parts])
         assert fd is not None
         os.close(fd)
-        assert (ext_dir / f"p{i}").read_bytes() == data
+        assert (ext_dir / f"p{i}").read_bytes() == b"".join(parts)
 
 
 def test_small_files_are_left_to_the_caller(ext_dir: Path) -> None:
