@@ -10,6 +10,7 @@ of chunks in flight, whatever the size of the input.
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import sys
 from collections import deque
@@ -18,6 +19,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from pyfastcdc.cy import FastCDC
 
+from dedupe.memory import new_buffer
 from dedupe.writer import Transaction
 from repo_format import codecs
 from repo_format.config import ChunkerParams
@@ -53,33 +55,34 @@ def cut_blocks(chunker: FastCDC, blocks: Iterable[bytes | memoryview]) -> Iterat
         yield memoryview(carry)
 
 
-def _exported(buf: bytearray) -> bool:
-    """Whether any memoryview still refers to ``buf`` (a bytearray cannot grow then)."""
+def _exported(buf: mmap.mmap) -> bool:
+    """Whether any memoryview still refers to ``buf`` (a mapping cannot be resized
+    then; resizing it to its own size changes nothing)."""
     try:
-        buf.append(0)
+        buf.resize(len(buf))
     except BufferError:
         return True
-    buf.pop()
     return False
 
 
 class BufferPool:
     """Read buffers that are reused once no chunk refers to them any more.
 
-    A fresh multi-megabyte buffer per read costs a page fault per 4 KiB page; reusing
-    a few buffers keeps the read path copy- and fault-free. Memory stays bounded by
-    the chunks in flight, since a buffer is busy only while chunks cut from it are."""
+    A fresh multi-megabyte buffer per read costs a page fault per page; reusing a few
+    buffers (``new_buffer``) keeps the read path copy- and fault-free. Memory stays
+    bounded by the chunks in flight, since a buffer is busy only while chunks cut
+    from it are."""
 
     def __init__(self, size: int, keep: int = 6) -> None:
         self.size = size
         self.keep = keep
-        self._free: list[bytearray] = []
+        self._free: list[mmap.mmap] = []
 
-    def get(self) -> bytearray:
+    def get(self) -> mmap.mmap:
         for buf in self._free:
             if not _exported(buf):
                 return buf
-        buf = bytearray(self.size)
+        buf = new_buffer(self.size)
         if len(self._free) < self.keep:
             self._free.append(buf)
         return buf

@@ -17,6 +17,8 @@ import os
 import threading
 from pathlib import Path
 
+from dedupe.memory import new_buffer
+
 MIN_SIZE = 1 << 20  # smaller files (manifests, most index segments) are written buffered
 ALIGN = 4096  # buffer address, length and file offset: any logical sector size up to a page
 STAGE = 4 << 20  # the aligned staging buffer: a pack is copied and written in pieces of this size
@@ -81,10 +83,10 @@ class DirectWriter:
             stage.release()
 
     def _stage(self) -> memoryview:
-        """This thread's staging buffer (an anonymous mapping: page-aligned), made once."""
+        """This thread's staging buffer (an anonymous mapping, so page-aligned), made once."""
         buf: mmap.mmap | None = getattr(self._local, "buffer", None)
         if buf is None:
-            buf = self._local.buffer = mmap.mmap(-1, STAGE, flags=mmap.MAP_PRIVATE)
+            buf = self._local.buffer = new_buffer(STAGE)
         return memoryview(buf)
 
 

@@ -51,3 +51,31 @@ def test_libc_is_found_without_its_usual_name(monkeypatch: pytest.MonkeyPatch) -
     libc = memory._libc()
     assert asked == ["libc.so.6", ctypes.util.find_library("c")]
     assert hasattr(libc, "mallopt")
+
+
+def _vm_flags(buf: object) -> list[str]:
+    """The VmFlags of the mapping that holds ``buf`` (from /proc/self/smaps)."""
+    import ctypes
+    address = ctypes.addressof(ctypes.c_char.from_buffer(buf))  # type: ignore[arg-type]
+    current = None
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                start, end = (int(x, 16) for x in head.split("-"))
+                current = start <= address < end
+            elif head == "VmFlags:" and current:
+                return line.split()[1:]
+    raise AssertionError("mapping not found")
+
+
+def test_new_buffers_are_zeroed_writable_and_ask_for_huge_pages_when_large() -> None:
+    import mmap
+    large = memory.new_buffer(3 * memory.HUGE_PAGE)
+    assert len(large) == 3 * memory.HUGE_PAGE and large[:] == bytes(len(large))
+    large[5:8] = b"abc"
+    assert large[4:9] == b"\0abc\0"
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        assert "hg" in _vm_flags(large)  # MADV_HUGEPAGE took
+    small = memory.new_buffer(4096)
+    assert "hg" not in _vm_flags(small)
