@@ -44,6 +44,7 @@ import platform
 import shlex
 import shutil
 import stat
+import statistics
 import subprocess
 import sys
 import time
@@ -772,6 +773,11 @@ def ratios(results: list[Result]) -> list[dict[str, object]]:
             row: dict[str, object] = {"scenario": scenario, "step": step, "peer": peer}
             if d.wall_s and p.wall_s:
                 row["throughput_ratio"] = round(p.wall_s / d.wall_s, 2)
+            if len(d.wall_runs) > 1 and len(d.wall_runs) == len(p.wall_runs):
+                # round i ran both tools back to back: its ratio sees the same machine
+                paired = sorted(pw / dw for dw, pw in zip(d.wall_runs, p.wall_runs))
+                row["paired_ratio_median"] = round(statistics.median(paired), 2)
+                row["paired_ratio_range"] = [round(paired[0], 2), round(paired[-1], 2)]
             if d.max_rss_kib and p.max_rss_kib:
                 row["rss_ratio"] = round(d.max_rss_kib / p.max_rss_kib, 2)
             if d.growth_bytes is not None and p.growth_bytes:
@@ -799,11 +805,15 @@ def table(results: list[Result], scenario: str) -> str:
                if len(r.wall_runs) > 1 else ""))
     rr = [x for x in ratios(results) if x["scenario"] == scenario]
     if rr:
-        lines.append("dedupe vs peer (throughput = peer time / dedupe time; RSS and stored = "
-                     "dedupe / peer):")
+        lines.append("dedupe vs peer (throughput = peer time / dedupe time, of the medians and, with "
+                     "--repeat, the median and range of each round's own; RSS and stored = dedupe / peer):")
         for x in rr:
+            paired = ""
+            if "paired_ratio_median" in x:
+                low, high = x["paired_ratio_range"]  # type: ignore[misc]
+                paired = f" (rounds: median {x['paired_ratio_median']}x, {low}-{high}x)"
             lines.append(f"  {x['step']:18s} vs {x['peer']:7s} throughput {x.get('throughput_ratio', '-')}x"
-                         f"  RSS {x.get('rss_ratio', '-')}x  stored {x.get('stored_ratio', '-')}x")
+                         f"{paired}  RSS {x.get('rss_ratio', '-')}x  stored {x.get('stored_ratio', '-')}x")
     return "\n".join(lines)
 
 
@@ -842,10 +852,14 @@ def markdown(results: list[Result], scenarios: Sequence[str], meta: dict[str, ob
         rr = [x for x in ratios(results) if x["scenario"] == scenario]
         if rr:
             out += ["", "| step | dedupe vs | throughput (peer time / dedupe time) | "
-                        "peak RSS (dedupe / peer) | stored (dedupe / peer) |",
-                    "|---|---|---:|---:|---:|"]
+                        "per round: median (range) | peak RSS (dedupe / peer) | stored (dedupe / peer) |",
+                    "|---|---|---:|---:|---:|---:|"]
             for x in rr:
-                out.append(f"| {x['step']} | {x['peer']} | {x.get('throughput_ratio', '-')} | "
+                rounds = "-"
+                if "paired_ratio_median" in x:
+                    low, high = x["paired_ratio_range"]  # type: ignore[misc]
+                    rounds = f"{x['paired_ratio_median']} ({low}-{high})"
+                out.append(f"| {x['step']} | {x['peer']} | {x.get('throughput_ratio', '-')} | {rounds} | "
                            f"{x.get('rss_ratio', '-')} | {x.get('stored_ratio', '-')} |")
     return "\n".join(out) + "\n"
 
