@@ -7,7 +7,7 @@ and finally the manifest (FORMAT.md section 12).
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -23,7 +23,7 @@ PROGRESS_EVERY_S = 0.25
 
 
 def new_run_id() -> str:
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()
 
 
 @dataclass

@@ -24,6 +24,12 @@ def _when(time_ns: int) -> str:
     return dt.datetime.fromtimestamp(time_ns / 1e9).strftime("%Y-%m-%d %H:%M")
 
 
+def _engine() -> Any:
+    """The prune engine, loaded when a maintenance command runs, not at every start."""
+    from dedupe import prune
+    return prune
+
+
 def _gc_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--max-unused", default="5%", show_default=True, metavar="PERCENT",
                         help="Rewrite partly used packs until at most this much of the stored data is unused.")(f)
@@ -48,16 +54,16 @@ def _open_unindexed(c: Any) -> Any:
 
 def register(main: click.Group, backup: click.Group) -> None:
     """Add the maintenance commands to ``main``."""
-    from dedupe import prune as engine
+    from dedupe import series as series_rules
     from dedupe.cli_common import common, human
     from dedupe.cli_common import ctx as _ctx
 
     def _decision_lines(plan: Any) -> list[str]:
         lines, series = [], None
         for d in plan.decisions:
-            if engine.series_of(d.backup, plan.group_by) != series:
-                series = engine.series_of(d.backup, plan.group_by)
-                lines.append(f"{engine.describe_series(series)}:")
+            if series_rules.series_of(d.backup, plan.group_by) != series:
+                series = series_rules.series_of(d.backup, plan.group_by)
+                lines.append(f"{series_rules.describe_series(series)}:")
             why = ", ".join(d.reasons)
             lines.append(f"  {'keep  ' if d.keep else 'remove'}  {d.backup.id[:12]}  {_when(d.backup.time_ns)}"
                          + (f"  {why}" if why else ""))
@@ -74,7 +80,7 @@ def register(main: click.Group, backup: click.Group) -> None:
                   help="Keep every backup newer than DURATION (1y2m3w4d5h) before the group's newest.")
     @click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN",
                   help="Only groups matching this glob (repeatable; default: every group).")
-    @click.option("--group-by", type=click.Choice(engine.GROUP_BY), default=engine.GROUP_BY[0], show_default=True,
+    @click.option("--group-by", type=click.Choice(series_rules.GROUP_BY), default=series_rules.GROUP_BY[0], show_default=True,
                   help="Apply the rules to the backups of each group from each host, or of each group from "
                        "all hosts together.")
     @click.option("--dry-run", "-n", is_flag=True, help="Show what would be kept and removed; change nothing.")
@@ -86,6 +92,7 @@ def register(main: click.Group, backup: click.Group) -> None:
                   keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None, groups: tuple[str, ...], group_by: str, dry_run: bool, force: bool,
                   no_gc: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
         """Remove backups that no retention rule keeps, per group and host, then free their space."""
+        engine = _engine()
         policy = engine.Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
                                monthly=keep_monthly, yearly=keep_yearly,
                                within=engine.parse_duration(keep_within) if keep_within is not None else None)
@@ -113,7 +120,7 @@ def register(main: click.Group, backup: click.Group) -> None:
     def forget_cmd(backup_ids: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
         """Remove chosen backups (their data is freed by the next 'gc')."""
         c = _ctx(repo, as_json, quiet)
-        removed = engine.run_forget(c.open(), list(backup_ids))
+        removed = _engine().run_forget(c.open(), list(backup_ids))
         c.out({"removed": removed},
               lambda: f"removed {len(removed)} backup(s): {' '.join(b[:12] for b in removed)}; "
                       f"'dedupe gc' frees their space")
@@ -124,7 +131,7 @@ def register(main: click.Group, backup: click.Group) -> None:
         @common
         def cmd(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
             c = _ctx(repo, as_json, quiet)
-            bid = engine.run_protect(c.open(), backup_id, protected)
+            bid = _engine().run_protect(c.open(), backup_id, protected)
             c.out({"id": bid, "protected": protected},
                   lambda: f"backup {bid[:12]} is {'protected' if protected else 'no longer protected'}")
 
@@ -139,7 +146,7 @@ def register(main: click.Group, backup: click.Group) -> None:
         """Free the space of data no backup references."""
         from dedupe.gc import GcOptions
         c = _ctx(repo, as_json, quiet)
-        r = engine.run_gc(_open_unindexed(c), GcOptions(max_unused=_percent(max_unused), dry_run=dry_run))
+        r = _engine().run_gc(_open_unindexed(c), GcOptions(max_unused=_percent(max_unused), dry_run=dry_run))
         c.out(r.to_json(), lambda: _gc_text(r, human))
 
     @main.command("stats")

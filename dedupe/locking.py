@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import threading
 import time
 from typing import TYPE_CHECKING, Iterator
@@ -149,7 +148,7 @@ def acquire(storage: Storage, *, exclusive: bool, purpose: str, wait_s: float = 
     deadline = time.monotonic() + wait_s
     delay = 0.1
     while True:
-        name = secrets.token_hex(16)
+        name = os.urandom(16).hex()
         rec = lock.LockRecord(exclusive=exclusive, host=_hostname(), pid=os.getpid(),
                               pid_start=_pid_start(os.getpid()), boot_id=_boot_id(),
                               time_ns=time.time_ns(), purpose=purpose)
@@ -161,7 +160,7 @@ def acquire(storage: Storage, *, exclusive: bool, purpose: str, wait_s: float = 
         storage.delete(layout.lock_path(name))
         if time.monotonic() >= deadline:
             raise RepositoryLocked(f"{storage.location} is locked: {', '.join(conflicts)}")
-        time.sleep(delay + secrets.randbelow(100) / 1000)
+        time.sleep(delay + int.from_bytes(os.urandom(2), "big") % 100 / 1000)
         delay = min(delay * 2, 5.0)
 
 

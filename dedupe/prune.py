@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from dedupe.errors import DedupeError
 from dedupe.repository import Repository
+from dedupe.series import GROUP_BY, describe_series, series_of
 from repo_format import layout, manifest
 
 if TYPE_CHECKING:
@@ -156,19 +157,6 @@ class Backup:
     time_ns: int
     protected: bool = False
     host: str = ""
-
-
-GROUP_BY = ("host,group", "group")  # what makes a series: the default, or the group alone
-
-
-def series_of(backup: Backup, group_by: str) -> tuple[str, str]:
-    """The (host, group) a policy is applied to; the host is "" with ``--group-by group``."""
-    return (backup.host if group_by == "host,group" else "", backup.group)
-
-
-def describe_series(series: tuple[str, str]) -> str:
-    host, group = series
-    return f"{group} on {host}" if host else group
 
 
 @dataclass

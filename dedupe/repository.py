@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple, TypeVar
@@ -124,11 +123,11 @@ class Repository:
                 raise RepositoryExists(f"{root}: exists and is not an empty directory")
         if storage.exists(layout.CONFIG):
             raise RepositoryExists(f"{storage.location}: already a repository")
-        repo_id = secrets.token_bytes(16)
-        the_id_key = id_key or secrets.token_bytes(ID_KEY_LEN)
+        repo_id = os.urandom(16)
+        the_id_key = id_key or os.urandom(ID_KEY_LEN)
         key = None
         if passphrase is not None:
-            key = keys.Secrets(enc_key=secrets.token_bytes(32), id_key=the_id_key)
+            key = keys.Secrets(enc_key=os.urandom(32), id_key=the_id_key)
         cfg = config.RepoConfig(
             repo_id=repo_id, id_key=b"" if key else the_id_key, chunker=chunker or config.DEFAULT_CHUNKER,
             features=(config.FEATURE_AEAD,) if key else (), created_ns=time.time_ns(),

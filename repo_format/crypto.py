@@ -23,7 +23,7 @@ unencrypted one is. The AEAD call holds the GIL, but for ~0.4 ms per 4 MiB chunk
 from __future__ import annotations
 
 import itertools
-import secrets
+import os
 import struct
 import threading
 from contextlib import contextmanager
@@ -77,7 +77,7 @@ class BlobCipher:
         if len(enc_key) != 32:
             raise ValueError("encryption key must be 32 bytes")
         self._enc_key = enc_key
-        self._session_id = session_id or secrets.token_bytes(SESSION_LEN)
+        self._session_id = session_id or os.urandom(SESSION_LEN)
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 

@@ -21,7 +21,7 @@ wrong passphrase (check holds, authentication fails).
 
 from __future__ import annotations
 
-import secrets
+import os
 import threading
 from dataclasses import dataclass
 from typing import Final
@@ -71,7 +71,7 @@ def encode(secrets_: Secrets, repo_id: bytes, passphrase: bytes, kdf_params: dic
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     params = dict(kdf_params or DEFAULT_KDF)
-    salt = secrets.token_bytes(16)
+    salt = os.urandom(16)
     plain = msgpack_codec.pack({"enc_key": secrets_.enc_key, "id_key": secrets_.id_key})
     sealed = AESGCM(_kek(passphrase, salt, params)).encrypt(bytes(12), plain, _AAD + repo_id)
     body = {"kdf": "argon2id", "kdf_params": params, "salt": salt, "repo_id": repo_id, "sealed": sealed}

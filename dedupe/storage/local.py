@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 from pathlib import Path
 from typing import Iterator
 
@@ -60,7 +59,7 @@ class LocalStorage(LocalReads):
 
     def _write_temp(self, path: Path, data: Data) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        tmp = path.parent / f".{path.name}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
         views = _views(data)
         fd = self._direct.write_new(tmp, views)  # large objects (packs); None: write them here
         try:

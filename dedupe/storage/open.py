@@ -18,6 +18,8 @@ NO_CACHE_ENV = "DEDUPE_NO_CACHE"
 
 
 def is_remote(location: str) -> bool:
+    if not location.startswith("s3:"):  # every S3 form does: a path needs no S3 module
+        return False
     from dedupe.storage.s3 import is_s3
     return is_s3(location)
 
