@@ -110,5 +110,8 @@ def new_buffer(size: int) -> mmap.mmap:
     27,500 page faults with 4 KiB pages, 18,000 with huge ones; benchmarks/RESULTS.md)."""
     buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
     if size >= HUGE_PAGE and hasattr(mmap, "MADV_HUGEPAGE"):
-        buf.madvise(mmap.MADV_HUGEPAGE)
+        try:
+            buf.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # a kernel built without transparent huge pages: 4 KiB pages then
+            pass
     return buf

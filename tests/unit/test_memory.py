@@ -79,3 +79,20 @@ def test_new_buffers_are_zeroed_writable_and_ask_for_huge_pages_when_large() -> 
         assert "hg" in _vm_flags(large)  # MADV_HUGEPAGE took
     small = memory.new_buffer(4096)
     assert "hg" not in _vm_flags(small)
+
+
+def test_new_buffers_work_where_the_kernel_has_no_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """madvise(MADV_HUGEPAGE) fails with EINVAL on a kernel built without transparent
+    huge pages: the buffer is made all the same, with ordinary pages."""
+    import errno
+    import mmap
+
+    class NoHugePages(mmap.mmap):
+        def madvise(self, *args: object) -> None:  # type: ignore[override]
+            raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(mmap, "mmap", NoHugePages)
+    buf = memory.new_buffer(2 * memory.HUGE_PAGE)
+    assert isinstance(buf, NoHugePages) and len(buf) == 2 * memory.HUGE_PAGE
+    buf[:3] = b"abc"
+    assert buf[:4] == b"abc\0"
