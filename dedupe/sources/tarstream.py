@@ -87,6 +87,7 @@ from __future__ import annotations
 import base64
 import functools
 import re
+import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -124,6 +125,9 @@ _GNU_SPARSE: Final = b"S"
 _EXTENSION_KINDS: Final = {b"x": "pax header", b"X": "pax header", b"g": "pax global header",
                             b"L": "GNU long name header", b"K": "GNU long link header"}
 _USTAR_MAGIC: Final = b"ustar\x00"
+# A header block's fields (POSIX ustar; GNU reuses the prefix field for times):
+# name mode uid gid size mtime chksum typeflag linkname magic+version uname gname devmajor devminor prefix
+_FIELDS: Final = struct.Struct("100s8s8s8s12s12s8s1s100s8s32s32s8s8s155s")
 _GNU_MAGIC: Final = b"ustar  \x00"
 
 _DECIMAL_RE: Final = re.compile(rb"[0-9]{1,30}\Z")  # 30 digits are beyond every limit, and int() stays cheap
@@ -334,6 +338,11 @@ class _Input:
 
     def read_upto(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or fewer if the stream ends first."""
+        pos = self._pos
+        if self._pool is not None and len(self._buf) - pos >= n:  # the common case: in the buffer
+            self._pos = pos + n
+            self.offset += n
+            return bytes(self._buf[pos:pos + n])
         first = self.read_some(n)
         if len(first) == n or not first:
             return bytes(first) if self._pool is not None else first
@@ -634,23 +643,31 @@ class TarReader:
                 pending.records[key] = value
                 _check_keys(pending.records, where)
 
-    def _member(self, block: bytes, offset: int, typeflag: bytes, pending: _Pending) -> TarMember:
-        pending.add(block)
-        magic = block[257:265]
-        is_ustar = magic[:6] == _USTAR_MAGIC  # POSIX ustar: name prefix field
-        is_gnu = magic == _GNU_MAGIC  # GNU: atime/ctime where ustar has the prefix
-        has_owner = magic[:5] == b"ustar"  # both: uname, gname, device numbers
-
+    def _pax_in_force(self, pending: _Pending) -> dict[str, bytes]:
+        """The global pax records overridden by the member's own (an empty value deletes)."""
+        if not self._globals and not pending.records:
+            return {}
         pax = dict(self._globals)
         for key, value in pending.records.items():
             if _deletes(key, value):
                 pax.pop(key, None)
             else:
                 pax[key] = value
+        return pax
 
-        raw_name = _cstr(block[0:100])
+    def _member(self, block: bytes, offset: int, typeflag: bytes, pending: _Pending) -> TarMember:
+        pending.add(block)
+        (name_field, mode_field, uid_field, gid_field, size_field, mtime_field, _checksum, _type,
+         link_field, magic, uname_field, gname_field, major_field, minor_field, prefix_field) = _FIELDS.unpack_from(block)
+        is_ustar = magic[:6] == _USTAR_MAGIC  # POSIX ustar: name prefix field
+        is_gnu = magic == _GNU_MAGIC  # GNU: atime/ctime where ustar has the prefix
+        has_owner = magic[:5] == b"ustar"  # both: uname, gname, device numbers
+
+        pax = self._pax_in_force(pending)
+
+        raw_name = _cstr(name_field)
         if is_ustar:
-            prefix = _cstr(block[345:500])
+            prefix = _cstr(prefix_field)
             if prefix:
                 raw_name = prefix + b"/" + raw_name
         if pending.longname is not None:
@@ -666,19 +683,19 @@ class TarReader:
         if typeflag == _GNU_SPARSE:
             etype = FILE
 
-        raw_link = pending.longlink if pending.longlink is not None else _cstr(block[157:257])
+        raw_link = pending.longlink if pending.longlink is not None else _cstr(link_field)
         link = _text(pax["linkpath"]) if "linkpath" in pax else _text(raw_link)
 
-        mode = _number(block[100:108], "mode", where_m)
+        mode = _number(mode_field, "mode", where_m)
         if mode < 0:
             raise BadFieldError(f"{where_m}: negative mode {mode}")
         mode &= 0o7777
-        uid = _pax_or_field(pax, "uid", block[108:116], where_m)
-        gid = _pax_or_field(pax, "gid", block[116:124], where_m)
+        uid = _pax_or_field(pax, "uid", uid_field, where_m)
+        gid = _pax_or_field(pax, "gid", gid_field, where_m)
         if "mtime" in pax:
             mtime_ns = _pax_time(pax["mtime"], "mtime", where_m)
         else:
-            mtime_ns = _number(block[136:148], "mtime", where_m) * 1_000_000_000
+            mtime_ns = _number(mtime_field, "mtime", where_m) * 1_000_000_000
         atime_ns = _pax_time(pax["atime"], "atime", where_m) if "atime" in pax else None
         ctime_ns = _pax_time(pax["ctime"], "ctime", where_m) if "ctime" in pax else None
         if is_gnu:
@@ -686,16 +703,17 @@ class TarReader:
                 atime_ns = _number(block[345:357], "atime", where_m) * 1_000_000_000
             if ctime_ns is None and block[357:369].strip(b"\0"):
                 ctime_ns = _number(block[357:369], "ctime", where_m) * 1_000_000_000
-        for label, stamp in (("mtime", mtime_ns), ("atime", atime_ns), ("ctime", ctime_ns)):
-            if stamp is not None and not _TIME_NS_MIN <= stamp <= _TIME_NS_MAX:
-                raise BadFieldError(f"{where_m}: {label} {stamp} ns is out of range (years 1677 to 2554)")
-        uname = _text(pax["uname"]) if "uname" in pax else _text(_cstr(block[265:297])) if has_owner else ""
-        gname = _text(pax["gname"]) if "gname" in pax else _text(_cstr(block[297:329])) if has_owner else ""
+        if not _TIME_NS_MIN <= mtime_ns <= _TIME_NS_MAX or atime_ns is not None or ctime_ns is not None:
+            for label, stamp in (("mtime", mtime_ns), ("atime", atime_ns), ("ctime", ctime_ns)):
+                if stamp is not None and not _TIME_NS_MIN <= stamp <= _TIME_NS_MAX:
+                    raise BadFieldError(f"{where_m}: {label} {stamp} ns is out of range (years 1677 to 2554)")
+        uname = _text(pax["uname"]) if "uname" in pax else _text(_cstr(uname_field)) if has_owner else ""
+        gname = _text(pax["gname"]) if "gname" in pax else _text(_cstr(gname_field)) if has_owner else ""
 
         rdev: tuple[int, int] | None = None
         if etype in (CHARDEV, BLOCKDEV):
-            major = _number(block[329:337], "devmajor", where_m) if has_owner else 0
-            minor = _number(block[337:345], "devminor", where_m) if has_owner else 0
+            major = _number(major_field, "devmajor", where_m) if has_owner else 0
+            minor = _number(minor_field, "devminor", where_m) if has_owner else 0
             if major < 0 or minor < 0:
                 raise BadFieldError(f"{where_m}: negative device number {major},{minor}")
             rdev = (major, minor)
@@ -703,7 +721,7 @@ class TarReader:
         if "size" in pax:
             size = _pax_decimal(pax["size"], "size", where_m, ImpossibleSizeError)
         else:
-            size = _number(block[124:136], "size", where_m)
+            size = _number(size_field, "size", where_m)
         if size < 0:
             raise ImpossibleSizeError(f"{where_m} has negative size {size}")
         if size > _INT64_MAX:
@@ -752,7 +770,7 @@ class TarReader:
             link = normalize_path(link)
         elif etype != SYMLINK:
             link = ""
-        xattrs = _xattrs(pax, where_m)
+        xattrs = _xattrs(pax, where_m) if pax else {}
 
         entry = Entry(path=normalize_path(name), type=etype, mode=mode, uid=uid, gid=gid, uname=uname,
                       gname=gname, mtime_ns=mtime_ns, atime_ns=atime_ns, ctime_ns=ctime_ns,
