@@ -72,13 +72,13 @@ class DirectWriter:
                     fill += n
                     pos += n
                     if fill == STAGE:
-                        _write_all(fd, stage)
+                        write_all(fd, [stage])
                         fill = 0
             whole = fill - fill % ALIGN
-            _write_all(fd, stage[:whole])
+            write_all(fd, [stage[:whole]])
             if whole < fill:
                 fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
-                _write_all(fd, stage[whole:fill])
+                write_all(fd, [stage[whole:fill]])
         finally:
             stage.release()
 
@@ -90,7 +90,19 @@ class DirectWriter:
         return memoryview(buf)
 
 
-def _write_all(fd: int, view: memoryview) -> None:
-    pos = 0
-    while pos < len(view):
-        pos += os.write(fd, view[pos:])
+_IOV_MAX = 1024  # os.writev takes at most this many buffers (Linux's IOV_MAX)
+
+
+def write_all(fd: int, views: list[memoryview]) -> None:
+    """Write ``views`` in order with ``writev`` (no joined copy), resuming after short
+    writes; empty views are skipped."""
+    views = [v for v in views if v.nbytes]
+    i = 0  # the first view not wholly written
+    while i < len(views):
+        written = os.writev(fd, views[i:i + _IOV_MAX])
+        while written:
+            if written < views[i].nbytes:
+                views[i] = views[i][written:]
+                break
+            written -= views[i].nbytes
+            i += 1

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from dedupe.storage.base import Data, LocalReads, ObjectExists, ObjectNotFound, StorageError
-from dedupe.storage.direct import NEW_FILE, DirectWriter
+from dedupe.storage.direct import NEW_FILE, DirectWriter, write_all
 
 TEMP_SUFFIX = ".tmp"
 
@@ -21,26 +21,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-_IOV_MAX = 1024  # os.writev takes at most this many buffers (Linux's IOV_MAX)
-
-
 def _views(data: Data) -> list[memoryview]:
     """``data`` or its parts as byte views (no copies), empty ones left out."""
     parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     return [v for v in (memoryview(p).cast("B") for p in parts) if v.nbytes]
-
-
-def _write_all(fd: int, views: list[memoryview]) -> None:
-    """Write ``views`` in order with ``writev`` (no joined copy), resuming after short writes."""
-    i = 0  # the first view not wholly written
-    while i < len(views):
-        written = os.writev(fd, views[i:i + _IOV_MAX])
-        while written:
-            if written < views[i].nbytes:
-                views[i] = views[i][written:]
-                break
-            written -= views[i].nbytes
-            i += 1
 
 
 class LocalStorage(LocalReads):
@@ -65,7 +49,7 @@ class LocalStorage(LocalReads):
         try:
             if fd is None:
                 fd = os.open(tmp, NEW_FILE, 0o600)
-                _write_all(fd, views)
+                write_all(fd, views)
             os.fsync(fd)
         except BaseException:
             if fd is not None:

@@ -308,7 +308,7 @@ class S3Storage:
                 return
             if outcome == "exists":
                 raise ObjectExists(f"{self._where(name)}: already exists")
-            time.sleep(0.05 * attempt * (0.5 + random.random()))  # another create was in flight: ask again
+            self.sleep(0.05 * attempt * (0.5 + random.random()))  # another create was in flight: ask again
         raise StorageError(f"{self._where(name)}: cannot create (conflicting writes, {self.max_attempts} attempts)")
 
     def _put_if_absent(self, name: str, data: bytes, *, retried: bool = False) -> str:

@@ -103,14 +103,14 @@ def test_a_file_system_without_o_direct_gets_buffered_writes(tmp_path: Path, mon
 def test_refused_direct_writes_fall_back_and_leave_no_file(ext_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file system that opens with O_DIRECT but refuses the writes (an alignment it
     needs larger than ours): the pack is written buffered instead."""
-    real = os.write
+    real = os.writev
 
-    def refuse_direct(fd: int, data: memoryview) -> int:
+    def refuse_direct(fd: int, buffers: list[memoryview]) -> int:
         if _flags(fd) & O_DIRECT:
             raise OSError(errno.EINVAL, "Invalid argument")
-        return real(fd, data)
+        return real(fd, buffers)
 
-    monkeypatch.setattr(os, "write", refuse_direct)
+    monkeypatch.setattr(os, "writev", refuse_direct)
     storage = LocalStorage(ext_dir / "repo")
     data = os.urandom(2 * direct.MIN_SIZE)
     storage.put("data/ab/pack", data)
@@ -122,10 +122,10 @@ def test_refused_direct_writes_fall_back_and_leave_no_file(ext_dir: Path, monkey
 def test_other_write_errors_are_raised_and_leave_no_file(ext_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dedupe.storage import StorageError
 
-    def full(fd: int, data: memoryview) -> int:
+    def full(fd: int, buffers: list[memoryview]) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "write", full)
+    monkeypatch.setattr(os, "writev", full)
     storage = LocalStorage(ext_dir / "repo")
     with pytest.raises(StorageError, match="No space left"):
         storage.put("data/ab/pack", os.urandom(direct.MIN_SIZE))
