@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 from dedupe import locking  # noqa: F401  (api.locking: tests reach the locks through it)
 from dedupe.backup import BackupResult, BackupSession
 from dedupe.locking import locked
-from dedupe.passphrase import for_other, from_environment
+from dedupe.passphrase import ExplicitPassphrase, for_other, for_this
 from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
-from dedupe.storage.open import open_storage
+from dedupe.storage.base import Storage
+from dedupe.storage.open import open_storage as _open_storage
 from repo_format import config, manifest
 
 # Each command imports its own engine (restore, check, browse, directory trees, keys)
@@ -31,23 +32,44 @@ if TYPE_CHECKING:
     from dedupe.sinks.directory import RestoreResult
 
 
+@dataclass(frozen=True)
+class RepoOptions:
+    """How to reach and unlock a repository as the command line says it; what it leaves
+    out comes from the environment (``$DEDUPE_PASSPHRASE...``, ``$DEDUPE_S3_ENDPOINT``).
+    Handed down explicitly: the command line never writes ``os.environ``, so an option
+    always wins over a variable."""
+
+    passphrase: ExplicitPassphrase = ExplicitPassphrase()
+    s3_endpoint: str | None = None
+
+
+def open_storage(location: str, options: RepoOptions = RepoOptions(), *, init: bool = False) -> Storage:
+    """The storage behind a ``--repo`` value (dedupe.storage.open)."""
+    return _open_storage(location, init=init, s3_endpoint=options.s3_endpoint)
+
+
 def init(location: str, chunker: config.ChunkerParams | None = None, passphrase: bytes | None = None,
-         id_key: bytes | None = None, copy_params_from: str | None = None) -> Repository:
+         id_key: bytes | None = None, copy_params_from: str | None = None, options: RepoOptions = RepoOptions(),
+         copy_params_passphrase: ExplicitPassphrase = ExplicitPassphrase()) -> Repository:
     """A new repository, encrypted when given a passphrase; with ``copy_params_from``,
     sharing that repository's chunker and id key (so copies between them deduplicate)."""
     from dedupe import keymgmt
     if copy_params_from is not None:
         from dedupe.copy import params_of
-        chunker, id_key = params_of(open_repo(copy_params_from,
-                                              for_other("DEDUPE_FROM_PASSPHRASE", copy_params_from)))
-    return Repository.create(open_storage(location, init=True), chunker, passphrase=passphrase,
+        source = for_other("DEDUPE_FROM_PASSPHRASE", copy_params_from, copy_params_passphrase)
+        chunker, id_key = params_of(open_repo(copy_params_from, source, options))
+    return Repository.create(open_storage(location, options, init=True), chunker, passphrase=passphrase,
                              kdf_params=keymgmt.kdf_params(), id_key=id_key)
 
 
-def open_repo(location: str, passphrase: Callable[[], bytes] | None = None) -> Repository:
+def open_repo(location: str, passphrase: Callable[[], bytes] | None = None, options: RepoOptions = RepoOptions(),
+              load_index: bool = True) -> Repository:
     """Open a repository; the passphrase (asked only if it is encrypted) comes from
-    ``passphrase`` or else the environment (dedupe.passphrase)."""
-    return Repository.open(open_storage(location), passphrase or from_environment)
+    ``passphrase``, else ``options``, else the environment (dedupe.passphrase).
+    ``load_index=False``: without the in-memory index (prune and gc read the index
+    segment by segment themselves)."""
+    return Repository.open(open_storage(location, options), passphrase or for_this(options.passphrase),
+                           load_index=load_index)
 
 
 @dataclass

@@ -14,18 +14,19 @@ from dedupe import api, keymgmt
 from dedupe.cli_common import (
     Context,
     LXDConnection,
+    access_options,
     common,
     backup_options,
     human,
     lxd_connection_options,
+    other_passphrase,
     other_passphrase_options,
 )
 from dedupe.cli_common import ctx as _ctx
 from dedupe.cli_common import warn_exit as _warn_exit
 from dedupe.errors import DedupeError
 from dedupe.memory import bound_malloc, fewer_gc_passes
-from dedupe.passphrase import from_environment
-from dedupe.storage.open import open_storage
+from dedupe.passphrase import for_this, from_environment
 from repo_format.errors import FormatError
 
 
@@ -60,27 +61,18 @@ def _fail(message: str, code: int) -> None:
 @click.option("--repo", "-r", metavar="PATH", envvar="DEDUPE_REPO", help="The repository (default: $DEDUPE_REPO).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-@click.option("--passphrase-file", metavar="FILE", help="Read the passphrase from FILE ($DEDUPE_PASSPHRASE_FILE).")
-@click.option("--passphrase-command", metavar="CMD",
-              help="Run CMD to get the passphrase ($DEDUPE_PASSPHRASE_COMMAND).")
-@click.option("--s3-endpoint", metavar="URL",
-              help="S3 server for s3:// repositories ($DEDUPE_S3_ENDPOINT; default $AWS_ENDPOINT_URL or AWS).")
+@access_options
 @click.version_option(package_name="dedupe")
 @click.pass_context
-def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool, passphrase_file: str | None,
-         passphrase_command: str | None, s3_endpoint: str | None) -> None:
+def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool) -> None:
     """Deduplicating backups of LXD servers.
 
-    Encrypted repositories take their passphrase from $DEDUPE_PASSPHRASE,
-    --passphrase-file, --passphrase-command, or a prompt."""
+    Encrypted repositories take their passphrase from --passphrase-file,
+    --passphrase-command, $DEDUPE_PASSPHRASE (or its _FILE and _COMMAND forms), or a
+    prompt. Options on the command line, before or after the command, win over the
+    environment."""
     bound_malloc()
     fewer_gc_passes()
-    if passphrase_file:
-        os.environ["DEDUPE_PASSPHRASE_FILE"] = passphrase_file
-    if passphrase_command:
-        os.environ["DEDUPE_PASSPHRASE_COMMAND"] = passphrase_command
-    if s3_endpoint:
-        os.environ["DEDUPE_S3_ENDPOINT"] = s3_endpoint
     ctx.obj = Context(repo, as_json, quiet)
 
 
@@ -95,8 +87,9 @@ def init(encryption: str, copy_params_from: str | None, repo: str | None, as_jso
          quiet: bool | None) -> None:
     """Create a repository."""
     c = _ctx(repo, as_json, quiet)
-    passphrase = from_environment(confirm=True) if encryption != "none" else None
-    r = api.init(c.location(), passphrase=passphrase, copy_params_from=copy_params_from)
+    passphrase = from_environment(confirm=True, explicit=c.options.passphrase) if encryption != "none" else None
+    r = api.init(c.location(), passphrase=passphrase, copy_params_from=copy_params_from, options=c.options,
+                 copy_params_passphrase=other_passphrase("from"))
     c.out({"repository": c.location(), "repo_id": r.config.repo_id.hex(), "encryption": encryption},
           lambda: (f"created repository {c.location()} (id {r.config.repo_id.hex()[:12]}, encryption {encryption})"
                    + ("\nkeep the passphrase safe, and a copy of the key: dedupe key export FILE"
@@ -140,7 +133,7 @@ def key_export(path: Path, repo: str | None, as_json: bool | None, quiet: bool |
 def key_import(path: Path, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Put an exported key file back into a repository whose key file was lost."""
     c = _ctx(repo, as_json, quiet)
-    keymgmt.import_key(open_storage(c.location()), path, from_environment)
+    keymgmt.import_key(c.storage(), path, for_this(c.options.passphrase))
     c.out({"imported": str(path)}, lambda: f"key imported from {path}")
 
 

@@ -5,7 +5,6 @@ humans, and warnings that make the exit code 3."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, Callable, NamedTuple
 import click
 
 from dedupe import api
+from dedupe.passphrase import ExplicitPassphrase
 from dedupe.progress import Progress, ProgressCallback
 
 
@@ -53,10 +53,12 @@ class StatusLine:
 
 
 class Context:
-    def __init__(self, repo: str | None, as_json: bool, quiet: bool) -> None:
+    def __init__(self, repo: str | None, as_json: bool, quiet: bool,
+                 options: api.RepoOptions = api.RepoOptions()) -> None:
         self.repo_location = repo
         self.json = as_json
         self.quiet = quiet
+        self.options = options
         self.status: StatusLine | None = None
 
     def location(self) -> str:
@@ -64,8 +66,11 @@ class Context:
             raise click.UsageError("no repository given: use --repo PATH or set DEDUPE_REPO")
         return self.repo_location
 
-    def open(self) -> Any:
-        return api.open_repo(self.location())
+    def open(self, load_index: bool = True) -> Any:
+        return api.open_repo(self.location(), options=self.options, load_index=load_index)
+
+    def storage(self) -> Any:
+        return api.open_storage(self.location(), self.options)
 
     def progress(self) -> ProgressCallback | None:
         if self.json or self.quiet or not sys.stderr.isatty():
@@ -82,12 +87,43 @@ class Context:
             click.echo(text())
 
 
+# The options that say how to reach and unlock the repository, given before or after the
+# command. Their values go into the click context's ``meta`` (shared by the group and the
+# command; the command's, parsed later, wins) and from there into ``api.RepoOptions``;
+# the environment is read only where the command line says nothing.
+_ACCESS_OPTIONS = (
+    ("--passphrase-file", "FILE", "Read the passphrase from FILE ($DEDUPE_PASSPHRASE_FILE)."),
+    ("--passphrase-command", "CMD", "Run CMD to get the passphrase ($DEDUPE_PASSPHRASE_COMMAND)."),
+    ("--s3-endpoint", "URL", "S3 server for s3:// repositories ($DEDUPE_S3_ENDPOINT; default $AWS_ENDPOINT_URL "
+                             "or AWS)."),
+)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[f"dedupe.{param.name}"] = value
+
+
+def _given(name: str) -> str | None:
+    value: str | None = click.get_current_context().meta.get(f"dedupe.{name}")
+    return value
+
+
+def access_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--passphrase-file``, ``--passphrase-command`` and ``--s3-endpoint``."""
+    for name, metavar, text in reversed(_ACCESS_OPTIONS):
+        f = click.option(name, metavar=metavar, expose_value=False, callback=_remember, help=text)(f)
+    return f
+
+
 def common(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--repo, --json and --quiet on every command (they may also come before it)."""
+    """--repo, --json, --quiet and the access options on every command (they may also
+    come before it). The command's --repo has no environment variable of its own: the
+    group's ($DEDUPE_REPO) is the fallback, so ``dedupe --repo B cmd`` uses B."""
+    f = access_options(f)
     f = click.option("--quiet", "-q", is_flag=True, default=None, help="Print nothing but errors.")(f)
     f = click.option("--json", "as_json", is_flag=True, default=None, help="Print JSON only.")(f)
-    f = click.option("--repo", "-r", metavar="PATH", envvar="DEDUPE_REPO",
-                     help="The repository (default: $DEDUPE_REPO).")(f)
+    f = click.option("--repo", "-r", metavar="PATH", help="The repository (default: $DEDUPE_REPO).")(f)
     return f
 
 
@@ -118,26 +154,27 @@ def other_passphrase_options(direction: str, what: str) -> Callable[[Callable[..
     the first repository's passphrase is tried)."""
     variable = f"DEDUPE_{direction.upper()}_PASSPHRASE"
 
-    def store(suffix: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
-        def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-            if value:
-                os.environ[f"{variable}_{suffix}"] = value
-        return callback
-
     def add(f: Callable[..., Any]) -> Callable[..., Any]:
         f = click.option(f"--{direction}-passphrase-command", metavar="CMD", expose_value=False,
-                         callback=store("COMMAND"),
-                         help=f"Run CMD for the passphrase of {what} (${variable}_COMMAND).")(f)
+                         callback=_remember, help=f"Run CMD for the passphrase of {what} (${variable}_COMMAND).")(f)
         return click.option(f"--{direction}-passphrase-file", metavar="FILE", expose_value=False,
-                            callback=store("FILE"),
+                            callback=_remember,
                             help=f"Read the passphrase of {what} from FILE (${variable}_FILE).")(f)
     return add
 
 
+def other_passphrase(direction: str) -> ExplicitPassphrase:
+    """What ``other_passphrase_options(direction)`` were given on the command line."""
+    return ExplicitPassphrase(_given(f"{direction}_passphrase_file"), _given(f"{direction}_passphrase_command"))
+
+
 def ctx(repo: str | None, as_json: bool | None, quiet: bool | None) -> Context:
-    """The command's context: its own --repo/--json/--quiet, else the ones given before it."""
+    """The command's context: its own --repo/--json/--quiet, else the ones given before it
+    (the group's --repo falls back to $DEDUPE_REPO); the access options from either place."""
     parent: Context = click.get_current_context().obj
-    return Context(repo or parent.repo_location, bool(as_json) or parent.json, bool(quiet) or parent.quiet)
+    options = api.RepoOptions(ExplicitPassphrase(_given("passphrase_file"), _given("passphrase_command")),
+                              _given("s3_endpoint"))
+    return Context(repo or parent.repo_location, bool(as_json) or parent.json, bool(quiet) or parent.quiet, options)
 
 
 def warn_exit(c: Context, warnings: list[str], what: str) -> None:

@@ -8,7 +8,7 @@ import click
 def register(main: click.Group, backup: click.Group) -> None:
     """Add ``copy`` to ``main``."""
     from dedupe import api
-    from dedupe.cli_common import common, human, other_passphrase_options
+    from dedupe.cli_common import common, human, other_passphrase, other_passphrase_options
     from dedupe.cli_common import ctx as _ctx
     from dedupe.passphrase import for_other
 
@@ -29,7 +29,7 @@ def register(main: click.Group, backup: click.Group) -> None:
             raise click.UsageError("give backup IDs or --group, not both")
         c = _ctx(repo, as_json, quiet)
         source = c.open()
-        target = api.open_repo(to, for_other("DEDUPE_TO_PASSPHRASE", to))
+        target = api.open_repo(to, for_other("DEDUPE_TO_PASSPHRASE", to, other_passphrase("to")), c.options)
         res = run_copy(source, target, ids, group, c.progress())
 
         def text() -> str:

@@ -47,9 +47,7 @@ def _gc_text(r: Any, human: Callable[[int], str]) -> str:
 def _open_unindexed(c: Any) -> Any:
     """The repository without its in-memory index: prune and gc read the index segment
     by segment themselves (their memory per chunk, benchmarks/RESULTS-gc.md)."""
-    from dedupe import api
-    from dedupe.repository import Repository
-    return Repository.open(api.open_storage(c.location()), api.from_environment, load_index=False)
+    return c.open(load_index=False)
 
 
 def register(main: click.Group, backup: click.Group) -> None:

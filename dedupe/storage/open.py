@@ -24,15 +24,17 @@ def is_remote(location: str) -> bool:
     return is_s3(location)
 
 
-def open_storage(location: str, *, init: bool = False) -> Storage:
+def open_storage(location: str, *, init: bool = False, s3_endpoint: str | None = None) -> Storage:
     """The storage behind a ``--repo`` value. With ``init``, get an S3 bucket ready for
-    a new repository (created when missing; the prefix must be empty)."""
+    a new repository (created when missing; the prefix must be empty). ``s3_endpoint``
+    (``--s3-endpoint``) comes before ``$DEDUPE_S3_ENDPOINT``; an endpoint inside the
+    location comes first."""
     if not is_remote(location):
         return LocalStorage(Path(location))
     from dedupe.storage.cache import CachedStorage, cache_dir_for
     from dedupe.storage.s3 import S3Storage
 
-    s3 = S3Storage.from_location(location)
+    s3 = S3Storage.from_location(location, endpoint=s3_endpoint)
     if init:
         s3.prepare_init()
     if os.environ.get(NO_CACHE_ENV, "") not in ("", "0"):

@@ -2,8 +2,9 @@
 
 ``s3://BUCKET[/PREFIX]`` uses the usual AWS settings (``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ``AWS_DEFAULT_REGION``,
-``AWS_ENDPOINT_URL``); ``DEDUPE_S3_ENDPOINT`` (the ``--s3-endpoint`` option) names
-another S3 server, as does the long form ``s3:http://HOST:PORT/BUCKET[/PREFIX]``.
+``AWS_ENDPOINT_URL``); the ``--s3-endpoint`` option (handed in as ``endpoint``), else
+``DEDUPE_S3_ENDPOINT``, names another S3 server, as does the long form
+``s3:http://HOST:PORT/BUCKET[/PREFIX]`` (which comes first).
 
 There is no rename on S3, and none is needed: a PUT is all-or-nothing (an object
 appears whole or not at all), every PUT carries a Content-MD5 the server checks, a

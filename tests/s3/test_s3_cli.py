@@ -67,6 +67,25 @@ def test_endpoint_option_and_long_location(dedupe: RunCli, gateway: Gateway, buc
     assert p.returncode == 0 and len(json.loads(p.stdout)) == 1, p.stderr
 
 
+def test_endpoint_option_wins_over_the_environment_in_both_positions(gateway: Gateway, bucket: str) -> None:
+    """$DEDUPE_S3_ENDPOINT names a port where nothing answers; ``--s3-endpoint`` before or
+    after the command names the gateway, and wins."""
+    import subprocess
+
+    env = {**os.environ, "DEDUPE_S3_ENDPOINT": "http://127.0.0.1:9", "DEDUPE_S3_MAX_ATTEMPTS": "1",
+           "DEDUPE_REPO": f"s3://{bucket}/pos"}
+    run = lambda *a: subprocess.run([*CLI, *a], env=env, capture_output=True)  # noqa: E731
+    option = ["--s3-endpoint", gateway.endpoint]
+    p = run(*option, "init")
+    assert p.returncode == 0, p.stderr
+    p = run("backup", "stream", "g", os.devnull, *option)
+    assert p.returncode == 0, p.stderr
+    for argv in ([*option, "list", "--json"], ["list", "--json", *option]):
+        p = run(*argv)
+        assert p.returncode == 0 and len(json.loads(p.stdout)) == 1, (argv, p.stderr)
+    assert run("list").returncode != 0  # without the option, the environment's dead endpoint
+
+
 def test_wrong_credentials(dedupe: RunCli, monkeypatch: object) -> None:
     dedupe("init")
     import pytest
