@@ -86,6 +86,13 @@ class Images(Transport):
         body = {"name": name, "target": target, "description": description}
         self._sync("POST", ["1.0", "images", "aliases"], project=project, json=body)
 
+    def update_image_alias(
+        self, name: str, target: str, description: str = "", project: Project = None
+    ) -> None:
+        """Point an existing alias at another image (one PUT: the alias is never missing)."""
+        body = {"target": target, "description": description}
+        self._sync("PUT", ["1.0", "images", "aliases", name], project=project, json=body)
+
     def delete_image_alias(self, name: str, project: Project = None) -> None:
         self._sync("DELETE", ["1.0", "images", "aliases", name], project=project)
 

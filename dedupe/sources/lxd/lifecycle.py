@@ -57,6 +57,12 @@ class Lifecycle(Transport):
         """Delete an instance with its snapshots and backups (it must be stopped)."""
         self._sync("DELETE", ["1.0", "instances", name], project=project)
 
+    def rename_instance(self, name: str, new_name: str, project: Project = None) -> None:
+        """Rename a stopped instance (its snapshots move with it). LXD 5.0.2 rewrites the
+        instance's ``backup.yaml`` for the new name, not its snapshots' ones, and sets
+        ``volatile.apply_template: rename`` for the next start."""
+        self._sync("POST", ["1.0", "instances", name], project=project, json={"name": new_name})
+
     def create_custom_volume(
         self, pool: str, name: str, config: dict[str, str] | None = None, project: Project = None
     ) -> None:
@@ -68,6 +74,15 @@ class Lifecycle(Transport):
     def delete_custom_volume(self, pool: str, name: str, project: Project = None) -> None:
         self._sync(
             "DELETE", ["1.0", "storage-pools", pool, "volumes", "custom", name], project=project
+        )
+
+    def rename_custom_volume(self, pool: str, name: str, new_name: str, project: Project = None) -> None:
+        """Rename a custom volume (with its snapshots); LXD refuses one in use."""
+        self._sync(
+            "POST",
+            ["1.0", "storage-pools", pool, "volumes", "custom", name],
+            project=project,
+            json={"name": new_name},
         )
 
     def create_volume_snapshot(
