@@ -3,7 +3,8 @@
 # its own LXD project, two nightly backups with a change in between, the stored sizes,
 # a full check, and a restore under a new name whose files are compared with the original.
 #
-#   sudo scripts/demo.sh            (REPO=/var/tmp/dedupe-demo-repo by default)
+#   scripts/demo.sh                 as root; as another user: sudo scripts/demo.sh
+#                                   (REPO=/var/tmp/dedupe-demo-repo by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=${REPO:-/var/tmp/dedupe-demo-repo}
@@ -11,7 +12,7 @@ PROJECT=dedupe-demo
 export LXD_DIR=${LXD_DIR:-/var/lib/lxd}
 say() { printf '\n== %s\n' "$*"; }
 
-[ "$(id -u)" = 0 ] || { echo "demo: run as root (it installs and starts LXD)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "demo: run as root, or with sudo (it installs and starts LXD)" >&2; exit 1; }
 say "setting up dedupe and a throwaway LXD daemon"
 scripts/setup.sh
 scripts/lxd-test-server.sh setup

@@ -11,6 +11,16 @@ import pytest
 from dedupe.repository import Repository
 from dedupe.storage.memory import MemoryStorage
 from dedupe_testing import CLI, TEST_PASSPHRASE, RunCli, assert_clean_error  # noqa: F401  (re-exported)
+from dedupe_testing import require_root, require_tools
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.needs_tools("setfacl", ...)`` and ``@pytest.mark.needs_root("why")``:
+    a skip on a developer's machine, a failure under CI (dedupe_testing.unmet)."""
+    for mark in item.iter_markers("needs_tools"):
+        require_tools(*mark.args)
+    for mark in item.iter_markers("needs_root"):
+        require_root(mark.args[0] if mark.args else "owners, devices, trusted.* xattrs")
 
 
 @pytest.fixture

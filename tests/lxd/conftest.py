@@ -198,6 +198,9 @@ class LXDTestProject:
         return pool_source(self.admin, pool) / "custom" / f"{self.name}_{volume}"
 
     def lxc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``lxc --project P ARGS``; an ``exec`` first waits until the instance takes one."""
+        if args[:1] == ("exec",):
+            wait_until_exec_works(self.name, args[1])
         return subprocess.run(
             ["lxc", "--project", self.name, *args],
             capture_output=True,
@@ -230,6 +233,23 @@ class LXDTestProject:
         if snapshot:
             self.client.create_snapshot(name, snapshot)
         return name
+
+
+def wait_until_exec_works(project: str, name: str, timeout: float = 60.0) -> None:
+    """LXD answers ``start`` when the container's init has been spawned, not when it can
+    run a command: an ``lxc exec`` right after it fails now and then on a loaded machine
+    ("Failed to retrieve PID of executing child process" and the like). Wait for a ``true``
+    to run, as a person would retry."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(["lxc", "--project", project, "exec", name, "--", "true"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"lxc exec into {project}/{name} still fails after {timeout:.0f} s: "
+                                 f"{done.stderr.strip()}")
+        time.sleep(0.2)
 
 
 def _delete_everything(lxd: LXDClient, project: str) -> None:

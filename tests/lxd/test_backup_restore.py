@@ -28,7 +28,7 @@ from dedupe.lxd.restore_run import RUN_ORDER
 from dedupe.restore import RestoreMismatch
 from dedupe.sources.lxd import LXDClient, LXDNotFound, LXDStreamBroken, strip_read_only
 from dedupe.sources.lxd.plan import LXDSelection
-from lxd.conftest import make_cert
+from lxd.conftest import make_cert, wait_until_exec_works
 
 pytestmark = pytest.mark.lxd
 POOL = "default"
@@ -578,6 +578,7 @@ def test_run_restored_into_a_fresh_project(lxd: LXDClient, lxd_project: Any, scr
         stored = (p.rootfs(c).parents[1] / f"{scratch_project}_{c}" / "backup.yaml").read_text()
         assert f"  project: {scratch_project}\n" in stored and f"  project: {p.name}\n" not in stored
         new.start(c)
+        wait_until_exec_works(scratch_project, c)
         out = subprocess.run(["lxc", "--project", scratch_project, "exec", c, "--", "cat", "/root/hello"],
                              capture_output=True, text=True, timeout=60, check=True).stdout
         assert out == "hello\n"

@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from dedupe_testing import require_root
+
 from lxd.conftest import free_port, make_cert
 from dedupe.sources.lxd import (
     ImageFingerprintMismatch,
@@ -845,8 +847,7 @@ def test_https_remote_with_pinned_server_certificate(
 def test_permission_denied_on_the_socket_for_a_user(lxd: LXDClient) -> None:
     """EACCES on the socket (0660 root:root) for a user: checked in a forked child that
     drops to nobody (root bypasses file permissions)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop to user nobody")
+    require_root("to drop to user nobody")
     socket_path = str(lxd.socket_path)
     read_end, write_end = os.pipe()
     pid = os.fork()

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from dedupe.storage.s3 import S3Storage, parse_location
+from dedupe_testing import require_root
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "s3-test-server.sh"
@@ -56,8 +57,7 @@ class Gateway:
 
 
 def _script(cmd: str) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("stopping and starting the gateway needs root")
+    require_root("stopping and starting the gateway")
     p = subprocess.run(["bash", str(SCRIPT), cmd], capture_output=True, text=True, timeout=120, check=False)
     if p.returncode != 0:
         pytest.fail(f"{SCRIPT} {cmd} failed: {p.stdout}{p.stderr}")

@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from conftest import CLI, RunCli
 from s3.gateway import Gateway
@@ -131,7 +130,6 @@ def test_exclusive_locks_never_overlap(gateway: Gateway, s3_url: str) -> None:
     assert list(S3Storage(parse_location(s3_url), endpoint=gateway.endpoint).list("locks")) == []
 
 
-@pytest.mark.skipif(not Path(__file__).resolve().parents[2].joinpath("dedupe", "gc.py").exists(), reason="no gc yet")
 def test_gc_beside_backups(dedupe: RunCli, gateway: Gateway, bucket: str, s3_url: str, tmp_path: Path) -> None:
     """Backups keep running while another host forgets a backup and runs gc: all the
     backups that remain restore, and the repository checks clean."""

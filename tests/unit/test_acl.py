@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from dedupe import acl
 from dedupe.acl import AclError, text_to_xattr, xattr_to_text
 
-pytestmark = pytest.mark.skipif(shutil.which("setfacl") is None, reason="setfacl not installed (apt-get install acl)")
+pytestmark = pytest.mark.needs_tools("setfacl", "getfacl")
 
 
 def _getfacl(path: Path, default: bool = False) -> list[str]:

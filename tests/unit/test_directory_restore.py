@@ -21,6 +21,7 @@ from dedupe import acl
 from dedupe.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from dedupe.sinks.directory import RestoreError, RestoreResult, UnsafePathError, restore_tree
 from dedupe.sources.directory import walk_tree
+from dedupe_testing import require_root, require_tools
 
 _spec = importlib.util.spec_from_file_location("tree_helpers", Path(__file__).with_name("test_directory_walk.py"))
 assert _spec is not None and _spec.loader is not None
@@ -28,7 +29,7 @@ helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 
 ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="needs root")
+needs_root = pytest.mark.needs_root("owners, devices, trusted.* xattrs")
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "tar"
 
 Data = Callable[[], Iterator[bytes]] | None
@@ -47,8 +48,8 @@ def _walk_stream(root: Path) -> Iterator[tuple[Entry, Data]]:
 
 @pytest.fixture(scope="module")
 def full_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not ROOT or shutil.which("setfacl") is None:
-        pytest.skip("needs root and setfacl")
+    require_root("owners, devices, trusted.* xattrs")
+    require_tools("setfacl", "getfacl")
     root = tmp_path_factory.mktemp("restore") / "tree"
     helpers.build_full_tree(root)
     return root
@@ -141,8 +142,7 @@ def test_entries_in_any_order_and_implicit_parents(tmp_path: Path) -> None:
 
 
 def test_numeric_owner_false_uses_names(tmp_path: Path) -> None:
-    if not ROOT:
-        pytest.skip("needs root")
+    require_root("chown")
     entries = [(Entry("f", FILE, uid=4321, gid=4321, uname="root", gname="no-such-group-here"), _data(b""))]
     restore_tree(tmp_path / "out", entries, numeric_owner=False)
     st = os.stat(tmp_path / "out" / "f")

@@ -25,10 +25,11 @@ from dedupe import acl
 from dedupe.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from dedupe.sources import directory
 from dedupe.sources.directory import DirectorySourceError, WalkedEntry, walk_tree
+from dedupe_testing import require_root, require_tools, unmet
 
 ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="needs root (devices, owners, trusted.* xattrs)")
-needs_acl_tools = pytest.mark.skipif(shutil.which("setfacl") is None, reason="setfacl not installed")
+needs_root = pytest.mark.needs_root("devices, owners, trusted.* xattrs")
+needs_acl_tools = pytest.mark.needs_tools("setfacl", "getfacl")
 
 NON_UTF8 = os.fsdecode(b"\xff-not-utf8")
 LONG = "L" * 255
@@ -208,8 +209,8 @@ def public_tmp() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def full_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not ROOT or shutil.which("setfacl") is None:
-        pytest.skip("needs root and setfacl")
+    require_root("devices, owners, trusted.* xattrs")
+    require_tools("setfacl")
     root = tmp_path_factory.mktemp("walk") / "tree"
     build_full_tree(root)
     return root
@@ -464,7 +465,7 @@ def test_one_file_system(tmp_path: Path) -> None:
     (tmp_path / "mnt").mkdir()
     (tmp_path / "f").write_bytes(b"")
     if subprocess.run(["mount", "-t", "tmpfs", "none", str(tmp_path / "mnt")], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
+        unmet("cannot mount a tmpfs here")
     try:
         (tmp_path / "mnt" / "inside").write_bytes(b"x")
         assert [w.entry.path for w, _ in walk_all(tmp_path)] == ["", "f", "mnt", "mnt/inside"]

@@ -17,6 +17,7 @@ from dedupe import acl
 from dedupe.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from dedupe.sinks.pax_writer import PaxWriteError, write_pax
 from dedupe.sources.directory import walk_tree
+from dedupe_testing import require_root, require_tools
 
 _spec = importlib.util.spec_from_file_location("tree_helpers", Path(__file__).with_name("test_directory_walk.py"))
 assert _spec is not None and _spec.loader is not None
@@ -47,8 +48,8 @@ def _gnu_extract(archive: Path, into: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def full_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not ROOT or shutil.which("setfacl") is None or GNU_TAR is None:
-        pytest.skip("needs root, setfacl and GNU tar")
+    require_root("owners, devices, trusted.* xattrs")
+    require_tools("setfacl", "tar")
     root = tmp_path_factory.mktemp("pax") / "tree"
     helpers.build_full_tree(root)
     return root
@@ -166,7 +167,7 @@ def test_empty_stream_is_an_empty_archive() -> None:
         assert tar.getmembers() == []
 
 
-@pytest.mark.skipif(GNU_TAR is None, reason="needs GNU tar")
+@pytest.mark.needs_tools("tar")
 def test_gnu_tar_extracts_a_sparse_member_that_is_all_hole(tmp_path: Path) -> None:
     archive = tmp_path / "a.tar"
     archive.write_bytes(_write([(Entry("hole", FILE, size=3 << 20, sparse=[], mtime_ns=10**18), None),

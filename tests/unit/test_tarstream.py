@@ -20,6 +20,8 @@ from typing import Literal
 
 import pytest
 
+from dedupe_testing import require_root, require_tools
+
 from dedupe import acl
 from dedupe.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from dedupe.errors import DedupeError
@@ -44,9 +46,6 @@ Format = Literal[0, 1, 2]  # tarfile.USTAR_FORMAT, GNU_FORMAT, PAX_FORMAT
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TAR_FIXTURES = FIXTURES / "tar"
 IS_ROOT = os.geteuid() == 0
-HAS_GNU_TAR = shutil.which("tar") is not None and "GNU tar" in subprocess.run(
-    ["tar", "--version"], capture_output=True, text=True).stdout
-HAS_SETFACL = shutil.which("setfacl") is not None and shutil.which("getfacl") is not None
 
 
 # -- helpers
@@ -319,10 +318,8 @@ def _build_tree(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not IS_ROOT:
-        pytest.skip("needs root (mknod, chown, trusted.* xattrs)")
-    if not HAS_SETFACL:
-        pytest.skip("setfacl/getfacl not installed (apt-get install acl)")
+    require_root("mknod, chown, trusted.* xattrs")
+    require_tools("setfacl", "getfacl")
     root = tmp_path_factory.mktemp("tarstream") / "tree"
     _build_tree(root)
     return root
@@ -438,7 +435,7 @@ GNU_TAR_CASES = {
 }
 
 
-@pytest.mark.skipif(not HAS_GNU_TAR, reason="GNU tar not installed")
+@pytest.mark.needs_tools("tar")
 @pytest.mark.parametrize("case", sorted(GNU_TAR_CASES))
 def test_gnu_tar_round_trip_and_fields(case: str, tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.tar"
