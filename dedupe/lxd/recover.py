@@ -5,7 +5,6 @@ own recovery (``dedupe.sinks.lxd.recover``)."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 
 from dedupe import api
@@ -17,7 +16,7 @@ from dedupe.restore import WrongBackupKind
 from dedupe.restore_tree import iter_entries
 from dedupe.sinks.directory import restore_tree
 from dedupe.sinks.lxd.errors import LXDRestoreError
-from dedupe.sinks.lxd.recover import lxd_recover, prepare_pool, recover_entries
+from dedupe.sinks.lxd.recover import lxd_recover, prepare_pool, recover_entries, set_aside
 from dedupe.sinks.lxd.rename import yaml_changes
 from dedupe.sources.lxd.client import LXDClient
 
@@ -30,7 +29,8 @@ def recover_instance(
     on_warning: Callable[[str], None] | None = None,
 ) -> list[RestoredObject]:
     """Lay a container backup out in its dir pool and let LXD recover it (see
-    ``dedupe.sinks.lxd.recover``). Files laid out by a recovery that then fails are removed."""
+    ``dedupe.sinks.lxd.recover``). Files laid out by a recovery that then fails are removed,
+    and the directories ``--force`` replaces come back as they were."""
     meta = lxd_meta(info)
     if meta["kind"] != "instance":
         raise WrongBackupKind(f"backup {info.id[:12]} is an LXD {meta['kind']}: --recover restores instances")
@@ -48,8 +48,7 @@ def recover_instance(
         done = restore.deps(info, meta, project)
         new_name = name if name != meta["name"] else None
         new_project = project if project != meta.get("project") else None
-        imported = False
-        try:
+        with set_aside(source, dirs):  # a failure removes what was laid out and puts the old back
             entries = recover_entries(
                 iter_entries(repo, info.manifest), dirname, lambda path: yaml_changes(path, new_name, new_project)
             )
@@ -57,11 +56,6 @@ def recover_instance(
             if os.path.isdir(dirs[1]):
                 os.chmod(dirs[1], 0o700)
             others = lxd_recover(client, pool, name, project)
-            imported = True
-        finally:
-            if not imported:
-                for d in dirs:
-                    shutil.rmtree(d, ignore_errors=True)
     obj = RestoredObject("instance", project, name, info.id, "recovered", warnings=result.warnings)
     obj.warnings += [f"LXD's recovery also brought back {o}" for o in others]
     return [*done, obj]

@@ -3,17 +3,22 @@ their DNS records), projects, storage pools and trusted certificates (created fr
 record without its read-only fields; with ``force``, updated in place; a storage pool is
 never changed), and the server config. An equal record is "unchanged"; a ``default``
 profile that LXD made empty (a new project's) is updated without ``force``. Records are
-named by their ``name``, certificates by their ``fingerprint``."""
+named by their ``name``, certificates by their ``fingerprint``.
+
+A failed restore leaves a record as it was: every kind is written with one request
+(POST, PUT or PATCH, each atomic in LXD), except network zones (the zone, then one
+request per DNS record), whose failure midway is undone (``RecordAPI.undo``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
 from dedupe.sinks.lxd.errors import LXDObjectExists
 from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.errors import LXDNotFound
+from dedupe.sources.lxd.errors import LXDError, LXDNotFound
 from dedupe.sources.lxd.records import Record, RecordKind, strip_read_only
 
 
@@ -24,6 +29,9 @@ class RecordAPI:
     create: Callable[[LXDClient, Record, str | None], None]
     update: Callable[[LXDClient, Record, str | None], None] | None
     key: str = "name"  # the field that names the object
+    # where a create or update takes several requests: deletes what a failed create made
+    # (a failed update is undone by updating with the previous record)
+    undo: Callable[[LXDClient, str, str | None], None] | None = None
 
 
 _C = LXDClient  # project-scoped collections: the client's methods, unbound (client, name or record, project)
@@ -31,7 +39,10 @@ RECORDS: Final[dict[str, RecordAPI]] = {
     "profile": RecordAPI("profile", _C.profile, _C.create_profile, _C.update_profile),
     "network": RecordAPI("network", _C.network, _C.create_network, _C.update_network),
     "network-acl": RecordAPI("network_acl", _C.network_acl, _C.create_network_acl, _C.update_network_acl),
-    "network-zone": RecordAPI("network_zone", _C.network_zone, _C.create_network_zone, _C.update_network_zone),
+    "network-zone": RecordAPI(
+        "network_zone", _C.network_zone, _C.create_network_zone, _C.update_network_zone,
+        undo=_C.delete_network_zone,
+    ),
     # server-wide collections (no project)
     "project": RecordAPI(
         "project", lambda c, n, p: c.project_record(n), lambda c, r, p: c.create_project(r),
@@ -62,13 +73,16 @@ def restore_record(client: LXDClient, kind: str, record: Record, project: str | 
     name = str(record[rec_api.key])
     current = exists(lambda: rec_api.get(client, name, project))
     where = f" in project {project}" if project and kind not in GLOBAL_KINDS else ""
+    undo = rec_api.undo
     if current is None:
-        rec_api.create(client, record, project)
+        with undone_on_failure(None if undo is None else lambda: undo(client, name, project)):
+            rec_api.create(client, record, project)
         return "created"
     if strip_read_only(rec_api.strip, current) == strip_read_only(rec_api.strip, record):
         return "unchanged"
     made_by_lxd = kind == "profile" and name == "default" and not current.get("config") and not current.get("devices")
-    if rec_api.update is None:
+    update = rec_api.update
+    if update is None:
         raise LXDObjectExists(
             f"{kind} {name!r} exists on {client.endpoint} with another definition; dedupe does not change storage pools"
         )
@@ -76,8 +90,22 @@ def restore_record(client: LXDClient, kind: str, record: Record, project: str | 
         raise LXDObjectExists(
             f"{kind} {name!r} exists{where} on {client.endpoint} and differs from the backup; use --force to replace it"
         )
-    rec_api.update(client, record, project)
+    with undone_on_failure(None if undo is None else lambda: update(client, current, project)):
+        update(client, record, project)
     return "updated"
+
+
+@contextlib.contextmanager
+def undone_on_failure(undo: Callable[[], None] | None) -> Iterator[None]:
+    """When the body fails, ``undo()`` (None: a single request, nothing to undo). Best
+    effort: the body's error is the one to report."""
+    try:
+        yield
+    except BaseException:
+        if undo is not None:
+            with contextlib.suppress(LXDError):
+                undo()
+        raise
 
 
 def restore_server_config(client: LXDClient, config: dict[str, Any], force: bool) -> str:

@@ -2,15 +2,19 @@
 pool keeps them (``containers/[<project>_]<name>`` and ``containers-snapshots/...``),
 then LXD's recovery (``/internal/recover/validate`` and ``/import``) rebuilds its
 database records from ``backup.yaml``. LXD's recovery imports every unknown volume it
-finds on that pool, not only this one."""
+finds on that pool, not only this one. Directories already there (``--force``) are set
+aside while this runs and come back when it fails."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Final
 
 from dedupe.entries import FILE, HARDLINK, Entry
 from dedupe.sinks.directory import DataSource
@@ -51,9 +55,10 @@ def recover_entries(
 
 
 def prepare_pool(client: LXDClient, pool: str, name: str, project: str, force: bool) -> tuple[Path, str, list[Path]]:
-    """Check that ``pool`` is a dir pool and LXD has no instance ``name``, and clear the
-    way for its directories (``force``). Returns the pool's directory, the instance's
-    directory name in it, and its two directories (the instance's, its snapshots')."""
+    """Check that ``pool`` is a dir pool, LXD has no instance ``name``, and its
+    directories are free (or ``force``: ``set_aside`` moves them while the recovery
+    runs). Returns the pool's directory, the instance's directory name in it, and its
+    two directories (the instance's, its snapshots')."""
     pool_record = client.storage_pool(pool)
     if pool_record.get("driver") != "dir":
         raise LXDRestoreError(f"--recover lays files out for dir pools; pool {pool!r} is {pool_record.get('driver')}")
@@ -65,12 +70,40 @@ def prepare_pool(client: LXDClient, pool: str, name: str, project: str, force: b
     source = Path(pool_record["config"]["source"])
     dirname = name if project == "default" else f"{project}_{name}"
     dirs = [source / "containers" / dirname, source / "containers-snapshots" / dirname]
-    if any(os.path.lexists(d) for d in dirs):
-        if not force:
-            raise LXDObjectExists(f"{dirs[0]} (or its snapshots) exists in pool {pool!r}; use --force to replace it")
+    if any(os.path.lexists(d) for d in dirs) and not force:
+        raise LXDObjectExists(f"{dirs[0]} (or its snapshots) exists in pool {pool!r}; use --force to replace it")
+    return source, dirname, dirs
+
+
+ASIDE_PREFIX: Final = ".dedupe-aside-"
+
+
+@contextlib.contextmanager
+def set_aside(source: Path, dirs: list[Path]) -> Iterator[None]:
+    """Run the body (which lays a container out at ``dirs``) with what was at ``dirs``
+    (the old directories ``--force`` replaces) moved into ``<pool>/.dedupe-aside-<6
+    hex>/``: out of the directories LXD's recovery scans, on the same file system
+    (renames, nothing copied). When the body fails, what it laid out is removed and the
+    old directories move back; when it succeeds, they are deleted. A killed recovery
+    leaves them there (README)."""
+    aside = source / f"{ASIDE_PREFIX}{secrets.token_hex(3)}"
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for d in dirs:
+            if os.path.lexists(d):
+                kept = aside / d.relative_to(source)
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(d, kept)
+                moved.append((d, kept))
+        yield
+    except BaseException:
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
-    return source, dirname, dirs
+        for d, kept in moved:
+            os.rename(kept, d)
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def lxd_recover(client: LXDClient, pool: str, name: str, project: str) -> list[str]:
