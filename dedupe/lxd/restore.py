@@ -21,7 +21,7 @@ from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
 from dedupe.restore import WrongBackupKind
 from dedupe.sinks.lxd.errors import LXDRestoreError
-from dedupe.sinks.lxd.objects import import_image, import_instance, import_volume
+from dedupe.sinks.lxd.objects import Imported, import_image, import_instance, import_volume
 from dedupe.sinks.lxd.records import GLOBAL_KINDS, RECORDS, record_exists, restore_record, restore_server_config
 from dedupe.sources.lxd.client import LXDClient
 from dedupe.sources.lxd.records import Record
@@ -44,7 +44,7 @@ class RestoredObject:
     backup_id: str
     action: str  # created, replaced, updated, unchanged, recovered, skipped, failed
     error: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown as notes ("it was running: ...")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,8 +85,10 @@ class Restorer:
         return self.opts.as_name or str(meta["name"]), project
 
     def _done(
-        self, info: api.BackupInfo, meta: dict[str, Any], name: str, project: str | None, action: str
+        self, info: api.BackupInfo, meta: dict[str, Any], name: str, project: str | None, action: str | Imported
     ) -> RestoredObject:
+        if isinstance(action, Imported):  # its notes are shown as the object's notes ("it was running: ...")
+            return RestoredObject(meta["kind"], project, name, info.id, action.action, warnings=list(action.notes))
         return RestoredObject(meta["kind"], project, name, info.id, action)
 
     # -- records
@@ -131,7 +133,8 @@ class Restorer:
         name, project = self.target(meta)
         pool = self.opts.pool or str(meta.get("pool", ""))
         action = import_volume(
-            self.client, verified_pieces(self.repo, info, self.progress), pool, name, project, self.opts.force
+            self.client, verified_pieces(self.repo, info, self.progress), pool, name, project, self.opts.force,
+            snapshots(meta),
         )
         return [self._done(info, meta, name, project, action)]
 
@@ -147,6 +150,7 @@ class Restorer:
             self.opts.pool,
             (meta["name"], meta.get("project")),
             self.opts.force,
+            snapshots(meta),
         )
         return [*done, self._done(info, meta, name, project, action)]
 
@@ -213,6 +217,13 @@ class Restorer:
         for kind, target, name, keys in missing:
             recreate(kind, target, name, keys, f"instance {meta['name']!r}")
         return done
+
+
+def snapshots(meta: dict[str, Any]) -> list[str] | None:
+    """The snapshot names an instance or volume backup holds (None: an old backup that
+    did not record them)."""
+    names = meta.get("snapshots")
+    return None if names is None else [str(n) for n in names]
 
 
 ZONE_KEYS = ("dns.zone.forward", "dns.zone.reverse.ipv4", "dns.zone.reverse.ipv6")

@@ -11,3 +11,11 @@ class LXDObjectExists(LXDError):
 
 class LXDRestoreError(LXDError):
     """A restore into LXD cannot be done as asked (missing dependency, wrong pool type, ...)."""
+
+
+class LXDReplaceIncomplete(LXDError):
+    """A ``--force`` replacement deleted the original but could not finish (renaming the
+    restored copy to the original's name, or starting it again failed); the message says
+    where the restored copy is and what is left to do."""
+
+    exit_code = 64
