@@ -29,14 +29,14 @@ if TYPE_CHECKING:  # the LXD modules (pylxd, requests) load only when an LXD com
     from dedupe.lxd.backup import LXDRunResult
     from dedupe.lxd.restore import RestoredObject
     from dedupe.repository import Repository
-    from dedupe.sources.lxd.client import LXDClient
+    from dedupe.lxd.api.client import LXDClient
 
 
 def connect(connection: LXDConnection) -> LXDClient:
     """The local socket, or ``--remote`` over HTTPS with ``--cert``/``--key``, the
     server's certificate pinned with ``--server-cert`` (else the system CAs, or a
     certificate lxc accepted before)."""
-    from dedupe.sources.lxd.client import LXDClient
+    from dedupe.lxd.api.client import LXDClient
     return LXDClient.connect(connection.remote, connection.cert, connection.key,
                              verify=connection.server_cert or True)
 
@@ -97,7 +97,7 @@ def register(main: click.Group, backup: click.Group) -> None:
             raise click.UsageError("give instance NAMES or --all, not both")
         c = ctx(repo, as_json, quiet)
         from dedupe.lxd.backup import backup_lxd
-        from dedupe.sources.lxd.plan import LXDSelection
+        from dedupe.lxd.source.plan import LXDSelection
         selection = LXDSelection(tuple(names), project, _kinds(only), instance_only, consistent)
         r = c.open()
         with connect(LXDConnection(remote, cert, key, server_cert)) as client:

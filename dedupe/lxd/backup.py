@@ -4,8 +4,8 @@ Every backup of a run shares its run id and records in ``meta["lxd"]`` the serve
 identity (name, certificate fingerprint, LXD and API version, endpoint), the object's
 kind, project and name, and the full record as the API gave it (instances: also the
 snapshot list and how consistency was obtained; images: aliases, properties and the
-exported parts). What a run reads, and the groups, are in ``dedupe.sources.lxd.plan``
-and ``dedupe.sources.lxd.objects``; instances and volumes are streamed straight from
+exported parts). What a run reads, and the groups, are in ``dedupe.lxd.source.plan``
+and ``dedupe.lxd.source.objects``; instances and volumes are streamed straight from
 LXD into the file-aligned tar backup.
 """
 
@@ -20,10 +20,10 @@ from dedupe.locking import locked
 from dedupe.lxd.errors import IncompleteRun
 from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.errors import LXDError
-from dedupe.sources.lxd.objects import LXDObject
-from dedupe.sources.lxd.plan import LXDSelection, delete_stale, plan, server_identity
+from dedupe.lxd.api.client import LXDClient
+from dedupe.lxd.api.errors import LXDError
+from dedupe.lxd.source.objects import LXDObject
+from dedupe.lxd.source.plan import LXDSelection, delete_stale, plan, server_identity
 from dedupe.sources.stream import backup_stream
 from dedupe.sources.tar import backup_tar
 from dedupe.sources.tarstream import TarStreamError

@@ -18,7 +18,7 @@ from dedupe.sinks.directory import restore_tree
 from dedupe.sinks.lxd.errors import LXDRestoreError
 from dedupe.sinks.lxd.recover import lxd_recover, prepare_pool, recover_entries, set_aside
 from dedupe.sinks.lxd.rename import yaml_changes
-from dedupe.sources.lxd.client import LXDClient
+from dedupe.lxd.api.client import LXDClient
 
 
 def recover_instance(

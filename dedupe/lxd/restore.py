@@ -23,8 +23,8 @@ from dedupe.restore import WrongBackupKind
 from dedupe.sinks.lxd.errors import LXDRestoreError
 from dedupe.sinks.lxd.objects import Imported, import_image, import_instance, import_volume
 from dedupe.sinks.lxd.records import GLOBAL_KINDS, RECORDS, record_exists, restore_record, restore_server_config
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.records import Record
+from dedupe.lxd.api.client import LXDClient
+from dedupe.lxd.api.records import Record
 
 
 @dataclass(frozen=True)

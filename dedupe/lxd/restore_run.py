@@ -17,8 +17,8 @@ from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
 from dedupe.sinks.lxd.errors import LXDRestoreError
 from dedupe.sinks.lxd.records import GLOBAL_KINDS
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.errors import LXDError
+from dedupe.lxd.api.client import LXDClient
+from dedupe.lxd.api.errors import LXDError
 
 RUN_ORDER: Final = (
     "project",

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from dedupe.sources.lxd import LXDClient, LXDError, LXDNotFound, LXDPermissionDenied, LXDUnreachable
+from dedupe.lxd.api import LXDClient, LXDError, LXDNotFound, LXDPermissionDenied, LXDUnreachable
 
 REPO = Path(__file__).resolve().parents[2]
 SETUP_SCRIPT = REPO / "scripts" / "lxd-test-server.sh"

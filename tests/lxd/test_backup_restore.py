@@ -26,8 +26,8 @@ from dedupe.lxd.backup import backup_lxd
 from dedupe.lxd.restore import RestoreOptions, restore_backup
 from dedupe.lxd.restore_run import RUN_ORDER
 from dedupe.restore import RestoreMismatch
-from dedupe.sources.lxd import LXDClient, LXDNotFound, LXDStreamBroken, strip_read_only
-from dedupe.sources.lxd.plan import LXDSelection
+from dedupe.lxd.api import LXDClient, LXDNotFound, LXDStreamBroken, strip_read_only
+from dedupe.lxd.source.plan import LXDSelection
 from lxd.conftest import make_cert, wait_until_exec_works
 
 pytestmark = pytest.mark.lxd

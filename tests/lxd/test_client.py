@@ -1,4 +1,4 @@
-"""dedupe.sources.lxd (the client) against a real LXD daemon (marked ``lxd``), plus a few
+"""dedupe.lxd.api (the client) against a real LXD daemon (marked ``lxd``), plus a few
 tests against a fake daemon on a unix socket for what a real one will not do on demand
 (cut a download mid-way, send a wrong image)."""
 
@@ -31,7 +31,7 @@ import pytest
 from dedupe_testing import require_root
 
 from lxd.conftest import free_port, make_cert
-from dedupe.sources.lxd import (
+from dedupe.lxd.api import (
     ImageFingerprintMismatch,
     LXDClient,
     LXDError,

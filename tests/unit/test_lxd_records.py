@@ -19,11 +19,11 @@ from cryptography.x509.oid import NameOID
 from dedupe.lxd.restore_run import RUN_ORDER
 from dedupe.sinks.lxd.errors import LXDObjectExists
 from dedupe.sinks.lxd.records import GLOBAL_KINDS, restore_record
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.config_writes import certificate_fingerprint, certificate_post_form
-from dedupe.sources.lxd.errors import LXDNotFound
-from dedupe.sources.lxd.plan import LXDSelection, plan
-from dedupe.sources.lxd.records import for_put, strip_read_only
+from dedupe.lxd.api.client import LXDClient
+from dedupe.lxd.api.config_writes import certificate_fingerprint, certificate_post_form
+from dedupe.lxd.api.errors import LXDNotFound
+from dedupe.lxd.source.plan import LXDSelection, plan
+from dedupe.lxd.api.records import for_put, strip_read_only
 
 
 def _pem() -> str:

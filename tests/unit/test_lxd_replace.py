@@ -16,8 +16,8 @@ from dedupe.sinks.lxd.errors import LXDReplaceIncomplete, LXDRestoreError
 from dedupe.sinks.lxd.objects import Imported, import_image, import_instance, import_volume, temp_name
 from dedupe.sinks.lxd.records import restore_record
 from dedupe.sinks.lxd.recover import ASIDE_PREFIX, set_aside
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.errors import LXDError, LXDNotFound
+from dedupe.lxd.api.client import LXDClient
+from dedupe.lxd.api.errors import LXDError, LXDNotFound
 
 
 class Broken(LXDError):

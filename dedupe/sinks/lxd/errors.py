@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dedupe.sources.lxd.errors import LXDError
+from dedupe.lxd.api.errors import LXDError
 
 
 class LXDObjectExists(LXDError):

@@ -28,9 +28,9 @@ from typing import Any, Final
 from dedupe.sinks.lxd.errors import LXDObjectExists, LXDReplaceIncomplete, LXDRestoreError
 from dedupe.sinks.lxd.records import exists
 from dedupe.sinks.lxd.rename import rewrite_tar_members, yaml_changes
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.errors import LXDError
-from dedupe.sources.lxd.records import Record
+from dedupe.lxd.api.client import LXDClient
+from dedupe.lxd.api.errors import LXDError
+from dedupe.lxd.api.records import Record
 
 Pieces = Iterable[bytes | memoryview]
 

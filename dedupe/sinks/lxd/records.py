@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from dedupe.sinks.lxd.errors import LXDObjectExists
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.errors import LXDError, LXDNotFound
-from dedupe.sources.lxd.records import Record, RecordKind, strip_read_only
+from dedupe.lxd.api.client import LXDClient
+from dedupe.lxd.api.errors import LXDError, LXDNotFound
+from dedupe.lxd.api.records import Record, RecordKind, strip_read_only
 
 
 @dataclass(frozen=True)

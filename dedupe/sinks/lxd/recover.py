@@ -21,7 +21,7 @@ from dedupe.sinks.directory import DataSource
 from dedupe.sinks.lxd.errors import LXDObjectExists, LXDRestoreError
 from dedupe.sinks.lxd.records import exists
 from dedupe.sinks.lxd.rename import YamlChanges, rewrite_yaml
-from dedupe.sources.lxd.client import LXDClient
+from dedupe.lxd.api.client import LXDClient
 
 
 def pool_path(path: str, dirname: str) -> str | None:

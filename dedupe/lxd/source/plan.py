@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from dedupe.lxd_kinds import CONSISTENCY, KINDS
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.errors import LXDError
-from dedupe.sources.lxd.objects import (
+from dedupe.lxd.api.client import LXDClient
+from dedupe.lxd.api.errors import LXDError
+from dedupe.lxd.source.objects import (
     LXDObject,
     database_object,
     group_of,
@@ -24,7 +24,7 @@ from dedupe.sources.lxd.objects import (
     record_object,
     volume_object,
 )
-from dedupe.sources.lxd.records import Record
+from dedupe.lxd.api.records import Record
 
 STALE_AFTER: Final = dt.timedelta(
     hours=6

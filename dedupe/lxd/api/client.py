@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dedupe.sources.lxd.backups import Backups
-from dedupe.sources.lxd.config_writes import ConfigWrites
-from dedupe.sources.lxd.connect import DEFAULT_TIMEOUT, connect_https, connect_socket, find_socket
-from dedupe.sources.lxd.database import Database
-from dedupe.sources.lxd.images import Images
-from dedupe.sources.lxd.imports import Imports
-from dedupe.sources.lxd.lifecycle import Lifecycle
+from dedupe.lxd.api.backups import Backups
+from dedupe.lxd.api.config_writes import ConfigWrites
+from dedupe.lxd.api.connect import DEFAULT_TIMEOUT, connect_https, connect_socket, find_socket
+from dedupe.lxd.api.database import Database
+from dedupe.lxd.api.images import Images
+from dedupe.lxd.api.imports import Imports
+from dedupe.lxd.api.lifecycle import Lifecycle
 
 
 class LXDClient(Backups, Imports, Images, ConfigWrites, Lifecycle, Database):

@@ -8,8 +8,8 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from typing import Final
 
-from dedupe.sources.lxd.errors import LXDStreamBroken
-from dedupe.sources.lxd.uploads import UploadSource, chunks
+from dedupe.lxd.api.errors import LXDStreamBroken
+from dedupe.lxd.api.uploads import UploadSource, chunks
 
 
 class MultipartReader:

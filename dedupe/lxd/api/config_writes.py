@@ -12,8 +12,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from dedupe.sources.lxd.records import Project, Record, RecordKind, for_put, strip_read_only
-from dedupe.sources.lxd.transport import Transport
+from dedupe.lxd.api.records import Project, Record, RecordKind, for_put, strip_read_only
+from dedupe.lxd.api.transport import Transport
 
 # a collection below /1.0: one segment ("profiles") or several ("network-zones", z, "records")
 Collection = str | tuple[str, ...]

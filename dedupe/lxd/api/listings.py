@@ -4,8 +4,8 @@ listings)."""
 
 from __future__ import annotations
 
-from dedupe.sources.lxd.records import Project, Record
-from dedupe.sources.lxd.transport import Transport
+from dedupe.lxd.api.records import Project, Record
+from dedupe.lxd.api.transport import Transport
 
 
 class Listings(Transport):

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from dedupe.sources.lxd.errors import LXDError, LXDNotFound
-from dedupe.sources.lxd.listings import Listings
-from dedupe.sources.lxd.records import Project, Record
-from dedupe.sources.lxd.streams import ExportStream
+from dedupe.lxd.api.errors import LXDError, LXDNotFound
+from dedupe.lxd.api.listings import Listings
+from dedupe.lxd.api.records import Project, Record
+from dedupe.lxd.api.streams import ExportStream
 
 BACKUP_PREFIX: Final = "dedupe-"
 

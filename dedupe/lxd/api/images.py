@@ -7,12 +7,12 @@ import secrets
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlencode
 
-from dedupe.sources.lxd.errors import ImageFingerprintMismatch, LXDOperationFailed
-from dedupe.sources.lxd.multipart import multipart_body
-from dedupe.sources.lxd.records import Project, Record, strip_read_only
-from dedupe.sources.lxd.streams import ExportStream, ImageExport
-from dedupe.sources.lxd.transport import Transport
-from dedupe.sources.lxd.uploads import UploadSource, chunks
+from dedupe.lxd.api.errors import ImageFingerprintMismatch, LXDOperationFailed
+from dedupe.lxd.api.multipart import multipart_body
+from dedupe.lxd.api.records import Project, Record, strip_read_only
+from dedupe.lxd.api.streams import ExportStream, ImageExport
+from dedupe.lxd.api.transport import Transport
+from dedupe.lxd.api.uploads import UploadSource, chunks
 
 
 class Images(Transport):

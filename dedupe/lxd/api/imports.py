@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from dedupe.sources.lxd.records import Project, Record
-from dedupe.sources.lxd.transport import Transport
-from dedupe.sources.lxd.uploads import UploadSource
+from dedupe.lxd.api.records import Project, Record
+from dedupe.lxd.api.transport import Transport
+from dedupe.lxd.api.uploads import UploadSource
 
 
 class Imports(Transport):

@@ -7,9 +7,9 @@ import os
 import subprocess
 from typing import Literal
 
-from dedupe.sources.lxd.errors import LXDError, LXDStreamBroken, LXDUnreachable
-from dedupe.sources.lxd.records import Record
-from dedupe.sources.lxd.transport import Transport
+from dedupe.lxd.api.errors import LXDError, LXDStreamBroken, LXDUnreachable
+from dedupe.lxd.api.records import Record
+from dedupe.lxd.api.transport import Transport
 
 
 class Database(Transport):

@@ -43,10 +43,10 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.records import Record
-from dedupe.sources.lxd.streams import ImageReader
-from dedupe.sources.lxd.uploads import SupportsRead
+from dedupe.lxd.api.client import LXDClient
+from dedupe.lxd.api.records import Record
+from dedupe.lxd.api.streams import ImageReader
+from dedupe.lxd.api.uploads import SupportsRead
 from repo_format import manifest
 
 # ``open(meta)``: the object's bytes as a readable, ``meta`` filled as they are learnt

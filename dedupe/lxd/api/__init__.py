@@ -8,10 +8,10 @@ over ``transport`` (requests, errors, operations); ``connect`` reaches the serve
 ``objects`` opens each object as a stream.
 """
 
-from dedupe.sources.lxd.backups import StaleBackup
-from dedupe.sources.lxd.client import LXDClient
-from dedupe.sources.lxd.connect import find_socket
-from dedupe.sources.lxd.errors import (
+from dedupe.lxd.api.backups import StaleBackup
+from dedupe.lxd.api.client import LXDClient
+from dedupe.lxd.api.connect import find_socket
+from dedupe.lxd.api.errors import (
     ImageFingerprintMismatch,
     LXDError,
     LXDNotFound,
@@ -21,8 +21,8 @@ from dedupe.sources.lxd.errors import (
     LXDUnreachable,
     LXDUntrustedServer,
 )
-from dedupe.sources.lxd.records import strip_read_only
-from dedupe.sources.lxd.streams import ExportStream, ImageExport, ImagePart
+from dedupe.lxd.api.records import strip_read_only
+from dedupe.lxd.api.streams import ExportStream, ImageExport, ImagePart
 
 __all__ = [
     "ExportStream",

@@ -13,9 +13,9 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from dedupe.sources.lxd.errors import ImageFingerprintMismatch, LXDStreamBroken
-from dedupe.sources.lxd.multipart import MultipartReader
-from dedupe.sources.lxd.uploads import UPLOAD_CHUNK
+from dedupe.lxd.api.errors import ImageFingerprintMismatch, LXDStreamBroken
+from dedupe.lxd.api.multipart import MultipartReader
+from dedupe.lxd.api.uploads import UPLOAD_CHUNK
 
 
 class _Body(io.RawIOBase):

@@ -14,8 +14,8 @@ import pylxd.exceptions
 import requests
 import urllib3.exceptions
 
-from dedupe.sources.lxd.connect import causes_of, connection_error
-from dedupe.sources.lxd.errors import (
+from dedupe.lxd.api.connect import causes_of, connection_error
+from dedupe.lxd.api.errors import (
     LXDError,
     LXDNotFound,
     LXDOperationFailed,
@@ -23,8 +23,8 @@ from dedupe.sources.lxd.errors import (
     LXDStreamBroken,
     LXDUnreachable,
 )
-from dedupe.sources.lxd.records import Project, Record
-from dedupe.sources.lxd.uploads import UploadSource, chunks
+from dedupe.lxd.api.records import Project, Record
+from dedupe.lxd.api.uploads import UploadSource, chunks
 
 OPERATION_WAIT_SECONDS: Final = 30  # lxd-facts.md section 1 item 6
 

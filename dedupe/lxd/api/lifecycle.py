@@ -3,8 +3,8 @@ delete (what tests and restores need besides backups)."""
 
 from __future__ import annotations
 
-from dedupe.sources.lxd.records import Project, Record
-from dedupe.sources.lxd.transport import Transport
+from dedupe.lxd.api.records import Project, Record
+from dedupe.lxd.api.transport import Transport
 
 
 class Lifecycle(Transport):
