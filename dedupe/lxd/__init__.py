@@ -1,6 +1,6 @@
 """Backing up an LXD server and restoring into one: the application layer that drives
 the engine (backup sessions, verified reads, the repository lock) with the LXD source
-(``dedupe.lxd.api``: reads objects as streams) and sink (``dedupe.sinks.lxd``: puts
+(``dedupe.lxd.api``: reads objects as streams) and sink (``dedupe.lxd.sink``: puts
 streams and records back into LXD).
 
 ``backup``: one run, one backup per object; ``stored``: LXD backups as the repository

@@ -1,6 +1,6 @@
 """Disaster recovery of one container on this machine (``dedupe restore --to-lxd ID
 --recover``): its files from the repository laid out in its ``dir`` pool, then LXD's
-own recovery (``dedupe.sinks.lxd.recover``)."""
+own recovery (``dedupe.lxd.sink.pool``)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from dedupe.repository import Repository
 from dedupe.restore import WrongBackupKind
 from dedupe.restore_tree import iter_entries
 from dedupe.sinks.directory import restore_tree
-from dedupe.sinks.lxd.errors import LXDRestoreError
-from dedupe.sinks.lxd.recover import lxd_recover, prepare_pool, recover_entries, set_aside
-from dedupe.sinks.lxd.rename import yaml_changes
+from dedupe.lxd.sink.errors import LXDRestoreError
+from dedupe.lxd.sink.pool import lxd_recover, prepare_pool, recover_entries, set_aside
+from dedupe.lxd.sink.rename import yaml_changes
 from dedupe.lxd.api.client import LXDClient
 
 
@@ -29,7 +29,7 @@ def recover_instance(
     on_warning: Callable[[str], None] | None = None,
 ) -> list[RestoredObject]:
     """Lay a container backup out in its dir pool and let LXD recover it (see
-    ``dedupe.sinks.lxd.recover``). Files laid out by a recovery that then fails are removed,
+    ``dedupe.lxd.sink.pool``). Files laid out by a recovery that then fails are removed,
     and the directories ``--force`` replaces come back as they were."""
     meta = lxd_meta(info)
     if meta["kind"] != "instance":

@@ -2,7 +2,7 @@
 
 The backup's bytes are verified as they are read (each chunk, and the whole stream's
 BLAKE3 before the last piece is sent: on a mismatch the upload is cut and LXD's import
-fails, leaving nothing) and handed to ``dedupe.sinks.lxd``, which puts them into LXD.
+fails, leaving nothing) and handed to ``dedupe.lxd.sink``, which puts them into LXD.
 ``with_deps``: before an instance, its missing project, storage pool, networks (and
 the network zones a recreated network names) and profiles are recreated from the
 record backups of the same run.
@@ -20,9 +20,9 @@ from dedupe.lxd.stored import lxd_meta, read_record, run_records, split_at, veri
 from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
 from dedupe.restore import WrongBackupKind
-from dedupe.sinks.lxd.errors import LXDRestoreError
-from dedupe.sinks.lxd.objects import Imported, import_image, import_instance, import_volume
-from dedupe.sinks.lxd.records import GLOBAL_KINDS, RECORDS, record_exists, restore_record, restore_server_config
+from dedupe.lxd.sink.errors import LXDRestoreError
+from dedupe.lxd.sink.objects import Imported, import_image, import_instance, import_volume
+from dedupe.lxd.sink.records import GLOBAL_KINDS, RECORDS, record_exists, restore_record, restore_server_config
 from dedupe.lxd.api.client import LXDClient
 from dedupe.lxd.api.records import Record
 

@@ -15,8 +15,8 @@ from dedupe.lxd.restore import RestoredObject, RestoreOptions, Restorer
 from dedupe.lxd.stored import find_run, lxd_meta
 from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
-from dedupe.sinks.lxd.errors import LXDRestoreError
-from dedupe.sinks.lxd.records import GLOBAL_KINDS
+from dedupe.lxd.sink.errors import LXDRestoreError
+from dedupe.lxd.sink.records import GLOBAL_KINDS
 from dedupe.lxd.api.client import LXDClient
 from dedupe.lxd.api.errors import LXDError
 

@@ -31,7 +31,7 @@ def _loaded_after(steps: str, roots: tuple[str, ...], modules: tuple[str, ...]) 
              + steps
              + f"roots, modules = {roots!r}, {modules!r}\n"
              "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in roots or m in modules\n"
-             "                      or m.startswith(('dedupe.lxd.api', 'dedupe.sinks.lxd', 'dedupe.lxd.')))))\n")
+             "                      or m.startswith(('dedupe.lxd.api', 'dedupe.lxd.sink', 'dedupe.lxd.')))))\n")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from dedupe.lxd.restore_run import RUN_ORDER
-from dedupe.sinks.lxd.errors import LXDObjectExists
-from dedupe.sinks.lxd.records import GLOBAL_KINDS, restore_record
+from dedupe.lxd.sink.errors import LXDObjectExists
+from dedupe.lxd.sink.records import GLOBAL_KINDS, restore_record
 from dedupe.lxd.api.client import LXDClient
 from dedupe.lxd.api.config_writes import certificate_fingerprint, certificate_post_form
 from dedupe.lxd.api.errors import LXDNotFound

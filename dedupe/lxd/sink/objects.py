@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dedupe.sinks.lxd.errors import LXDObjectExists, LXDReplaceIncomplete, LXDRestoreError
-from dedupe.sinks.lxd.records import exists
-from dedupe.sinks.lxd.rename import rewrite_tar_members, yaml_changes
+from dedupe.lxd.sink.errors import LXDObjectExists, LXDReplaceIncomplete, LXDRestoreError
+from dedupe.lxd.sink.records import exists
+from dedupe.lxd.sink.rename import rewrite_tar_members, yaml_changes
 from dedupe.lxd.api.client import LXDClient
 from dedupe.lxd.api.errors import LXDError
 from dedupe.lxd.api.records import Record
