@@ -23,7 +23,7 @@ from dedupe.cli_common import (
     lxd_connection_options,
     warn_exit,
 )
-from dedupe.lxd_kinds import KINDS
+from dedupe.lxd.kinds import KINDS
 
 if TYPE_CHECKING:  # the LXD modules (pylxd, requests) load only when an LXD command runs
     from dedupe.lxd.backup import LXDRunResult

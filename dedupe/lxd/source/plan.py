@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dedupe.lxd_kinds import CONSISTENCY, KINDS
+from dedupe.lxd.kinds import CONSISTENCY, KINDS
 from dedupe.lxd.api.client import LXDClient
 from dedupe.lxd.api.errors import LXDError
 from dedupe.lxd.source.objects import (
