@@ -311,7 +311,7 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
     c = _ctx(repo, as_json, quiet)
     r = c.open()
     if to_lxd:
-        from dedupe.cli_lxd import restore_to_lxd
+        from dedupe.lxd.cli import restore_to_lxd
         restore_to_lxd(c, r, backup_id=backup_id, run=run, as_name=as_name, project=project, pool=pool,
                        force=force, with_deps=with_deps, recover=recover,
                        connection=LXDConnection(remote, cert, key, server_cert))
@@ -400,7 +400,8 @@ def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, a
 
 def _register_extensions() -> None:
     """Commands that live in their own modules (LXD, maintenance)."""
-    from dedupe import cli_copy, cli_lxd, cli_maintenance
+    from dedupe import cli_copy, cli_maintenance
+    from dedupe.lxd import cli as cli_lxd
     cli_lxd.register(main, backup)
     cli_maintenance.register(main, backup)
     cli_copy.register(main, backup)

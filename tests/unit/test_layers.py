@@ -31,7 +31,9 @@ def _loaded_after(steps: str, roots: tuple[str, ...], modules: tuple[str, ...]) 
              + steps
              + f"roots, modules = {roots!r}, {modules!r}\n"
              "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in roots or m in modules\n"
-             "                      or m.startswith(('dedupe.lxd.api', 'dedupe.lxd.sink', 'dedupe.lxd.')))))\n")
+             "                      or m.startswith(('dedupe.lxd.api', 'dedupe.lxd.source', 'dedupe.lxd.sink',\n"
+             "                                    'dedupe.lxd.backup', 'dedupe.lxd.restore', 'dedupe.lxd.recover',\n"
+             "                                    'dedupe.lxd.stored', 'dedupe.lxd.errors')))))\n")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
