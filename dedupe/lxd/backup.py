@@ -17,11 +17,10 @@ from typing import Any, BinaryIO, Final
 
 from dedupe.backup import BackupResult, BackupSession, new_run_id
 from dedupe.locking import locked
-from dedupe.lxd.errors import IncompleteRun
+from dedupe.lxd.errors import IncompleteRun, LXDError
 from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
 from dedupe.lxd.api.client import LXDClient
-from dedupe.lxd.api.errors import LXDError
 from dedupe.lxd.source.objects import LXDObject
 from dedupe.lxd.source.plan import LXDSelection, delete_stale, plan, server_identity
 from dedupe.sources.stream import backup_stream

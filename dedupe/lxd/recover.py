@@ -15,7 +15,7 @@ from dedupe.repository import Repository
 from dedupe.restore import WrongBackupKind
 from dedupe.restore_tree import iter_entries
 from dedupe.sinks.directory import restore_tree
-from dedupe.lxd.sink.errors import LXDRestoreError
+from dedupe.lxd.errors import LXDRestoreError
 from dedupe.lxd.sink.pool import lxd_recover, prepare_pool, recover_entries, set_aside
 from dedupe.lxd.sink.rename import yaml_changes
 from dedupe.lxd.api.client import LXDClient

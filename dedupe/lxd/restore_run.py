@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from dedupe.locking import locked
-from dedupe.lxd.errors import IncompleteRun
+from dedupe.lxd.errors import IncompleteRun, LXDError, LXDRestoreError
 from dedupe.lxd.restore import RestoredObject, RestoreOptions, Restorer
 from dedupe.lxd.stored import find_run, lxd_meta
 from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
-from dedupe.lxd.sink.errors import LXDRestoreError
 from dedupe.lxd.sink.records import GLOBAL_KINDS
 from dedupe.lxd.api.client import LXDClient
-from dedupe.lxd.api.errors import LXDError
 
 RUN_ORDER: Final = (
     "project",

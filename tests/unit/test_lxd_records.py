@@ -17,11 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from dedupe.lxd.restore_run import RUN_ORDER
-from dedupe.lxd.sink.errors import LXDObjectExists
+from dedupe.lxd.errors import LXDNotFound, LXDObjectExists
 from dedupe.lxd.sink.records import GLOBAL_KINDS, restore_record
 from dedupe.lxd.api.client import LXDClient
 from dedupe.lxd.api.config_writes import certificate_fingerprint, certificate_post_form
-from dedupe.lxd.api.errors import LXDNotFound
 from dedupe.lxd.source.plan import LXDSelection, plan
 from dedupe.lxd.api.records import for_put, strip_read_only
 

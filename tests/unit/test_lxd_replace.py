@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
-from dedupe.lxd.sink.errors import LXDReplaceIncomplete, LXDRestoreError
+from dedupe.lxd.errors import LXDError, LXDNotFound, LXDReplaceIncomplete, LXDRestoreError
 from dedupe.lxd.sink.objects import Imported, import_image, import_instance, import_volume, temp_name
 from dedupe.lxd.sink.records import restore_record
 from dedupe.lxd.sink.pool import ASIDE_PREFIX, set_aside
 from dedupe.lxd.api.client import LXDClient
-from dedupe.lxd.api.errors import LXDError, LXDNotFound
 
 
 class Broken(LXDError):

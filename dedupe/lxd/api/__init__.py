@@ -11,7 +11,7 @@ over ``transport`` (requests, errors, operations); ``connect`` reaches the serve
 from dedupe.lxd.api.backups import StaleBackup
 from dedupe.lxd.api.client import LXDClient
 from dedupe.lxd.api.connect import find_socket
-from dedupe.lxd.api.errors import (
+from dedupe.lxd.errors import (
     ImageFingerprintMismatch,
     LXDError,
     LXDNotFound,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from dedupe.lxd.api.errors import LXDError, LXDNotFound
+from dedupe.lxd.errors import LXDError, LXDNotFound
 from dedupe.lxd.api.listings import Listings
 from dedupe.lxd.api.records import Project, Record
 from dedupe.lxd.api.streams import ExportStream

@@ -19,7 +19,7 @@ import requests
 import urllib3.exceptions
 from cryptography import x509
 
-from dedupe.lxd.api.errors import (
+from dedupe.lxd.errors import (
     LXDError,
     LXDPermissionDenied,
     LXDUnreachable,

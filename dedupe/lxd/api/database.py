@@ -7,7 +7,7 @@ import os
 import subprocess
 from typing import Literal
 
-from dedupe.lxd.api.errors import LXDError, LXDStreamBroken, LXDUnreachable
+from dedupe.lxd.errors import LXDError, LXDStreamBroken, LXDUnreachable
 from dedupe.lxd.api.records import Record
 from dedupe.lxd.api.transport import Transport
 

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlencode
 
-from dedupe.lxd.api.errors import ImageFingerprintMismatch, LXDOperationFailed
+from dedupe.lxd.errors import ImageFingerprintMismatch, LXDOperationFailed
 from dedupe.lxd.api.multipart import multipart_body
 from dedupe.lxd.api.records import Project, Record, strip_read_only
 from dedupe.lxd.api.streams import ExportStream, ImageExport

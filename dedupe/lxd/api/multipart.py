@@ -8,7 +8,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from typing import Final
 
-from dedupe.lxd.api.errors import LXDStreamBroken
+from dedupe.lxd.errors import LXDStreamBroken
 from dedupe.lxd.api.uploads import UploadSource, chunks
 
 

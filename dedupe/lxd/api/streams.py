@@ -13,7 +13,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from dedupe.lxd.api.errors import ImageFingerprintMismatch, LXDStreamBroken
+from dedupe.lxd.errors import ImageFingerprintMismatch, LXDStreamBroken
 from dedupe.lxd.api.multipart import MultipartReader
 from dedupe.lxd.api.uploads import UPLOAD_CHUNK
 

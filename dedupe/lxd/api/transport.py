@@ -15,7 +15,7 @@ import requests
 import urllib3.exceptions
 
 from dedupe.lxd.api.connect import causes_of, connection_error
-from dedupe.lxd.api.errors import (
+from dedupe.lxd.errors import (
     LXDError,
     LXDNotFound,
     LXDOperationFailed,

@@ -25,11 +25,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dedupe.lxd.sink.errors import LXDObjectExists, LXDReplaceIncomplete, LXDRestoreError
+from dedupe.lxd.errors import LXDError, LXDObjectExists, LXDReplaceIncomplete, LXDRestoreError
 from dedupe.lxd.sink.records import exists
 from dedupe.lxd.sink.rename import rewrite_tar_members, yaml_changes
 from dedupe.lxd.api.client import LXDClient
-from dedupe.lxd.api.errors import LXDError
 from dedupe.lxd.api.records import Record
 
 Pieces = Iterable[bytes | memoryview]

@@ -18,7 +18,7 @@ from typing import Final
 
 from dedupe.entries import FILE, HARDLINK, Entry
 from dedupe.sinks.directory import DataSource
-from dedupe.lxd.sink.errors import LXDObjectExists, LXDRestoreError
+from dedupe.lxd.errors import LXDObjectExists, LXDRestoreError
 from dedupe.lxd.sink.records import exists
 from dedupe.lxd.sink.rename import YamlChanges, rewrite_yaml
 from dedupe.lxd.api.client import LXDClient

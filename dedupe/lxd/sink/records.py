@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dedupe.lxd.sink.errors import LXDObjectExists
+from dedupe.lxd.errors import LXDError, LXDNotFound, LXDObjectExists
 from dedupe.lxd.api.client import LXDClient
-from dedupe.lxd.api.errors import LXDError, LXDNotFound
 from dedupe.lxd.api.records import Record, RecordKind, strip_read_only
 
 

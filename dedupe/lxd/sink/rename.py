@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 from dedupe.entries import FILE
-from dedupe.lxd.sink.errors import LXDRestoreError
+from dedupe.lxd.errors import LXDRestoreError
 from dedupe.sources.tarstream import TarReader
 
 MAX_REWRITE: Final = 16 << 20  # a backup.yaml larger than this is not LXD's

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from dedupe.lxd.kinds import CONSISTENCY, KINDS
 from dedupe.lxd.api.client import LXDClient
-from dedupe.lxd.api.errors import LXDError
+from dedupe.lxd.errors import LXDError
 from dedupe.lxd.source.objects import (
     LXDObject,
     database_object,
