@@ -276,7 +276,7 @@ class _Input:
         self.view_size = view_size
         self._pool: Any = None
         if view_size:
-            from dedupe.chunking import BufferPool, ReadInto
+            from dedupe.buffers import BufferPool, ReadInto
             self._pool = BufferPool(view_size)
             self._readinto = ReadInto(stream)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dedupe.chunking import ReadArena
+from dedupe.buffers import ReadArena
 from dedupe.entries import FILE
 from dedupe.files_cache import FilesCache
 from dedupe.sources.directory import walk_tree

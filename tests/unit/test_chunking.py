@@ -66,7 +66,7 @@ def test_reading_a_file_cuts_like_cutting_it_whole(read_size: int, length: int) 
 
 
 def test_read_buffers_are_reused_only_when_free() -> None:
-    from dedupe.chunking import BufferPool
+    from dedupe.buffers import BufferPool
     pool = BufferPool(1024, keep=2)
     a = pool.get()
     held = memoryview(a)[10:20]  # a chunk still in flight
