@@ -15,7 +15,7 @@ import pytest
 from dedupe.backup import BackupSession
 from dedupe.chunking import cut_blocks, make_chunker
 from dedupe.repository import Repository
-from dedupe.restore import write_stream
+from dedupe.read import write_stream
 from dedupe.sources.stream import backup_stream
 from dedupe.storage.memory import MemoryStorage
 from repo_format import blob, config, pack

@@ -141,13 +141,13 @@ def do_backup_dir(repo: Repository, group: str, root: Path, progress: ProgressCa
 
 def _stream_writer(m: manifest.Manifest) -> Any:
     """Stream and tar backups give their original bytes; directory backups a PAX tar."""
-    from dedupe.restore import write_stream
+    from dedupe.read import write_stream
     from dedupe.restore_tree import write_tree_tar
     return write_tree_tar if m.kind == manifest.KIND_DIR else write_stream
 
 
 def restore_file(repo: Repository, id_prefix: str, path: Path, progress: ProgressCallback | None = None) -> int:
-    from dedupe.restore import restore_to_file
+    from dedupe.read import restore_to_file
     b = get_backup(repo, id_prefix)
     with locked(repo, "restore"):
         return restore_to_file(repo, b.manifest, path, b.id, progress, _stream_writer(b.manifest))

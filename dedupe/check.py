@@ -20,7 +20,7 @@ from typing import Iterable
 from dedupe.errors import DedupeError
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository
-from dedupe.restore import iter_items
+from dedupe.read import iter_items
 from repo_format import items, layout, pack
 from repo_format.errors import FormatError
 

@@ -28,7 +28,7 @@ from dedupe.backup import BackupResult, BackupSession
 from dedupe.errors import DedupeError
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository
-from dedupe.restore import iter_items, iter_stream_pieces, read_blobs, read_chunks
+from dedupe.read import iter_items, iter_stream_pieces, read_blobs, read_chunks
 from dedupe.writer import Transaction
 from repo_format import codecs, config, items, manifest
 

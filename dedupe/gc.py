@@ -41,7 +41,7 @@ from dedupe import locking
 from dedupe.chunk_index import packed_entry
 from dedupe.errors import DedupeError
 from dedupe.repository import BackupNotFound, CorruptObject, Repository
-from dedupe.restore import iter_items
+from dedupe.read import iter_items
 from dedupe.storage import ObjectNotFound, Storage
 from dedupe.storage.local import LocalStorage
 from dedupe.writer import DEFAULT_PACK_SIZE

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 
 from dedupe.entries import Entry
 from dedupe.repository import Repository
-from dedupe.restore import WrongBackupKind, iter_items, read_chunks
+from dedupe.read import WrongBackupKind, iter_items, read_chunks
 from dedupe.sinks.directory import RestoreResult, Warn, restore_tree
 from dedupe.sinks.pax_writer import write_pax
 from repo_format import items, manifest

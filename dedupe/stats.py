@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 from dedupe.prune import select_groups
 from dedupe.repository import Repository
-from dedupe.restore import iter_items
+from dedupe.read import iter_items
 from repo_format import items, layout
 
 SHARED = -1

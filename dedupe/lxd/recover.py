@@ -12,7 +12,7 @@ from dedupe.locking import locked
 from dedupe.lxd.restore import RestoredObject, RestoreOptions, Restorer
 from dedupe.lxd.stored import lxd_meta
 from dedupe.repository import Repository
-from dedupe.restore import WrongBackupKind
+from dedupe.read import WrongBackupKind
 from dedupe.restore_tree import iter_entries
 from dedupe.sinks.directory import restore_tree
 from dedupe.lxd.errors import LXDRestoreError

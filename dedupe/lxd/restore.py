@@ -19,7 +19,7 @@ from dedupe.lxd.errors import LXDRestoreError, NotAnLXDBackup
 from dedupe.lxd.stored import lxd_meta, read_record, run_records, split_at, verified_pieces
 from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
-from dedupe.restore import WrongBackupKind
+from dedupe.read import WrongBackupKind
 from dedupe.lxd.sink.objects import Imported, import_image, import_instance, import_volume
 from dedupe.lxd.sink.records import GLOBAL_KINDS, RECORDS, record_exists, restore_record, restore_server_config
 from dedupe.lxd.api.client import LXDClient

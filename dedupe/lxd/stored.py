@@ -11,7 +11,7 @@ from dedupe import api
 from dedupe.lxd.errors import NotAnLXDBackup
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import AmbiguousBackupId, BackupNotFound, Repository
-from dedupe.restore import RestoreMismatch, iter_stream_pieces
+from dedupe.read import RestoreMismatch, iter_stream_pieces
 from repo_format.ids import stream_hash
 
 

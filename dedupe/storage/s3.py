@@ -138,7 +138,7 @@ class S3Storage:
         self.multipart_threshold = multipart_threshold
         self.part_size = max(part_size, MIN_PART_SIZE)
         self.page_size = 1000  # keys per listing request (S3's maximum)
-        # Restore reads (dedupe.restore): each request costs a round trip and, on clouds,
+        # Restore reads (dedupe.read): each request costs a round trip and, on clouds,
         # money, so read whole packs (16 MiB by default) in one ranged GET, several at once.
         self.read_span = READ_SPAN
         self.read_threads = READ_THREADS

@@ -25,7 +25,7 @@ from dedupe import api
 from dedupe.lxd.backup import backup_lxd
 from dedupe.lxd.restore import RestoreOptions, restore_backup
 from dedupe.lxd.restore_run import RUN_ORDER
-from dedupe.restore import RestoreMismatch
+from dedupe.read import RestoreMismatch
 from dedupe.lxd.api import LXDClient, LXDNotFound, LXDStreamBroken, strip_read_only
 from dedupe.lxd.source.plan import LXDSelection
 from lxd.conftest import make_cert, wait_until_exec_works

@@ -16,7 +16,7 @@ import pytest
 from dedupe_testing import RunCli, assert_clean_error
 
 from dedupe import api
-from dedupe.restore import _refs_of, iter_items
+from dedupe.read import _refs_of, iter_items
 from lxd.test_backup_restore import (
     POOL,
     _split_image,

@@ -11,7 +11,7 @@ from s3.gateway import Gateway
 
 def test_restore_reads_each_pack_with_one_get(gateway: Gateway, s3_url: str) -> None:
     from dedupe import api
-    from dedupe.restore import write_stream
+    from dedupe.read import write_stream
     from repo_format import layout
 
     api.init(s3_url)

@@ -11,7 +11,7 @@ from dedupe import api
 from dedupe.backup import BackupSession
 from dedupe.check import check
 from dedupe.repository import CorruptObject, MissingObject, Repository
-from dedupe.restore import RestoreMismatch, write_stream
+from dedupe.read import RestoreMismatch, write_stream
 from dedupe.sources.stream import backup_stream
 from dedupe.storage.faulty import FaultyStorage, InjectedFault
 from dedupe.storage.memory import MemoryStorage
@@ -181,7 +181,7 @@ def test_tar_restore_gathers_small_members_into_few_writes() -> None:
     1 MiB (headers, padding and small files gathered), not one write per piece."""
     import tarfile
 
-    from dedupe.restore import GATHER
+    from dedupe.read import GATHER
     from dedupe.sources.tar import backup_tar
 
     buf = io.BytesIO()

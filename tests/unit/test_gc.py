@@ -16,7 +16,7 @@ from test_engine import restore, small_repo, store
 from dedupe import api, gc, prune
 from dedupe.check import check
 from dedupe.repository import CorruptObject, Repository
-from dedupe.restore import iter_items
+from dedupe.read import iter_items
 from dedupe.storage.faulty import FaultyStorage, InjectedFault
 from dedupe.storage.local import LocalStorage
 from dedupe.storage.memory import MemoryStorage

@@ -1,4 +1,4 @@
-"""The restore read path (dedupe.restore.read_chunks): a storage that asks for a wide
+"""The restore read path (dedupe.read.read_chunks): a storage that asks for a wide
 read span (a remote one) gets one ranged read per pack, however many batches that
 read is opened in; a local one keeps its reads to one batch; both rebuild the bytes."""
 
@@ -9,10 +9,10 @@ import os
 
 import pytest
 
-from dedupe import restore
+from dedupe import read as restore
 from dedupe.backup import BackupSession
 from dedupe.repository import Repository
-from dedupe.restore import write_stream
+from dedupe.read import write_stream
 from dedupe.sources.stream import backup_stream
 from dedupe.storage.memory import MemoryStorage
 from repo_format import layout

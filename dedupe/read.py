@@ -1,4 +1,5 @@
-"""Read backups back: item streams, chunks in order, whole streams verified.
+"""The shared read path: item streams, chunks in order, whole streams verified (restore,
+check, gc, stats, copy and the LXD restores all read through it).
 
 Chunks are fetched in spans (neighbouring blobs of one pack in one ranged read:
 up to 8 MiB locally, whole packs from remote storages), opened and verified in
