@@ -26,7 +26,7 @@ from repo_format import config, manifest
 # when it runs, so a command loads only what it uses (start-up is part of every
 # nightly backup's time: benchmarks/RESULTS.md).
 if TYPE_CHECKING:
-    from dedupe.browse import Change
+    from dedupe.restore.browse import Change
     from dedupe.check import CheckReport, DataSubset
     from dedupe.entries import Entry
     from dedupe.sinks.directory import RestoreResult
@@ -142,7 +142,7 @@ def do_backup_dir(repo: Repository, group: str, root: Path, progress: ProgressCa
 def _stream_writer(m: manifest.Manifest) -> Any:
     """Stream and tar backups give their original bytes; directory backups a PAX tar."""
     from dedupe.read import write_stream
-    from dedupe.restore_tree import write_tree_tar
+    from dedupe.restore.tree import write_tree_tar
     return write_tree_tar if m.kind == manifest.KIND_DIR else write_stream
 
 
@@ -161,20 +161,20 @@ def restore_stdout(repo: Repository, id_prefix: str, out: BinaryIO, progress: Pr
 
 def restore_dir(repo: Repository, id_prefix: str, target: Path, paths: list[str] | None = None,
                 on_warning: Any = None, numeric_owner: bool = True) -> RestoreResult:
-    from dedupe.restore_tree import restore_dir as restore_tree_dir
+    from dedupe.restore.tree import restore_dir as restore_tree_dir
     b = get_backup(repo, id_prefix)
     with locked(repo, "restore"):
         return restore_tree_dir(repo, b.manifest, target, paths, on_warning, numeric_owner)
 
 
 def ls(repo: Repository, id_prefix: str, paths: list[str] | None = None) -> list[Entry]:
-    from dedupe import browse
+    from dedupe.restore import browse
     b = get_backup(repo, id_prefix)
     return list(browse.ls(repo, b.manifest, paths))
 
 
 def diff(repo: Repository, old_id: str, new_id: str) -> list[Change]:
-    from dedupe import browse
+    from dedupe.restore import browse
     a, b = get_backup(repo, old_id), get_backup(repo, new_id)
     return browse.diff(repo, a.manifest, b.manifest)
 

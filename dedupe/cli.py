@@ -343,7 +343,7 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
 def ls_cmd(backup_id: str, paths: tuple[str, ...], repo: str | None, as_json: bool | None,
            quiet: bool | None) -> None:
     """List the entries of a tar or directory backup (optionally below PATHS)."""
-    from dedupe.browse import entry_json, entry_line
+    from dedupe.restore.browse import entry_json, entry_line
     c = _ctx(repo, as_json, quiet)
     entries = api.ls(c.open(), backup_id, list(paths) or None)
     c.out([entry_json(e) for e in entries], lambda: "\n".join(entry_line(e) for e in entries))

@@ -13,7 +13,7 @@ from dedupe.lxd.restore import RestoredObject, RestoreOptions, Restorer
 from dedupe.lxd.stored import lxd_meta
 from dedupe.repository import Repository
 from dedupe.read import WrongBackupKind
-from dedupe.restore_tree import iter_entries
+from dedupe.restore.tree import iter_entries
 from dedupe.sinks.directory import restore_tree
 from dedupe.lxd.errors import LXDRestoreError
 from dedupe.lxd.sink.pool import lxd_recover, prepare_pool, recover_entries, set_aside

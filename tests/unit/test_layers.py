@@ -48,7 +48,7 @@ def test_cli_starts_without_the_modules_it_may_not_need() -> None:
     loaded = _loaded_after(
         "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n",
         ("pylxd", "requests", "boto3", "numpy", "cryptography", "socket", "subprocess", "secrets", "hmac", "_hashlib"),
-        ("dedupe.gc", "dedupe.stats", "dedupe.read", "dedupe.browse", "dedupe.check", "dedupe.restore_tree",
+        ("dedupe.gc", "dedupe.stats", "dedupe.read", "dedupe.restore.browse", "dedupe.check", "dedupe.restore.tree",
          "dedupe.copy", "dedupe.prune", "dedupe.storage.s3"))
     assert loaded == "", f"loaded at start: {loaded}"
 

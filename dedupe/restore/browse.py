@@ -11,7 +11,7 @@ import blake3
 
 from dedupe.entries import Entry
 from dedupe.repository import Repository
-from dedupe.restore_tree import list_entries
+from dedupe.restore.tree import list_entries
 from repo_format import manifest
 
 _TYPE_BITS = {"f": stat.S_IFREG, "d": stat.S_IFDIR, "l": stat.S_IFLNK, "h": stat.S_IFREG, "c": stat.S_IFCHR,
