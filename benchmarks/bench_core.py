@@ -12,11 +12,11 @@ import os
 import blake3
 import pytest
 
-from dedupe.backup import BackupSession
-from dedupe.chunking import cut_blocks, make_chunker
+from dedupe.backup.session import BackupSession
+from dedupe.backup.chunking import cut_blocks, make_chunker
 from dedupe.repository import Repository
 from dedupe.read import write_stream
-from dedupe.sources.stream import backup_stream
+from dedupe.backup.stream import backup_stream
 from dedupe.storage.memory import MemoryStorage
 from repo_format import blob, config, pack
 from repo_format.ids import chunk_id

@@ -12,9 +12,9 @@ import io
 import random
 
 from dedupe import gc, prune
-from dedupe.backup import BackupSession
+from dedupe.backup.session import BackupSession
 from dedupe.repository import Repository
-from dedupe.sources.stream import backup_stream
+from dedupe.backup.stream import backup_stream
 from dedupe.storage.memory import MemoryStorage
 from repo_format.config import ChunkerParams
 

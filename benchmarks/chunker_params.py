@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from dedupe.backup import BackupSession
+from dedupe.backup.session import BackupSession
 from dedupe.repository import Repository
-from dedupe.sources.stream import backup_stream
-from dedupe.sources.tar import backup_tar
+from dedupe.backup.stream import backup_stream
+from dedupe.backup.tar import backup_tar
 from dedupe.storage.memory import MemoryStorage
 from repo_format.config import ChunkerParams
 

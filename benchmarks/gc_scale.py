@@ -41,9 +41,9 @@ TINY = (64, 256, 1024)
 def build(repo_dir: Path, chunks: int, backups: int) -> float:
     import io
 
-    from dedupe.backup import BackupSession
+    from dedupe.backup.session import BackupSession
     from dedupe.repository import Repository
-    from dedupe.sources.stream import backup_stream
+    from dedupe.backup.stream import backup_stream
     from dedupe.storage.local import LocalStorage
     from repo_format.config import ChunkerParams
     t0 = time.monotonic()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from dedupe import locking  # noqa: F401  (api.locking: tests reach the locks through it)
-from dedupe.backup import BackupResult, BackupSession
+from dedupe.backup.session import BackupResult, BackupSession
 from dedupe.locking import locked
 from dedupe.passphrase import ExplicitPassphrase, for_other, for_this
 from dedupe.progress import ProgressCallback
@@ -113,7 +113,7 @@ def session(repo: Repository, kind: str, group: str, progress: ProgressCallback 
 
 def do_backup_stream(repo: Repository, group: str, f: BinaryIO, progress: ProgressCallback | None = None,
                      **kw: Any) -> BackupResult:
-    from dedupe.sources.stream import backup_stream
+    from dedupe.backup.stream import backup_stream
     with locked(repo, "backup"):
         with session(repo, manifest.KIND_STREAM, group, progress, **kw) as s:
             return backup_stream(s, f)
@@ -121,7 +121,7 @@ def do_backup_stream(repo: Repository, group: str, f: BinaryIO, progress: Progre
 
 def do_backup_tar(repo: Repository, group: str, f: BinaryIO, progress: ProgressCallback | None = None,
                   **kw: Any) -> BackupResult:
-    from dedupe.sources.tar import backup_tar
+    from dedupe.backup.tar import backup_tar
     with locked(repo, "backup"):
         with session(repo, manifest.KIND_TAR, group, progress, **kw) as s:
             return backup_tar(s, f)
@@ -130,8 +130,8 @@ def do_backup_tar(repo: Repository, group: str, f: BinaryIO, progress: ProgressC
 def do_backup_dir(repo: Repository, group: str, root: Path, progress: ProgressCallback | None = None,
                   use_files_cache: bool = True, one_file_system: bool = False, excludes: Sequence[str] = (),
                   exclude_caches: bool = False, **kw: Any) -> BackupResult:
-    from dedupe.files_cache import FilesCache
-    from dedupe.sources.tree import backup_dir
+    from dedupe.backup.files_cache import FilesCache
+    from dedupe.backup.tree import backup_dir
     with locked(repo, "backup"):
         cache = FilesCache(repo, group) if use_files_cache else None
         with session(repo, manifest.KIND_DIR, group, progress, **kw) as s:

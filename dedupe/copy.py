@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from dedupe import locking
-from dedupe.backup import BackupResult, BackupSession
+from dedupe.backup.session import BackupResult, BackupSession
 from dedupe.errors import DedupeError
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository
 from dedupe.read import iter_items, iter_stream_pieces, read_blobs, read_chunks
-from dedupe.writer import Transaction
+from dedupe.backup.writer import Transaction
 from repo_format import codecs, config, items, manifest
 
 LOCK_WAIT_S = 60.0
@@ -228,8 +228,8 @@ class _CopySession(BackupSession):
 
 def _copy_rechunked(source: Repository, target: Repository, name: str, m: manifest.Manifest,
                     result: CopyResult) -> str:
-    from dedupe.sources.stream import backup_stream
-    from dedupe.sources.tar import backup_tar
+    from dedupe.backup.stream import backup_stream
+    from dedupe.backup.tar import backup_tar
 
     with _CopySession(target, m) as s:
         if m.kind == manifest.KIND_STREAM:

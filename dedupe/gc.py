@@ -44,7 +44,7 @@ from dedupe.repository import BackupNotFound, CorruptObject, Repository
 from dedupe.read import iter_items
 from dedupe.storage import ObjectNotFound, Storage
 from dedupe.storage.local import LocalStorage
-from dedupe.writer import DEFAULT_PACK_SIZE
+from dedupe.backup.writer import DEFAULT_PACK_SIZE
 from repo_format import index, items, layout, lock, manifest, pack
 from repo_format.errors import FormatError
 from repo_format.ids import ID_LEN

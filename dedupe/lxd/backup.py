@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final
 
-from dedupe.backup import BackupResult, BackupSession, new_run_id
+from dedupe.backup.session import BackupResult, BackupSession, new_run_id
 from dedupe.locking import locked
 from dedupe.lxd.errors import IncompleteRun, LXDError
 from dedupe.progress import ProgressCallback
@@ -23,8 +23,8 @@ from dedupe.repository import Repository
 from dedupe.lxd.api.client import LXDClient
 from dedupe.lxd.source.objects import LXDObject
 from dedupe.lxd.source.plan import LXDSelection, delete_stale, plan, server_identity
-from dedupe.sources.stream import backup_stream
-from dedupe.sources.tar import backup_tar
+from dedupe.backup.stream import backup_stream
+from dedupe.backup.tar import backup_tar
 from dedupe.sources.tarstream import TarStreamError
 from repo_format import manifest
 from repo_format.codecs import DEFAULT_ZSTD_LEVEL

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from dedupe_testing import TEST_PASSPHRASE, RunCli, assert_clean_error
-from dedupe.backup import BackupSession
+from dedupe.backup.session import BackupSession
 from dedupe.keymgmt import TEST_KDF
 from dedupe.repository import Repository
-from dedupe.sources.stream import backup_stream
+from dedupe.backup.stream import backup_stream
 from dedupe.storage.local import LocalStorage
 from dedupe.storage.memory import MemoryStorage
 from repo_format import layout

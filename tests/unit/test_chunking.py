@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedupe.chunking import cut_blocks, make_chunker
+from dedupe.backup.chunking import cut_blocks, make_chunker
 from repo_format.config import ChunkerParams
 
 SMALL = ChunkerParams(min_size=256, avg_size=1024, max_size=4096)
@@ -56,7 +56,7 @@ def test_empty_input_has_no_chunks() -> None:
 def test_reading_a_file_cuts_like_cutting_it_whole(read_size: int, length: int) -> None:
     import io
 
-    from dedupe.chunking import cut_file
+    from dedupe.backup.chunking import cut_file
     data = DATA[:length]
     seen: list[bytes] = []
     got = [bytes(c) for c in cut_file(make_chunker(SMALL), io.BytesIO(data), lambda b: seen.append(bytes(b)),
@@ -77,7 +77,7 @@ def test_read_buffers_are_reused_only_when_free() -> None:
 
 
 def test_readers_without_readinto_are_read_too() -> None:
-    from dedupe.chunking import cut_file
+    from dedupe.backup.chunking import cut_file
 
     class OnlyRead:
         def __init__(self, data: bytes) -> None:
@@ -117,7 +117,7 @@ def test_pipeline_views_and_parts_cut_like_cutting_whole(sizes: list[int], view_
     """store_view (whole content) and store_part (views with the uncut tail carried)
     give each content the chunks cutting it whole gives, in order, with items in
     between kept in order, whatever the batching."""
-    from dedupe.chunking import ChunkPipeline
+    from dedupe.backup.chunking import ChunkPipeline
     txn = _Txn()
     seen: list[object] = []
     pipeline = ChunkPipeline(txn, SMALL, b"k" * 32, workers=2, on_item=seen.append)  # type: ignore[arg-type]

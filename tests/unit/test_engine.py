@@ -8,11 +8,11 @@ import os
 import pytest
 
 from dedupe import api
-from dedupe.backup import BackupSession
+from dedupe.backup.session import BackupSession
 from dedupe.check import check
 from dedupe.repository import CorruptObject, MissingObject, Repository
 from dedupe.read import RestoreMismatch, write_stream
-from dedupe.sources.stream import backup_stream
+from dedupe.backup.stream import backup_stream
 from dedupe.storage.faulty import FaultyStorage, InjectedFault
 from dedupe.storage.memory import MemoryStorage
 from repo_format import layout
@@ -182,7 +182,7 @@ def test_tar_restore_gathers_small_members_into_few_writes() -> None:
     import tarfile
 
     from dedupe.read import GATHER
-    from dedupe.sources.tar import backup_tar
+    from dedupe.backup.tar import backup_tar
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import blake3
 
-from dedupe.chunking import cut_blocks, make_chunker
+from dedupe.backup.chunking import cut_blocks, make_chunker
 from repo_format import blob, codecs, config, crypto, ids
 
 SPEC = (Path(__file__).parents[2] / "repo_format" / "FORMAT.md").read_text()

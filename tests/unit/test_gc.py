@@ -337,8 +337,8 @@ def test_400_nights_of_retention_stay_bounded() -> None:
     import datetime as dt
     import random
 
-    from dedupe.backup import BackupSession
-    from dedupe.sources.stream import backup_stream
+    from dedupe.backup.session import BackupSession
+    from dedupe.backup.stream import backup_stream
 
     rng = random.Random(5)
     repo = small_repo()

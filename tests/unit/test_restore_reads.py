@@ -10,10 +10,10 @@ import os
 import pytest
 
 from dedupe import read as restore
-from dedupe.backup import BackupSession
+from dedupe.backup.session import BackupSession
 from dedupe.repository import Repository
 from dedupe.read import write_stream
-from dedupe.sources.stream import backup_stream
+from dedupe.backup.stream import backup_stream
 from dedupe.storage.memory import MemoryStorage
 from repo_format import layout
 from repo_format.config import ChunkerParams

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from dedupe.chunking import ChunkPipeline, Refs
+from dedupe.backup.chunking import ChunkPipeline, Refs
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository, default_host
-from dedupe.writer import DEFAULT_PACK_SIZE, Transaction
+from dedupe.backup.writer import DEFAULT_PACK_SIZE, Transaction
 from repo_format import codecs, items, manifest
 from repo_format.ids import chunk_id
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
-from dedupe.chunking import cut_file
+from dedupe.backup.chunking import cut_file
 from repo_format import items
 from repo_format.ids import stream_hash
 
 if TYPE_CHECKING:  # the engine, named in type hints only (sources sit below it)
-    from dedupe.backup import BackupResult, BackupSession
+    from dedupe.backup.session import BackupResult, BackupSession
 
 
 def backup_stream(session: BackupSession, f: BinaryIO) -> BackupResult:

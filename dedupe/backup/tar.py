@@ -17,7 +17,7 @@ from repo_format import items
 from repo_format.ids import stream_hash
 
 if TYPE_CHECKING:  # the engine, named in type hints only (sources sit below it)
-    from dedupe.backup import BackupResult, BackupSession
+    from dedupe.backup.session import BackupResult, BackupSession
 
 
 class HashingReader:

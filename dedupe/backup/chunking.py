@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 from pyfastcdc.cy import FastCDC
 
 from dedupe.buffers import BufferPool, ReadInto
-from dedupe.writer import Transaction
+from dedupe.backup.writer import Transaction
 from repo_format import codecs
 from repo_format.config import ChunkerParams
 from repo_format.ids import chunk_id

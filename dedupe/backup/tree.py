@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 from dedupe.buffers import ReadArena
 from dedupe.entries import FILE
-from dedupe.files_cache import FilesCache
+from dedupe.backup.files_cache import FilesCache
 from dedupe.sources.directory import walk_tree
 from dedupe.sources.excludes import path_filter
 from repo_format import items
 
 if TYPE_CHECKING:  # the engine, named in type hints only (sources sit below it)
-    from dedupe.backup import BackupResult, BackupSession
+    from dedupe.backup.session import BackupResult, BackupSession
 
 VIEW_SIZE = 8 << 20  # files up to this size are read whole, into reused buffers, and cut at once
 
