@@ -11,7 +11,7 @@ import datetime as dt
 import io
 import random
 
-from dedupe import gc, prune
+from dedupe.maintenance import gc, prune
 from dedupe.backup.session import BackupSession
 from dedupe.repository import Repository
 from dedupe.backup.stream import backup_stream

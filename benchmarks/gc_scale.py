@@ -104,7 +104,7 @@ def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, in
 
 def child(what: str, repo_dir: str) -> None:
     """The measured work, in its own process."""
-    from dedupe import gc
+    from dedupe.maintenance import gc
     from dedupe.memory import bound_malloc
     from dedupe.repository import Repository
     from dedupe.storage.local import LocalStorage

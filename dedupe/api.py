@@ -27,7 +27,7 @@ from repo_format import config, manifest
 # nightly backup's time: benchmarks/RESULTS.md).
 if TYPE_CHECKING:
     from dedupe.restore.browse import Change
-    from dedupe.check import CheckReport, DataSubset
+    from dedupe.maintenance.check import CheckReport, DataSubset
     from dedupe.entries import Entry
     from dedupe.sinks.directory import RestoreResult
 
@@ -182,6 +182,6 @@ def diff(repo: Repository, old_id: str, new_id: str) -> list[Change]:
 def run_check(repo: Repository, read_data: bool, progress: ProgressCallback | None = None,
               subset: DataSubset | None = None) -> CheckReport:
     """``subset``: with ``read_data``, read only the packs it chooses."""
-    from dedupe.check import check
+    from dedupe.maintenance.check import check
     with locked(repo, "check"):
         return check(repo, read_data, progress, subset)

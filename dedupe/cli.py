@@ -378,7 +378,7 @@ def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, a
     """Verify the repository's structure (and with --read-data, all data)."""
     subset = None
     if read_data_subset is not None:
-        from dedupe.check import DataSubset
+        from dedupe.maintenance.check import DataSubset
         subset = DataSubset.parse(read_data_subset)  # a bad one is an error before the repository is opened
     c = _ctx(repo, as_json, quiet)
     reading = read_data or subset is not None

@@ -26,7 +26,7 @@ def _when(time_ns: int) -> str:
 
 def _engine() -> Any:
     """The prune engine, loaded when a maintenance command runs, not at every start."""
-    from dedupe import prune
+    from dedupe.maintenance import prune
     return prune
 
 
@@ -52,7 +52,7 @@ def _open_unindexed(c: Any) -> Any:
 
 def register(main: click.Group, backup: click.Group) -> None:
     """Add the maintenance commands to ``main``."""
-    from dedupe import series as series_rules
+    from dedupe.maintenance import series as series_rules
     from dedupe.cli_common import common, human
     from dedupe.cli_common import ctx as _ctx
 
@@ -94,7 +94,7 @@ def register(main: click.Group, backup: click.Group) -> None:
         policy = engine.Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
                                monthly=keep_monthly, yearly=keep_yearly,
                                within=engine.parse_duration(keep_within) if keep_within is not None else None)
-        from dedupe.gc import GcOptions
+        from dedupe.maintenance.gc import GcOptions
         options = None if no_gc else GcOptions(max_unused=_percent(max_unused))
         c = _ctx(repo, as_json, quiet)
         res = engine.run_prune(_open_unindexed(c), policy, list(groups), dry_run=dry_run, force=force, gc_options=options,
@@ -142,7 +142,7 @@ def register(main: click.Group, backup: click.Group) -> None:
     @common
     def gc_cmd(dry_run: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
         """Free the space of data no backup references."""
-        from dedupe.gc import GcOptions
+        from dedupe.maintenance.gc import GcOptions
         c = _ctx(repo, as_json, quiet)
         r = _engine().run_gc(_open_unindexed(c), GcOptions(max_unused=_percent(max_unused), dry_run=dry_run))
         c.out(r.to_json(), lambda: _gc_text(r, human))
@@ -152,7 +152,7 @@ def register(main: click.Group, backup: click.Group) -> None:
     @common
     def stats_cmd(groups: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
         """Space per group, per host, per backup and in total: original, deduplicated, stored."""
-        from dedupe import stats as stats_engine
+        from dedupe.maintenance import stats as stats_engine
         c = _ctx(repo, as_json, quiet)
         st = stats_engine.compute(c.open(), list(groups))
 

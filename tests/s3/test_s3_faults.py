@@ -111,8 +111,8 @@ def test_gateway_dies_during_a_gc(dedupe: RunCli, gateway: Gateway, s3_url: str)
 
     from dedupe import api
     from dedupe.errors import DedupeError
-    from dedupe.gc import GcOptions
-    from dedupe.prune import run_forget, run_gc
+    from dedupe.maintenance.gc import GcOptions
+    from dedupe.maintenance.prune import run_forget, run_gc
 
     dedupe("init")
     keep_data = os.urandom(2 * PACK)

@@ -29,8 +29,8 @@ def _abandon_upload(client: Any, bucket: str, key: str) -> tuple[str, str]:
 def test_gc_aborts_stale_uploads_under_its_prefix(dedupe: RunCli, gateway: Gateway, bucket: str,
                                                   s3_url: str) -> None:
     from dedupe import api
-    from dedupe.gc import GcOptions
-    from dedupe.prune import run_gc
+    from dedupe.maintenance.gc import GcOptions
+    from dedupe.maintenance.prune import run_gc
 
     dedupe("init")
     data = os.urandom(3_000_000)

@@ -1,4 +1,4 @@
-"""``check --read-data-subset``: which packs each subset reads (dedupe.check.DataSubset)."""
+"""``check --read-data-subset``: which packs each subset reads (dedupe.maintenance.check.DataSubset)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dedupe.check import BadSubset, DataSubset
+from dedupe.maintenance.check import BadSubset, DataSubset
 
 pack_names = st.sets(st.binary(min_size=32, max_size=32).map(bytes.hex), max_size=60)
 

@@ -9,7 +9,7 @@ import pytest
 
 from dedupe import api
 from dedupe.backup.session import BackupSession
-from dedupe.check import check
+from dedupe.maintenance.check import check
 from dedupe.repository import CorruptObject, MissingObject, Repository
 from dedupe.read import RestoreMismatch, write_stream
 from dedupe.backup.stream import backup_stream

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from test_engine import restore, small_repo, store
 
-from dedupe import api, gc, prune
-from dedupe.check import check
+from dedupe import api
+from dedupe.maintenance import gc, prune
+from dedupe.maintenance.check import check
 from dedupe.repository import CorruptObject, Repository
 from dedupe.read import iter_items
 from dedupe.storage.faulty import FaultyStorage, InjectedFault

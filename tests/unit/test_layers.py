@@ -48,8 +48,9 @@ def test_cli_starts_without_the_modules_it_may_not_need() -> None:
     loaded = _loaded_after(
         "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n",
         ("pylxd", "requests", "boto3", "numpy", "cryptography", "socket", "subprocess", "secrets", "hmac", "_hashlib"),
-        ("dedupe.gc", "dedupe.stats", "dedupe.read", "dedupe.restore.browse", "dedupe.check", "dedupe.restore.tree",
-         "dedupe.copy", "dedupe.prune", "dedupe.storage.s3"))
+        ("dedupe.maintenance.gc", "dedupe.maintenance.stats", "dedupe.read", "dedupe.restore.browse",
+         "dedupe.maintenance.check", "dedupe.restore.tree", "dedupe.copy", "dedupe.maintenance.prune",
+         "dedupe.storage.s3"))
     assert loaded == "", f"loaded at start: {loaded}"
 
 
@@ -69,5 +70,5 @@ def test_a_tar_backup_runs_without_the_modules_it_does_not_need(tmp_path: Path) 
         f"done = CliRunner().invoke(main, ['--repo', {repo!r}, 'backup', 'tar', 'g', {str(archive)!r}])\n"
         "assert done.exit_code == 0, done.output\n",
         ("pylxd", "requests", "boto3", "numpy", "secrets", "hmac"),
-        ("dedupe.gc", "dedupe.prune", "dedupe.read", "dedupe.storage.s3"))
+        ("dedupe.maintenance.gc", "dedupe.maintenance.prune", "dedupe.read", "dedupe.storage.s3"))
     assert loaded == "", f"loaded by a tar backup: {loaded}"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedupe.prune import (
+from dedupe.maintenance.prune import (
     RULES,
     Backup,
     BadPolicy,

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING
 
 from dedupe.errors import DedupeError
 from dedupe.repository import Repository
-from dedupe.series import GROUP_BY, describe_series, series_of
+from dedupe.maintenance.series import GROUP_BY, describe_series, series_of
 from repo_format import layout, manifest
 
 if TYPE_CHECKING:
-    from dedupe.gc import GcOptions, GcReport
+    from dedupe.maintenance.gc import GcOptions, GcReport
 
 PROTECT_DIR = "protect"
 
@@ -242,7 +242,7 @@ def protected_ids(repo: Repository) -> set[str]:
 
 def load_backups(repo: Repository) -> list[tuple[Backup, manifest.Manifest]]:
     """Every backup; a manifest that does not load stops prune (RepositoryDamaged)."""
-    from dedupe.gc import damaged  # gc (and numpy) load only when maintenance runs
+    from dedupe.maintenance.gc import damaged  # gc (and numpy) load only when maintenance runs
     prot = protected_ids(repo)
     out, problems = [], []
     for name in repo.manifest_names():
@@ -331,7 +331,7 @@ def run_prune(repo: Repository, policy: Policy, patterns: list[str], *, dry_run:
               group_by: str = GROUP_BY[0]) -> PruneResult:
     """Apply ``policy`` to the groups ``patterns`` select, then gc (unless
     ``gc_options`` is None). Refuses a repository that fails its structure check."""
-    from dedupe.gc import collect, maintenance_lock, survey
+    from dedupe.maintenance.gc import collect, maintenance_lock, survey
     with maintenance_lock(repo.storage, "prune", lock_wait_s) as held:
         p = plan([b for b, _ in load_backups(repo)], policy, patterns, force, group_by)
         marked = survey(repo, skip=p.remove)  # the structure check, and gc's mark pass of what stays
@@ -343,13 +343,13 @@ def run_prune(repo: Repository, policy: Policy, patterns: list[str], *, dry_run:
 
 
 def run_forget(repo: Repository, id_prefixes: list[str], lock_wait_s: float = 60.0) -> list[str]:
-    from dedupe.gc import maintenance_lock
+    from dedupe.maintenance.gc import maintenance_lock
     with maintenance_lock(repo.storage, "forget", lock_wait_s):
         return forget(repo, [repo.resolve_backup_id(p) for p in id_prefixes])
 
 
 def run_protect(repo: Repository, id_prefix: str, protected: bool, lock_wait_s: float = 60.0) -> str:
-    from dedupe.gc import maintenance_lock
+    from dedupe.maintenance.gc import maintenance_lock
     with maintenance_lock(repo.storage, "protect", lock_wait_s):
         bid = repo.resolve_backup_id(id_prefix)
         set_protected(repo, bid, protected)
@@ -357,6 +357,6 @@ def run_protect(repo: Repository, id_prefix: str, protected: bool, lock_wait_s: 
 
 
 def run_gc(repo: Repository, options: GcOptions | None = None, lock_wait_s: float = 60.0) -> GcReport:
-    from dedupe.gc import collect, maintenance_lock
+    from dedupe.maintenance.gc import collect, maintenance_lock
     with maintenance_lock(repo.storage, "gc", lock_wait_s) as held:
         return collect(repo, held, options)  # its mark pass checks the structure first

@@ -1,6 +1,6 @@
 """Series of backups: what ``prune`` applies a retention policy to (``--group-by``).
 
-Apart from ``dedupe.prune`` so that the command line can offer the choices without
+Apart from ``dedupe.maintenance.prune`` so that the command line can offer the choices without
 loading the prune engine at every start.
 """
 

@@ -657,7 +657,7 @@ def _sweep(repo: Repository, s: Survey, out: _SegmentWriter | None, gone: dict[s
 
 
 def _drop_markers(repo: Repository) -> int:
-    from dedupe.prune import PROTECT_DIR
+    from dedupe.maintenance.prune import PROTECT_DIR
     backups = set(repo.manifest_names())
     n = 0
     for path, _ in repo.storage.list(PROTECT_DIR):

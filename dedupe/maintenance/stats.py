@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 
-from dedupe.prune import select_groups
+from dedupe.maintenance.prune import select_groups
 from dedupe.repository import Repository
 from dedupe.read import iter_items
 from repo_format import items, layout
