@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from dedupe import api
-from dedupe.cli_common import (
+from dedupe.cli.common import (
     Context,
     LXDConnection,
     common,

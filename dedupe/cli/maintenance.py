@@ -53,8 +53,8 @@ def _open_unindexed(c: Any) -> Any:
 def register(main: click.Group, backup: click.Group) -> None:
     """Add the maintenance commands to ``main``."""
     from dedupe.maintenance import series as series_rules
-    from dedupe.cli_common import common, human
-    from dedupe.cli_common import ctx as _ctx
+    from dedupe.cli.common import common, human
+    from dedupe.cli.common import ctx as _ctx
 
     def _decision_lines(plan: Any) -> list[str]:
         lines, series = [], None

@@ -8,8 +8,8 @@ import click
 def register(main: click.Group, backup: click.Group) -> None:
     """Add ``copy`` to ``main``."""
     from dedupe import api
-    from dedupe.cli_common import common, human, other_passphrase, other_passphrase_options
-    from dedupe.cli_common import ctx as _ctx
+    from dedupe.cli.common import common, human, other_passphrase, other_passphrase_options
+    from dedupe.cli.common import ctx as _ctx
     from dedupe.passphrase import for_other
 
     @main.command("copy")

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from dedupe import api, keymgmt
-from dedupe.cli_common import (
+from dedupe.cli.common import (
     Context,
     LXDConnection,
     access_options,
@@ -22,8 +22,8 @@ from dedupe.cli_common import (
     other_passphrase,
     other_passphrase_options,
 )
-from dedupe.cli_common import ctx as _ctx
-from dedupe.cli_common import warn_exit as _warn_exit
+from dedupe.cli.common import ctx as _ctx
+from dedupe.cli.common import warn_exit as _warn_exit
 from dedupe.errors import DedupeError
 from dedupe.memory import bound_malloc, fewer_gc_passes
 from dedupe.passphrase import for_this, from_environment
@@ -400,7 +400,7 @@ def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, a
 
 def _register_extensions() -> None:
     """Commands that live in their own modules (LXD, maintenance)."""
-    from dedupe import cli_copy, cli_maintenance
+    from dedupe.cli import copy as cli_copy, maintenance as cli_maintenance
     from dedupe.lxd import cli as cli_lxd
     cli_lxd.register(main, backup)
     cli_maintenance.register(main, backup)
