@@ -164,6 +164,41 @@ def acquire(storage: Storage, *, exclusive: bool, purpose: str, wait_s: float = 
         delay = min(delay * 2, 5.0)
 
 
+MAINTENANCE = frozenset({"prune", "gc", "forget", "protect"})
+
+
+def _live_locks(storage: Storage) -> Iterator[tuple[str, lock.LockRecord]]:
+    for path, _ in storage.list(layout.LOCK_DIR):
+        try:
+            rec = lock.decode(storage.get(path), path)
+        except (ObjectNotFound, FormatError):
+            continue
+        if not is_stale(rec):
+            yield path.rsplit("/", 1)[-1], rec
+
+
+@contextlib.contextmanager
+def maintenance_lock(storage: Storage, purpose: str, wait_s: float = 60.0) -> Iterator[Lock]:
+    """A shared lock that backups, restores and checks coexist with, but no other
+    prune, gc or forget (section 15.1)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        held = acquire(storage, exclusive=False, purpose=purpose, wait_s=max(0.0, deadline - time.monotonic()))
+        others = [f"{r.purpose} by pid {r.pid} on {r.host}" for n, r in _live_locks(storage)
+                  if n != held.name and r.purpose in MAINTENANCE]
+        if not others:
+            break
+        held.release()
+        if time.monotonic() >= deadline:
+            raise RepositoryLocked(f"{storage.location} is locked: {others[0]} is running")
+        import secrets  # here, not at the top: a backup, which loads this module, needs no secrets
+        time.sleep(0.1 + secrets.randbelow(200) / 1000)
+    try:
+        yield held
+    finally:
+        held.release()
+
+
 @contextlib.contextmanager
 def locked(repo: Repository, purpose: str, exclusive: bool = False, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
     """Hold a lock on ``repo`` for the block, its index reloaded once the lock is ours."""

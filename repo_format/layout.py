@@ -11,6 +11,7 @@ MANIFEST_DIR: Final = "manifests"
 LOCK_DIR: Final = "locks"
 KEYS_DIR: Final = "keys"
 KEY_FILE: Final = "keys/repokey"
+PROTECT_DIR: Final = "protect"  # made by the first protect, not by init
 DIRECTORIES: Final = (DATA_DIR, INDEX_DIR, MANIFEST_DIR, LOCK_DIR, KEYS_DIR)
 
 
@@ -28,3 +29,7 @@ def manifest_path(name: str) -> str:
 
 def lock_path(name: str) -> str:
     return f"{LOCK_DIR}/{name}"
+
+
+def protect_path(backup_id: str) -> str:
+    return f"{PROTECT_DIR}/{backup_id}"

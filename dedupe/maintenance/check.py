@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from dedupe.errors import DedupeError
+from dedupe.maintenance import packcheck
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository
 from dedupe.read import iter_items
-from repo_format import items, layout, pack
+from repo_format import items, layout
 from repo_format.errors import FormatError
 
 
@@ -125,30 +126,22 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
             r.damaged_backups[name] = problems
             r.errors.append(f"backup {name[:12]}: {problems[0]}")
 
-    # Packs: present, right size, table agrees with the index.
+    # Packs: present, right size, table agrees with the index (section 13: ``packcheck``).
     stored = {path.rsplit("/", 1)[-1]: size for path, size in repo.storage.list(layout.DATA_DIR)}
     to_read: set[str] = set()
     if read_data:
         to_read = subset.choose(repo.packs) if subset is not None else set(repo.packs)
+
+    def count_read(n: int) -> None:
+        r.bytes_read += n
+        r.packs_read += 1
+
     for pname, info in sorted(repo.packs.items()):
         r.packs += 1
         what = f"pack {layout.pack_path(pname)}"
-        size = stored.get(pname)
         try:
-            if size is None:
-                raise DedupeError("missing")
-            if size != info.size:
-                raise DedupeError(f"size {size}, index says {info.size} (truncated or damaged)")
-            if pname in to_read:
-                data = repo.storage.get(layout.pack_path(pname))
-                r.bytes_read += len(data)
-                r.packs_read += 1
-                entries = repo.parse_pack(pname, data)
-                for e, sealed in pack.iter_blobs(data, entries):
-                    repo.open_chunk(e.chunk_id, sealed, pname)
-            else:
-                tail = repo.read_pack_range(pname, info.size - info.table_len, info.table_len)
-                entries = repo.pack_table(pname, tail, info.size)
+            entries = packcheck.pack_table(repo, pname, stored.get(pname), info.size, info.table_len,
+                                           whole=pname in to_read, on_read=count_read)
             # every index entry for this pack must be a row of its table: count the rows the
             # index agrees with, and compare with how many entries the index has for the pack
             agreeing = 0
@@ -159,9 +152,7 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
                         raise DedupeError(f"index entry for chunk {e.chunk_id.hex()[:16]}... does not match "
                                           f"the pack's table")
                     agreeing += 1
-            if agreeing != indexed_per_pack.get(pname, 0):
-                raise DedupeError(f"the index lists {indexed_per_pack.get(pname, 0) - agreeing} chunk(s) in this "
-                                  f"pack that its table does not have")
+            packcheck.require_listed(indexed_per_pack.get(pname, 0) - agreeing)
         except (DedupeError, FormatError) as e:
             reason = str(e)
             r.damaged_packs[pname] = reason

@@ -29,14 +29,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dedupe.errors import DedupeError
-from dedupe.repository import Repository
+from dedupe.locking import maintenance_lock
 from dedupe.maintenance.series import GROUP_BY, describe_series, series_of
+from dedupe.repository import Repository
 from repo_format import layout, manifest
 
 if TYPE_CHECKING:
     from dedupe.maintenance.gc import GcOptions, GcReport
-
-PROTECT_DIR = "protect"
 
 
 class BadPolicy(DedupeError):
@@ -53,10 +52,6 @@ class WouldRemoveAll(DedupeError):
 
 class BackupProtected(DedupeError):
     exit_code = 83
-
-
-def protect_path(backup_id: str) -> str:
-    return f"{PROTECT_DIR}/{backup_id}"
 
 
 # -- durations -------------------------------------------------------------------------
@@ -237,12 +232,12 @@ def select_groups(groups: Iterable[str], patterns: list[str]) -> set[str]:
 # -- the repository side --------------------------------------------------------------------
 
 def protected_ids(repo: Repository) -> set[str]:
-    return {n.rsplit("/", 1)[-1] for n, _ in repo.storage.list(PROTECT_DIR)}
+    return {n.rsplit("/", 1)[-1] for n, _ in repo.storage.list(layout.PROTECT_DIR)}
 
 
 def load_backups(repo: Repository) -> list[tuple[Backup, manifest.Manifest]]:
     """Every backup; a manifest that does not load stops prune (RepositoryDamaged)."""
-    from dedupe.maintenance.gc import damaged  # gc (and numpy) load only when maintenance runs
+    from dedupe.maintenance.gc_mark import damaged  # gc (and numpy) load only when maintenance runs
     prot = protected_ids(repo)
     out, problems = [], []
     for name in repo.manifest_names():
@@ -307,9 +302,9 @@ def forget(repo: Repository, ids: Iterable[str]) -> list[str]:
 def set_protected(repo: Repository, backup_id: str, protected: bool) -> None:
     """Add or remove the protection marker of a backup (full id)."""
     if protected:
-        repo.storage.put(protect_path(backup_id), b"")
+        repo.storage.put(layout.protect_path(backup_id), b"")
     else:
-        repo.storage.delete(protect_path(backup_id))
+        repo.storage.delete(layout.protect_path(backup_id))
 
 
 # -- the operations (each under the maintenance lock) -----------------------------------------
@@ -331,7 +326,7 @@ def run_prune(repo: Repository, policy: Policy, patterns: list[str], *, dry_run:
               group_by: str = GROUP_BY[0]) -> PruneResult:
     """Apply ``policy`` to the groups ``patterns`` select, then gc (unless
     ``gc_options`` is None). Refuses a repository that fails its structure check."""
-    from dedupe.maintenance.gc import collect, maintenance_lock, survey
+    from dedupe.maintenance.gc import collect, survey
     with maintenance_lock(repo.storage, "prune", lock_wait_s) as held:
         p = plan([b for b, _ in load_backups(repo)], policy, patterns, force, group_by)
         marked = survey(repo, skip=p.remove)  # the structure check, and gc's mark pass of what stays
@@ -343,13 +338,11 @@ def run_prune(repo: Repository, policy: Policy, patterns: list[str], *, dry_run:
 
 
 def run_forget(repo: Repository, id_prefixes: list[str], lock_wait_s: float = 60.0) -> list[str]:
-    from dedupe.maintenance.gc import maintenance_lock
     with maintenance_lock(repo.storage, "forget", lock_wait_s):
         return forget(repo, [repo.resolve_backup_id(p) for p in id_prefixes])
 
 
 def run_protect(repo: Repository, id_prefix: str, protected: bool, lock_wait_s: float = 60.0) -> str:
-    from dedupe.maintenance.gc import maintenance_lock
     with maintenance_lock(repo.storage, "protect", lock_wait_s):
         bid = repo.resolve_backup_id(id_prefix)
         set_protected(repo, bid, protected)
@@ -357,6 +350,6 @@ def run_protect(repo: Repository, id_prefix: str, protected: bool, lock_wait_s: 
 
 
 def run_gc(repo: Repository, options: GcOptions | None = None, lock_wait_s: float = 60.0) -> GcReport:
-    from dedupe.maintenance.gc import collect, maintenance_lock
+    from dedupe.maintenance.gc import collect
     with maintenance_lock(repo.storage, "gc", lock_wait_s) as held:
         return collect(repo, held, options)  # its mark pass checks the structure first
