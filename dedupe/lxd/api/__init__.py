@@ -1,11 +1,10 @@
-"""LXD as a source (and restore target): the only package that talks to LXD.
+"""LXD's REST API: the only package that talks to LXD (pylxd, requests, urllib3).
 
 ``client.LXDClient`` gathers the calls: mixins by what they touch (``listings``,
 ``backups``, ``imports``, ``images``, ``config_writes``, ``lifecycle``, ``database``)
 over ``transport`` (requests, errors, operations); ``connect`` reaches the server;
-``streams``, ``multipart`` and ``uploads`` move bytes; ``errors`` are the typed errors;
-``records`` the read-only fields. ``plan`` decides what a backup run reads and
-``objects`` opens each object as a stream.
+``streams``, ``multipart`` and ``uploads`` move bytes; ``records`` are LXD's objects
+and their read-only fields. The typed errors are in ``dedupe.lxd.errors``.
 """
 
 from dedupe.lxd.api.backups import StaleBackup

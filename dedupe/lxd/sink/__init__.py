@@ -11,9 +11,10 @@
 - ``records``: config records created from the record without its read-only fields
   (with ``force``, updated in place; a storage pool is never changed), and the server
   config (the keys the backup has are set; others are left).
-- ``recover``: a container's files laid out in its ``dir`` pool, then LXD's recovery
+- ``pool``: a container's files laid out in its ``dir`` pool, then LXD's recovery
   (directories it replaces are set aside until it succeeds).
-- ``errors``: what a restore into LXD refuses.
+
+What a restore into LXD refuses is in ``dedupe.lxd.errors``.
 
 Reading the backups from the repository (verified) is the application layer's part:
 ``dedupe.lxd``.
