@@ -1,6 +1,6 @@
 """Key management: change the passphrase, export and import the key file.
 
-The key file (FORMAT.md section 16) holds the random master secrets sealed under
+The key file (FORMAT.md section 5.4) holds the random master secrets sealed under
 the passphrase; these operations only ever rewrite that one file, atomically.
 """
 

@@ -116,7 +116,7 @@ class Repository:
     def create(cls, storage: Storage, chunker: config.ChunkerParams | None = None, *,
                passphrase: bytes | None = None, kdf_params: dict[str, int] | None = None,
                id_key: bytes | None = None) -> Repository:
-        """A new repository; encrypted (FORMAT.md sections 5.3, 16) when given a passphrase."""
+        """A new repository; encrypted (FORMAT.md sections 5.3, 5.4) when given a passphrase."""
         if isinstance(storage, LocalStorage):
             root = storage.root
             if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -377,10 +377,6 @@ class Repository:
             raise CorruptObject(f"pack {self.storage.location}/{path} is truncated "
                                 f"(wanted bytes {offset}..{offset + length}, got {len(data)})")
         return data
-
-    def read_chunk(self, cid: bytes) -> bytes:
-        loc = self.locate(cid)
-        return self.open_chunk(cid, self.read_pack_range(loc.pack, loc.offset, loc.length), loc.pack)
 
     # -- manifests --------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from repo_format.errors import FormatError
 
 CODEC_NONE: Final = 0
 CODEC_ZSTD: Final = 1
-CODEC_NAMES: Final = {CODEC_NONE: "none", CODEC_ZSTD: "zstd"}
 DEFAULT_ZSTD_LEVEL: Final = 3
 MAX_ZSTD_LEVEL: Final = 22
 

@@ -12,7 +12,7 @@ from repo_format.ids import ID_KEY_LEN, ID_SCHEME
 VERSION: Final = 1
 SUPPORTED_VERSIONS: Final = (1,)
 # Features a reader must understand to use the repository (section 4.3).
-FEATURE_AEAD: Final = "aead-1"  # blobs sealed with suite 1; secrets in the key file (sections 5.3, 16)
+FEATURE_AEAD: Final = "aead-1"  # blobs sealed with suite 1; secrets in the key file (sections 5.3, 5.4)
 KNOWN_FEATURES: Final = frozenset({FEATURE_AEAD})
 
 

@@ -1,4 +1,4 @@
-"""The key file: the repository's secrets, sealed under a passphrase (FORMAT.md section 16).
+"""The key file: the repository's secrets, sealed under a passphrase (FORMAT.md section 5.4).
 
 Secrets: the 32-byte encryption key (blobs, section 5.3) and the 32-byte chunk-id
 key (section 2). They are random, made at ``init``, and never change; the
@@ -77,10 +77,6 @@ def encode(secrets_: Secrets, repo_id: bytes, passphrase: bytes, kdf_params: dic
     body = {"kdf": "argon2id", "kdf_params": params, "salt": salt, "repo_id": repo_id, "sealed": sealed}
     body["check"] = blake3.blake3(msgpack_codec.pack(body)).digest()
     return header.encode_header(MAGIC, VERSION) + msgpack_codec.pack(body)
-
-
-def read_repo_id(data: bytes, what: str) -> bytes:
-    return _decode_body(data, what)["repo_id"]
 
 
 def _decode_body(data: bytes, what: str) -> dict:  # type: ignore[type-arg]

@@ -16,7 +16,7 @@
 #   LXD_LOG      daemon log                                (default $LXD_WORK/lxd.log)
 #   LXD_DEBUG=1  start the daemon with --debug
 #
-# Facts behind each step: shared/reference/lxd-facts.md (section 11 for timings).
+# Facts behind each step: docs/lxd.md (section 11 for timings).
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway S3 server for the tests, CI and the benchmarks: a single-node Ceph cluster
 # (1 mon, 1 OSD on memstore, no mgr) with a RADOS Gateway on loopback, from Debian 12's
-# packages, without systemd. Recipe and measurements: shared/reference/ceph-s3/README.md.
+# packages, without systemd. Each step's reason is in the comments below.
 #
 # Usage (as root):
 #   scripts/s3-test-server.sh setup      install ceph-mon ceph-osd radosgw when missing; start the cluster

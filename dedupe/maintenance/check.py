@@ -26,10 +26,6 @@ from repo_format import items, layout
 from repo_format.errors import FormatError
 
 
-class CheckFailed(DedupeError):
-    exit_code = 25
-
-
 class BadSubset(DedupeError):
     exit_code = 2
 

@@ -1,4 +1,4 @@
-"""The storage protocol: named immutable files (DESIGN.md section 3).
+"""The storage protocol: named immutable files (FORMAT.md section 11: storage rules).
 
 Names are '/'-separated relative paths such as ``data/ab/abcd...``. Every write
 is all-or-nothing: a reader sees the whole file or no file. There is no rename in

@@ -55,7 +55,7 @@ def listing(root: Path) -> tuple[dict[str, tuple[Any, ...]], dict[str, int]]:
     """Every entry below ``root`` (never following symlinks): type, mode, owner,
     content hash, link target, hard-link group, device, xattrs; and the mtimes apart
     (LXD's tar writer rounds them to seconds). POSIX ACLs are left out: LXD's own
-    import drops them (lxd-facts.md 2.3)."""
+    import drops them (docs/lxd.md section 2.3)."""
     entries: dict[str, tuple[Any, ...]] = {}
     times: dict[str, int] = {}
     first_name: dict[int, str] = {}
@@ -189,7 +189,7 @@ def test_two_nightly_runs_store_little_new_data(lxd_project: Any, dedupe: RunCli
 
 def test_restore_under_a_new_name_then_lxd_recover(lxd: LXDClient, lxd_project: Any, dedupe: RunCli) -> None:
     """The backup.yaml files LXD keeps name the new instance, so LXD's recovery accepts
-    it after its database records are gone (lxd-facts.md 2.3 and 7.1)."""
+    it after its database records are gone (docs/lxd.md section 2.3 and 7.1)."""
     p = lxd_project
     c = p.container()
     p.client.create_snapshot(c, "snap1")

@@ -1,5 +1,5 @@
 """Backup tarballs out of LXD: staged by LXD, exported as a stream, always deleted
-afterwards (lxd-facts.md section 2); and the leftovers of crashed runs."""
+afterwards (docs/lxd.md section 2); and the leftovers of crashed runs."""
 
 from __future__ import annotations
 

@@ -2,15 +2,15 @@
 
 The connection is pylxd's ``Client`` (it speaks HTTP over the unix socket, and HTTPS
 with a client certificate and a pinned server certificate). pylxd 2.4 has no backup
-API and misreads volume listings (shared/reference/lxd-facts.md section 1), so every
-call goes through its raw ``client.api`` nodes (``transport``): requests underneath,
+API and misreads volume listings (docs/lxd.md section 1), so every call goes through
+its raw ``client.api`` nodes (``transport``): requests underneath,
 with ``stream=True`` for downloads and generator bodies (chunked transfer encoding) for
 uploads, so that no tarball is ever held whole in memory or spooled to a temp file.
 
 The methods live in mixins by what they touch: ``listings`` (reading objects),
 ``backups`` and ``imports`` (backup tarballs out and in), ``images``, ``config_writes`` (config
 records), ``lifecycle`` (instance state, snapshots, create/delete), ``database`` (SQL
-dumps, recovery). Facts about LXD 5.0.2 behind each call are in lxd-facts.md; sections
+dumps, recovery). Facts about LXD 5.0.2 behind each call are in docs/lxd.md; sections
 are cited inline. Every method that works inside a project takes ``project``; ``None``
 means the project the client was connected with.
 """

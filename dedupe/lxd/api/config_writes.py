@@ -173,7 +173,7 @@ def _certificate_der(certificate: str | bytes) -> bytes:
 def certificate_post_form(certificate: str | bytes) -> str:
     """What ``POST /1.0/certificates`` takes as ``certificate``: base64 of the DER, with
     no PEM header, footer or line breaks (LXD 5.0.2 answers a PEM with 400 "illegal
-    base64 data at input byte 0", lxd-facts.md section 5), from a PEM (as GET gives it)
+    base64 data at input byte 0", docs/lxd.md section 5), from a PEM (as GET gives it)
     or from that form already."""
     return base64.b64encode(_certificate_der(certificate)).decode()
 

@@ -1,5 +1,5 @@
 """LXD's database: SQL dumps (``/internal/sql``, else ``lxd sql``) and the disaster
-recovery API (``/internal/recover``, lxd-facts.md section 7)."""
+recovery API (``/internal/recover``, docs/lxd.md section 7)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """multipart/form-data as LXD's image API speaks it: a streaming reader for split image
-exports and a generator body for split image uploads (lxd-facts.md section 4)."""
+exports and a generator body for split image uploads (docs/lxd.md section 4)."""
 
 from __future__ import annotations
 

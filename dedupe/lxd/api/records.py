@@ -1,5 +1,5 @@
 """LXD's objects as the API gives them (plain JSON dicts), and which of their fields LXD
-generates itself (lxd-facts.md section 5): dropped before a create (POST) or update (PUT)."""
+generates itself (docs/lxd.md section 5): dropped before a create (POST) or update (PUT)."""
 
 from __future__ import annotations
 

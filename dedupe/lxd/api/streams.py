@@ -142,7 +142,7 @@ class ImagePart(_Body):
 
 
 class ImageExport:
-    """An image as ``GET /1.0/images/<fp>/export`` sends it (lxd-facts.md section 4).
+    """An image as ``GET /1.0/images/<fp>/export`` sends it (docs/lxd.md section 4).
 
     ``split`` images come as multipart/form-data with a ``metadata`` and a ``rootfs``
     part; unified ones as a single body (part name ``unified``). ``parts()`` yields them

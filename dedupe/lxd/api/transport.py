@@ -1,6 +1,6 @@
 """Requests to LXD and what comes back: pylxd's raw API nodes (requests underneath),
 LXD's error answers as typed errors naming the object, sync and async answers, and
-waiting for background operations (lxd-facts.md section 1)."""
+waiting for background operations (docs/lxd.md section 1)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from dedupe.lxd.errors import (
 from dedupe.lxd.api.records import Project, Record
 from dedupe.lxd.api.uploads import UploadSource, chunks
 
-OPERATION_WAIT_SECONDS: Final = 30  # lxd-facts.md section 1 item 6
+OPERATION_WAIT_SECONDS: Final = 30  # docs/lxd.md section 1 (bounded waits)
 
 # Operation status codes below 200 mean "not finished" (created, started, running, ...).
 _STATUS_SUCCESS: Final = 200

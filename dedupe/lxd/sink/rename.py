@@ -4,7 +4,7 @@ Under a new name (``--as``) or in another project, the ``name:``/``project:`` li
 the container and its volume in ``backup/index.yaml`` and in every ``backup.yaml`` (the
 instance's and its snapshots') are rewritten textually (tar header size and checksum
 fixed), so the ``backup.yaml`` LXD stores names the new instance and ``lxd recover``
-accepts it (lxd-facts.md 2.3).
+accepts it (docs/lxd.md section 2.3).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def yaml_scalar(value: str) -> str:
 def rewrite_yaml(text: bytes, changes: YamlChanges) -> bytes:
     """Replace the scalar value of the mapping keys at the given key paths, line by
     line, leaving every other byte as LXD wrote it (a YAML library would rewrite its
-    timestamps in a form LXD refuses: lxd-facts.md 2.3). Keys inside list items never
+    timestamps in a form LXD refuses: docs/lxd.md section 2.3). Keys inside list items never
     match (their path holds a ``-``)."""
     out: list[bytes] = []
     stack: list[tuple[int, str]] = []  # (indent, key or "-") of the enclosing lines

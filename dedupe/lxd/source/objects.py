@@ -25,7 +25,7 @@ Instances and volumes: LXD stages an uncompressed backup tarball, which is strea
 out as it is read (no temporary file on our side); the server-side backup is deleted
 when the stream is left, whatever happens.
 
-Running instances: LXD tars the live tree without freezing it (lxd-facts.md 2.1), so a
+Running instances: LXD tars the live tree without freezing it (docs/lxd.md section 2.1), so a
 plain backup holds each file as it was when LXD read it: files written during the
 backup may be torn, and files that belong together (a database and its journal) may
 come from different moments. Memory and processes are not captured. With
