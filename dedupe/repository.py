@@ -14,7 +14,6 @@ from typing import Callable, Iterator, NamedTuple, TypeVar
 from dedupe.chunk_index import ChunkIndex
 from dedupe.errors import DedupeError
 from dedupe.storage import ObjectNotFound, Storage
-from dedupe.storage.local import LocalStorage
 from repo_format import blob, config, crypto, index, keys, layout, manifest, pack
 from repo_format.errors import FormatError, UnsupportedVersionError
 from repo_format.ids import ID_KEY_LEN, chunk_id, object_name
@@ -117,10 +116,9 @@ class Repository:
                passphrase: bytes | None = None, kdf_params: dict[str, int] | None = None,
                id_key: bytes | None = None) -> Repository:
         """A new repository; encrypted (FORMAT.md sections 5.3, 5.4) when given a passphrase."""
-        if isinstance(storage, LocalStorage):
-            root = storage.root
-            if root.exists() and (not root.is_dir() or any(root.iterdir())):
-                raise RepositoryExists(f"{root}: exists and is not an empty directory")
+        not_empty = storage.not_empty()
+        if not_empty is not None:
+            raise RepositoryExists(not_empty)
         if storage.exists(layout.CONFIG):
             raise RepositoryExists(f"{storage.location}: already a repository")
         repo_id = os.urandom(16)
@@ -132,9 +130,7 @@ class Repository:
             repo_id=repo_id, id_key=b"" if key else the_id_key, chunker=chunker or config.DEFAULT_CHUNKER,
             features=(config.FEATURE_AEAD,) if key else (), created_ns=time.time_ns(),
             extra={"encryption": crypto.SUITE_NAMES[crypto.SUITE_AES256_GCM]} if key else {})
-        if isinstance(storage, LocalStorage):
-            for d in layout.DIRECTORIES:
-                (storage.root / d).mkdir(parents=True, exist_ok=True)
+        storage.make_directories(layout.DIRECTORIES)
         if key is not None:
             assert passphrase is not None
             storage.put(layout.KEY_FILE, keys.encode(key, repo_id, passphrase, kdf_params))
@@ -146,8 +142,9 @@ class Repository:
              load_index: bool = True) -> Repository:
         """Open a repository; ``passphrase`` is asked only if it is encrypted. Without
         ``load_index`` the in-memory index stays empty (gc and prune load what they need)."""
-        if isinstance(storage, LocalStorage) and not storage.root.is_dir():
-            raise RepositoryNotFound(f"{storage.root}: no such directory")
+        missing = storage.missing()
+        if missing is not None:
+            raise RepositoryNotFound(missing)
         try:
             raw = storage.get(layout.CONFIG)
         except ObjectNotFound:

@@ -5,18 +5,14 @@ segments, forgotten protection markers and ``.tmp`` leftovers deleted."""
 
 from __future__ import annotations
 
-import os
-import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dedupe.maintenance.gc_mark import MarkSet, Record, Survey, list_packs, list_segments, load_manifests, \
-    locate_items, mark_backup
+from dedupe.maintenance.gc_mark import (MarkSet, Record, Survey, list_packs, list_segments, load_manifests,
+                                        locate_items, mark_backup)
 from dedupe.maintenance.gc_repack import SegmentWriter
 from dedupe.repository import Repository
-from dedupe.storage import Storage
-from dedupe.storage.local import LocalStorage
 from repo_format import layout
 
 if TYPE_CHECKING:
@@ -66,7 +62,7 @@ def sweep(repo: Repository, s: Survey, out: SegmentWriter | None, gone: dict[str
     report.bytes_after = sum(stored[n] for n in kept)
     report.unused_bytes_after = sum(p.total - p.live for n, p in s.packs.items() if n in kept)
     report.markers_removed = _drop_markers(repo)
-    report.temp_files_removed = _drop_temp_files(repo.storage, opts.tmp_max_age_s)
+    report.temp_files_removed = repo.storage.remove_stale_temp_files(opts.tmp_max_age_s)
     report.uploads_aborted = repo.storage.abort_stale_uploads(opts.tmp_max_age_s)
 
 
@@ -77,20 +73,4 @@ def _drop_markers(repo: Repository) -> int:
         if path.rsplit("/", 1)[-1] not in backups:
             repo.storage.delete(path)
             n += 1
-    return n
-
-
-def _drop_temp_files(storage: Storage, max_age_s: float) -> int:
-    """Leftovers of interrupted writes (FORMAT.md section 11.1) older than ``max_age_s``."""
-    if not isinstance(storage, LocalStorage):
-        return 0
-    cutoff = time.time() - max_age_s
-    n = 0
-    for name in list(storage.temp_files()):
-        try:
-            if os.stat(storage.root / name).st_mtime < cutoff:
-                os.unlink(storage.root / name)
-                n += 1
-        except FileNotFoundError:
-            continue
     return n

@@ -87,11 +87,46 @@ class Storage(Protocol):
         which cost space while invisible); returns how many. 0 where writes cannot be
         left half-done (a local temporary file is gc's to remove, section 15.3)."""
 
+    # Where a storage is a local directory, a repository is made and opened with a few
+    # checks and steps more: these ask the storage instead of asking what it is.
+
+    def not_empty(self) -> str | None:
+        """Why no new repository may be made here, before anything is written (a local
+        directory that exists and holds files), or None."""
+
+    def make_directories(self, names: Sequence[str]) -> None:
+        """Make these directories, where the storage has them (a local one); else nothing."""
+
+    def missing(self) -> str | None:
+        """Why there is no repository here at all, before anything is read (a local
+        directory that does not exist), or None."""
+
+    def remove_stale_temp_files(self, older_than_s: float) -> int:
+        """Remove the leftovers of interrupted writes (FORMAT.md section 11.1) older than
+        ``older_than_s`` seconds; returns how many. 0 where writes leave none."""
+
 
 LOCAL_READ_THREADS = 2  # ranged reads at once where a read is a local pread
 
 
-class LocalReads:
+class NoDirectory:
+    """A storage that is no local directory: nothing to check before a repository is
+    made or opened, no directories to make, no temporary files left behind."""
+
+    def not_empty(self) -> str | None:
+        return None
+
+    def make_directories(self, names: Sequence[str]) -> None:
+        pass
+
+    def missing(self) -> str | None:
+        return None
+
+    def remove_stale_temp_files(self, older_than_s: float) -> int:
+        return 0
+
+
+class LocalReads(NoDirectory):
     """The read shape and housekeeping of a storage whose requests cost little and
     whose writes cannot be left half-done: the reader's own spans, two reads at once."""
 

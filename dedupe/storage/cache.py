@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 import blake3
 
-from dedupe.storage.base import Data, Storage, joined
+from dedupe.storage.base import Data, NoDirectory, Storage, joined
 from repo_format import layout, pack
 from repo_format.ids import is_object_name, object_name
 
@@ -61,7 +61,7 @@ def _is_table(data: bytes, length: int) -> bool:
     return bool(magic == pack.TRAILER_MAGIC and table_len + pack.TRAILER_LEN == length)
 
 
-class CachedStorage:
+class CachedStorage(NoDirectory):
     """``inner`` with a local cache of immutable objects; see the module docstring."""
 
     def __init__(self, inner: Storage, root: Path) -> None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from dedupe.storage.base import Data, Storage, StorageError
+from dedupe.storage.base import Data, NoDirectory, Storage, StorageError
 
 
 class InjectedFault(StorageError):
     exit_code = 24
 
 
-class FaultyStorage:
+class FaultyStorage(NoDirectory):
     def __init__(self, inner: Storage, fail_at: int | None = None) -> None:
         self.inner = inner
         self.location = inner.location

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Iterator
 
@@ -138,6 +140,30 @@ class LocalStorage(LocalReads):
                     yield (f"{rel}/{f}" if rel != "." else f), size
         except OSError as e:
             raise StorageError(f"{top}: cannot list ({e.strerror})") from None
+
+    def not_empty(self) -> str | None:
+        if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
+            return f"{self.root}: exists and is not an empty directory"
+        return None
+
+    def make_directories(self, names: Sequence[str]) -> None:
+        for d in names:
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+
+    def missing(self) -> str | None:
+        return None if self.root.is_dir() else f"{self.root}: no such directory"
+
+    def remove_stale_temp_files(self, older_than_s: float) -> int:
+        cutoff = time.time() - older_than_s
+        n = 0
+        for name in list(self.temp_files()):
+            try:
+                if os.stat(self.root / name).st_mtime < cutoff:
+                    os.unlink(self.root / name)
+                    n += 1
+            except FileNotFoundError:
+                continue
+        return n
 
     def temp_files(self) -> Iterator[str]:
         """Leftovers of interrupted writes (section 11.1), for gc and check."""

@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
-from dedupe.storage.base import Data, ObjectExists, ObjectNotFound, StorageError, joined
+from dedupe.storage.base import Data, NoDirectory, ObjectExists, ObjectNotFound, StorageError, joined
 
 SCHEME = "s3://"
 LONG_SCHEMES = ("s3:http://", "s3:https://")
@@ -123,7 +123,7 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-class S3Storage:
+class S3Storage(NoDirectory):
     """The storage protocol on one bucket and prefix. Thread-safe (one boto3 client)."""
 
     def __init__(self, loc: S3Location, *, endpoint: str | None = None, max_attempts: int | None = None,
