@@ -28,7 +28,8 @@ REPO = "/var/tmp/dedupe-tar-profile-repo"
 
 
 def parse_only(path: str) -> float:
-    from dedupe.backup.tar import VIEW_SIZE, member_item
+    from dedupe.backup.tar import VIEW_SIZE
+    from repo_format.items import member_item
     from dedupe.sources.tarstream import TarReader
 
     t = time.perf_counter()

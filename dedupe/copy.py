@@ -239,10 +239,10 @@ def _copy_rechunked(source: Repository, target: Repository, name: str, m: manife
         else:
             for item in iter_items(source, m, f"backup {name[:12]}"):
                 refs = items.chunk_refs(item)
-                if item["k"] == items.ITEM_ENTRY and refs:
+                if items.kind(item) == items.ITEM_ENTRY and refs:
                     # (the refs fill in as the pipeline stores the chunks, before the item is written)
                     new = s.store_blocks(read_chunks(source, [(c[0], c[1]) for c in refs]))
-                    item = {**item, "e": {**item["e"], "c": new}}
+                    item = items.with_entry_chunks(item, new)
                 s.add_item(item)
             res = s.commit(m.size, m.stream_b3)
         st = s.txn.stats

@@ -2,15 +2,16 @@
 
 The shared vocabulary of the tar source, the directory source, the directory sink
 and the PAX tar writer. Stored in manifest item streams through ``to_item`` /
-``from_item`` (FORMAT.md section 9.3 gives the key names).
+``from_item``, as ``repo_format.items`` spells it (FORMAT.md section 9.3).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from repo_format import items
 
 # Entry types (one character, stored as is).
 FILE: Final = "f"
@@ -57,58 +58,14 @@ class Entry:
     chunks: list[ChunkRef] = field(default_factory=list)
 
     def to_item(self) -> dict[str, Any]:
-        """The compact msgpack map of FORMAT.md section 9.3 (defaults left out)."""
-        item: dict[str, Any] = {"p": _name_out(self.path), "t": self.type, "m": self.mode, "u": self.uid, "g": self.gid,
-                                "mt": self.mtime_ns}
-        if self.uname:
-            item["un"] = self.uname
-        if self.gname:
-            item["gn"] = self.gname
-        if self.atime_ns is not None:
-            item["at"] = self.atime_ns
-        if self.ctime_ns is not None:
-            item["ct"] = self.ctime_ns
-        if self.size:
-            item["sz"] = self.size
-        if self.link:
-            item["lt"] = _name_out(self.link)
-        if self.rdev is not None:
-            item["dv"] = list(self.rdev)
-        if self.xattrs:
-            item["x"] = dict(self.xattrs)
-        if self.sparse is not None:
-            item["sp"] = [list(seg) for seg in self.sparse]
-        if self.chunks:
-            item["c"] = [list(ref) for ref in self.chunks]
-        return item
+        """The compact msgpack map of FORMAT.md section 9.3 (``repo_format.items``)."""
+        return items.entry_map(self.path, self.type, self.mode, self.uid, self.gid, self.mtime_ns, self.uname,
+                               self.gname, self.atime_ns, self.ctime_ns, self.size, self.link, self.rdev,
+                               self.xattrs, self.sparse, self.chunks)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Entry:
-        rdev = item.get("dv")
-        sparse = item.get("sp")
-        return cls(
-            path=_name_in(item["p"]), type=item["t"], mode=item.get("m", 0o644), uid=item.get("u", 0),
-            gid=item.get("g", 0), uname=item.get("un", ""), gname=item.get("gn", ""),
-            mtime_ns=item.get("mt", 0), atime_ns=item.get("at"), ctime_ns=item.get("ct"),
-            size=item.get("sz", 0), link=_name_in(item.get("lt", "")),
-            rdev=(rdev[0], rdev[1]) if rdev is not None else None,
-            xattrs=dict(item.get("x", {})),
-            sparse=[(s[0], s[1]) for s in sparse] if sparse is not None else None,
-            chunks=[(c[0], c[1]) for c in item.get("c", [])],
-        )
+        return cls(**items.entry_fields(item))
 
     def replace(self, **changes: Any) -> Entry:
         return dataclasses.replace(self, **changes)
-
-
-def _name_out(name: str) -> str | bytes:
-    """A name as stored: UTF-8 text, or the raw bytes when it is not valid UTF-8."""
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        return os.fsencode(name)
-
-
-def _name_in(name: str | bytes) -> str:
-    return os.fsdecode(name) if isinstance(name, bytes) else name

@@ -243,16 +243,16 @@ def _tar_pieces(repo: Repository, m: manifest.Manifest) -> Iterator[bytes | memo
     layout_items = iter_items(repo, m)
     chunks = read_chunks(repo, _refs_of(iter_items(repo, m)))
     for item in layout_items:
-        if item["k"] == items.ITEM_TAR_MEMBER:
-            yield item["h"]
-            for _ in item["e"].get("c", []):
+        k = items.kind(item)
+        if k == items.ITEM_TAR_MEMBER:
+            yield items.member_header(item)
+            for _ in items.entry_chunks(items.entry_of(item)):
                 yield next(chunks)
-            if "pad" in item:
-                yield item["pad"]
-            elif item.get("pl"):
-                yield bytes(item["pl"])
-        elif item["k"] == items.ITEM_TAR_TAIL:
-            for _ in item["c"]:
+            padding = items.member_padding(item)
+            if padding:
+                yield padding
+        elif k == items.ITEM_TAR_TAIL:
+            for _ in items.chunk_refs(item):
                 yield next(chunks)
 
 

@@ -7,6 +7,7 @@ between backups. Each item has a kind key ``k`` (section 9.2).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Final, Iterable, Iterator
 
 import msgpack
@@ -69,3 +70,138 @@ def chunk_refs(item: dict[str, Any]) -> list[list[Any]]:
         return item["c"]
     entry = item.get("e")
     return entry.get("c", []) if isinstance(entry, dict) else []
+
+
+# -- the items, built and read (section 9.2) ------------------------------------------------
+
+Refs = list[Any]  # [[chunk id, raw length], ...]
+
+
+def data_item(refs: Refs) -> dict[str, Any]:
+    """A run of a stream's content."""
+    return {"k": ITEM_DATA, "c": refs}
+
+
+def tail_item(refs: Refs) -> dict[str, Any]:
+    """A tar stream's end-of-archive blocks and whatever follows them."""
+    return {"k": ITEM_TAR_TAIL, "c": refs}
+
+
+def entry_item(entry: dict[str, Any]) -> dict[str, Any]:
+    """A directory-tree entry (``entry``: an entry map, section 9.3)."""
+    return {"k": ITEM_ENTRY, "e": entry}
+
+
+def member_item(header: bytes, entry: dict[str, Any], data_prefix: int, padding: bytes) -> dict[str, Any]:
+    """A tar member: its raw header bytes, its entry map, the bytes of its data that are
+    no content (a PAX 1.0 sparse map) and its padding (kept as a length when all zeros)."""
+    item: dict[str, Any] = {"k": ITEM_TAR_MEMBER, "h": header, "e": entry}
+    if data_prefix:
+        item["dp"] = data_prefix
+    if padding.count(0) == len(padding):
+        if padding:
+            item["pl"] = len(padding)
+    else:
+        item["pad"] = padding
+    return item
+
+
+def kind(item: dict[str, Any]) -> str:
+    return item["k"]  # type: ignore[no-any-return]
+
+
+def entry_of(item: dict[str, Any]) -> dict[str, Any]:
+    """The entry map of a tree entry or a tar member."""
+    return item["e"]  # type: ignore[no-any-return]
+
+
+def member_header(item: dict[str, Any]) -> bytes:
+    return item["h"]  # type: ignore[no-any-return]
+
+
+def member_data_prefix(item: dict[str, Any]) -> int:
+    return int(item.get("dp", 0))
+
+
+def member_padding(item: dict[str, Any]) -> bytes:
+    if "pad" in item:
+        return item["pad"]  # type: ignore[no-any-return]
+    return bytes(item["pl"]) if item.get("pl") else b""
+
+
+def with_entry_chunks(item: dict[str, Any], refs: Refs) -> dict[str, Any]:
+    """A copy of a tree entry or tar member whose content is in the chunks ``refs``."""
+    return {**item, "e": {**item["e"], "c": refs}}
+
+
+# -- entry maps (section 9.3) ---------------------------------------------------------------------
+
+def set_entry_chunks(entry: dict[str, Any], refs: Refs | None) -> None:
+    """Give an entry map its content chunks, or none (None). The list is kept as it is:
+    a backup fills it in as the chunks are stored, before the item is written."""
+    if refs is None:
+        entry.pop("c", None)
+    else:
+        entry["c"] = refs
+
+
+def entry_chunks(entry: dict[str, Any]) -> Refs:
+    return entry.get("c", [])  # type: ignore[no-any-return]
+
+
+def entry_map(path: str, type: str, mode: int, uid: int, gid: int, mtime_ns: int, uname: str, gname: str,
+              atime_ns: int | None, ctime_ns: int | None, size: int, link: str, rdev: tuple[int, int] | None,
+              xattrs: dict[str, bytes], sparse: list[tuple[int, int]] | None,
+              chunks: list[tuple[bytes, int]]) -> dict[str, Any]:
+    """The compact msgpack map of an entry (defaults left out)."""
+    item: dict[str, Any] = {"p": _name_out(path), "t": type, "m": mode, "u": uid, "g": gid, "mt": mtime_ns}
+    if uname:
+        item["un"] = uname
+    if gname:
+        item["gn"] = gname
+    if atime_ns is not None:
+        item["at"] = atime_ns
+    if ctime_ns is not None:
+        item["ct"] = ctime_ns
+    if size:
+        item["sz"] = size
+    if link:
+        item["lt"] = _name_out(link)
+    if rdev is not None:
+        item["dv"] = list(rdev)
+    if xattrs:
+        item["x"] = dict(xattrs)
+    if sparse is not None:
+        item["sp"] = [list(seg) for seg in sparse]
+    if chunks:
+        item["c"] = [list(ref) for ref in chunks]
+    return item
+
+
+def entry_fields(item: dict[str, Any]) -> dict[str, Any]:
+    """An entry map's fields by name (those ``entry_map`` takes), defaults filled in."""
+    rdev = item.get("dv")
+    sparse = item.get("sp")
+    return dict(
+        path=_name_in(item["p"]), type=item["t"], mode=item.get("m", 0o644), uid=item.get("u", 0),
+        gid=item.get("g", 0), uname=item.get("un", ""), gname=item.get("gn", ""),
+        mtime_ns=item.get("mt", 0), atime_ns=item.get("at"), ctime_ns=item.get("ct"),
+        size=item.get("sz", 0), link=_name_in(item.get("lt", "")),
+        rdev=(rdev[0], rdev[1]) if rdev is not None else None,
+        xattrs=dict(item.get("x", {})),
+        sparse=[(s[0], s[1]) for s in sparse] if sparse is not None else None,
+        chunks=[(c[0], c[1]) for c in item.get("c", [])],
+    )
+
+
+def _name_out(name: str) -> str | bytes:
+    """A name as stored: UTF-8 text, or the raw bytes when it is not valid UTF-8."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name)
+
+
+def _name_in(name: str | bytes) -> str:
+    return os.fsdecode(name) if isinstance(name, bytes) else name

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
-from dedupe.backup.chunking import ChunkPipeline, Refs
+from dedupe.backup.chunking import ChunkPipeline, Refs, cut_file
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository, default_host
 from dedupe.backup.writer import DEFAULT_PACK_SIZE, Transaction
@@ -90,6 +90,17 @@ class BackupSession:
 
         member.cut_views(consume)
         return refs
+
+    def store_stream(self, f: BinaryIO, make_item: Callable[[Refs], dict[str, Any]],
+                     on_data: Callable[[memoryview], None] | None = None) -> None:
+        """Cut a whole stream into chunks, stored as runs of items ``make_item`` builds;
+        ``on_data`` sees each block as it is read, in order."""
+        def seen(block: memoryview) -> None:
+            self.bytes_read += len(block)
+            if on_data is not None:
+                on_data(block)
+
+        self.pipeline.store_pieces_in_runs(cut_file(self.pipeline.chunker, f, seen), make_item)
 
     def store_runs(self, blocks: Iterable[bytes | memoryview], make_item: Any, per_item: int = 1024) -> None:
         self.pipeline.store_runs(self._counted(blocks), make_item, per_item)

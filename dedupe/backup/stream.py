@@ -5,7 +5,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
-from dedupe.backup.chunking import cut_file
 from repo_format import items
 from repo_format.ids import stream_hash
 
@@ -22,9 +21,7 @@ def backup_stream(session: BackupSession, f: BinaryIO) -> BackupResult:
         def seen(block: memoryview) -> None:
             nonlocal total
             total += len(block)
-            session.bytes_read += len(block)
             hashing.submit(hasher.update, block)
 
-        session.pipeline.store_pieces_in_runs(cut_file(session.pipeline.chunker, f, seen),
-                                              lambda refs: {"k": items.ITEM_DATA, "c": refs})
+        session.store_stream(f, items.data_item, on_data=seen)
     return session.commit(total, hasher.digest())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from dedupe.memory import heap_buffers_up_to
 from dedupe.sources.tarstream import TarReader
@@ -75,18 +75,6 @@ VIEW_SIZE = 8 << 20  # members up to this size are read as one view and cut whol
 HEAP_BUFFERS = 5 << 20
 
 
-def member_item(header: bytes, entry_item: dict[str, Any], data_prefix: int, padding: bytes) -> dict[str, Any]:
-    item: dict[str, Any] = {"k": items.ITEM_TAR_MEMBER, "h": header, "e": entry_item}
-    if data_prefix:
-        item["dp"] = data_prefix
-    if padding.count(0) == len(padding):
-        if padding:
-            item["pl"] = len(padding)
-    else:
-        item["pad"] = padding
-    return item
-
-
 def backup_tar(session: BackupSession, f: BinaryIO) -> BackupResult:
     with heap_buffers_up_to(HEAP_BUFFERS):
         return _backup_tar(session, f)
@@ -106,11 +94,11 @@ def _backup_tar(session: BackupSession, f: BinaryIO) -> BackupResult:
                     refs = session.store_parts(member)
                 else:
                     refs = session.store_blocks(member.iter_raw(VIEW_SIZE))
-                entry_item["c"] = refs  # filled in as the chunks are stored
+                items.set_entry_chunks(entry_item, refs)  # filled in as the chunks are stored
             else:
-                entry_item.pop("c", None)
-            session.add_item(member_item(member.header, entry_item, member.data_prefix, member.padding))
-        session.store_runs(reader.iter_tail(), lambda refs: {"k": items.ITEM_TAR_TAIL, "c": refs})
+                items.set_entry_chunks(entry_item, None)
+            session.add_item(items.member_item(member.header, entry_item, member.data_prefix, member.padding))
+        session.store_runs(reader.iter_tail(), items.tail_item)
         digest = src.digest()
     finally:
         src.close()

@@ -50,7 +50,7 @@ def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | 
             if refs is not None and files_cache is not None and files_cache.sparse_of(entry.path) == (
                     [list(s) for s in entry.sparse] if entry.sparse is not None else None):
                 walked.close()
-                item["c"] = refs
+                items.set_entry_chunks(item, refs)
                 session.note_reused(refs)
             else:
                 if entry.sparse is not None:
@@ -64,12 +64,12 @@ def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | 
                     continue
                 if entry.size != key[1] or entry.sparse is not None:
                     item = entry.to_item()  # the read may have updated size and sparse map
-                item["c"] = refs
+                items.set_entry_chunks(item, refs)
                 if files_cache is not None and entry.size == key[1]:
                     files_cache.remember(entry.path, key, refs,
                                          [list(s) for s in entry.sparse] if entry.sparse is not None else None)
             total += entry.size
-        session.add_item({"k": items.ITEM_ENTRY, "e": item})
+        session.add_item(items.entry_item(item))
     meta: dict[str, object] = {"root": str(root)}
     if excludes:
         meta["excludes"] = list(excludes)

@@ -34,11 +34,11 @@ def _entries_of(repo: Repository, m: manifest.Manifest) -> Iterator[tuple[Entry,
     if m.kind not in TREE_KINDS:
         raise WrongBackupKind(f"a {m.kind} backup holds no directory tree; restore it with --to-file or --stdout")
     for item in iter_items(repo, m):
-        k = item["k"]
+        k = items.kind(item)
         if k == items.ITEM_ENTRY:
-            yield Entry.from_item(item["e"]), 0
+            yield Entry.from_item(items.entry_of(item)), 0
         elif k == items.ITEM_TAR_MEMBER:
-            yield Entry.from_item(item["e"]), int(item.get("dp", 0))
+            yield Entry.from_item(items.entry_of(item)), items.member_data_prefix(item)
 
 
 def iter_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None = None) -> Iterator[tuple[Entry, Any]]:
