@@ -8,6 +8,10 @@ from typing import Any
 
 import click
 
+from dedupe.cli.common import common, human
+from dedupe.cli.common import ctx as _ctx
+from dedupe.maintenance import series as series_rules
+
 
 def _percent(value: str) -> float:
     """``5%`` or ``5`` (percent), as a fraction."""
@@ -50,128 +54,138 @@ def _open_unindexed(c: Any) -> Any:
     return c.open(load_index=False)
 
 
+def _decision_lines(plan: Any) -> list[str]:
+    lines, series = [], None
+    for d in plan.decisions:
+        if series_rules.series_of(d.backup, plan.group_by) != series:
+            series = series_rules.series_of(d.backup, plan.group_by)
+            lines.append(f"{series_rules.describe_series(series)}:")
+        why = ", ".join(d.reasons)
+        lines.append(f"  {'keep  ' if d.keep else 'remove'}  {d.backup.id[:12]}  {_when(d.backup.time_ns)}"
+                     + (f"  {why}" if why else ""))
+    return lines
+
+
+@click.command("prune")
+@click.option("--keep-last", type=int, default=None, metavar="N", help="Keep the N newest backups.")
+@click.option("--keep-hourly", type=int, default=None, metavar="N", help="Keep the newest backup of each of the last N hours that have one.")
+@click.option("--keep-daily", type=int, default=None, metavar="N", help="... of each of the last N days that have one.")
+@click.option("--keep-weekly", type=int, default=None, metavar="N", help="... of each of the last N ISO weeks.")
+@click.option("--keep-monthly", type=int, default=None, metavar="N", help="... of each of the last N months.")
+@click.option("--keep-yearly", type=int, default=None, metavar="N", help="... of each of the last N years.")
+@click.option("--keep-within", metavar="DURATION",
+              help="Keep every backup newer than DURATION (1y2m3w4d5h) before the group's newest.")
+@click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN",
+              help="Only groups matching this glob (repeatable; default: every group).")
+@click.option("--group-by", type=click.Choice(series_rules.GROUP_BY), default=series_rules.GROUP_BY[0], show_default=True,
+              help="Apply the rules to the backups of each group from each host, or of each group from "
+                   "all hosts together.")
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would be kept and removed; change nothing.")
+@click.option("--force", is_flag=True, help="Allow removing every backup of a group.")
+@click.option("--no-gc", is_flag=True, help="Only remove the backups; free their space with a later 'gc'.")
+@_gc_options
+@common
+def prune_cmd(keep_last: int | None, keep_hourly: int | None, keep_daily: int | None,
+              keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None, groups: tuple[str, ...], group_by: str, dry_run: bool, force: bool,
+              no_gc: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Remove backups that no retention rule keeps, per group and host, then free their space."""
+    engine = _engine()
+    policy = engine.Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
+                           monthly=keep_monthly, yearly=keep_yearly,
+                           within=engine.parse_duration(keep_within) if keep_within is not None else None)
+    from dedupe.maintenance.gc import GcOptions
+    options = None if no_gc else GcOptions(max_unused=_percent(max_unused))
+    c = _ctx(repo, as_json, quiet)
+    res = engine.run_prune(_open_unindexed(c), policy, list(groups), dry_run=dry_run, force=force, gc_options=options,
+                           group_by=group_by)
+
+    def text() -> str:
+        lines = _decision_lines(res.plan) if dry_run else []
+        n, total = len(res.removed), len(res.plan.decisions)
+        lines.append(f"{'would remove' if dry_run else 'removed'} {n} of {total} backup(s) ({policy.describe()})")
+        if res.gc is not None:
+            lines.append(_gc_text(res.gc, human))
+        elif not dry_run and n:
+            lines.append("their space is freed by the next 'dedupe gc'")
+        return "\n".join(lines)
+
+    c.out(res.to_json(), text)
+
+
+@click.command("forget")
+@click.argument("backup_ids", nargs=-1, required=True, metavar="ID...")
+@common
+def forget_cmd(backup_ids: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Remove chosen backups (their data is freed by the next 'gc')."""
+    c = _ctx(repo, as_json, quiet)
+    removed = _engine().run_forget(c.open(), list(backup_ids))
+    c.out({"removed": removed},
+          lambda: f"removed {len(removed)} backup(s): {' '.join(b[:12] for b in removed)}; "
+                  f"'dedupe gc' frees their space")
+
+def _protect_command(name: str, protected: bool, doc: str) -> click.Command:
+    @click.command(name, help=doc)
+    @click.argument("backup_id", metavar="ID")
+    @common
+    def cmd(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+        c = _ctx(repo, as_json, quiet)
+        bid = _engine().run_protect(c.open(), backup_id, protected)
+        c.out({"id": bid, "protected": protected},
+              lambda: f"backup {bid[:12]} is {'protected' if protected else 'no longer protected'}")
+
+    return cmd
+
+
+protect_cmd = _protect_command("protect", True, "Protect a backup: no prune or forget removes it.")
+unprotect_cmd = _protect_command("unprotect", False, "Remove a backup's protection.")
+
+
+@click.command("gc")
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would be freed; change nothing.")
+@_gc_options
+@common
+def gc_cmd(dry_run: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Free the space of data no backup references."""
+    from dedupe.maintenance.gc import GcOptions
+    c = _ctx(repo, as_json, quiet)
+    r = _engine().run_gc(_open_unindexed(c), GcOptions(max_unused=_percent(max_unused), dry_run=dry_run))
+    c.out(r.to_json(), lambda: _gc_text(r, human))
+
+
+@click.command("stats")
+@click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN", help="Only groups matching this glob.")
+@common
+def stats_cmd(groups: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Space per group, per host, per backup and in total: original, deduplicated, stored."""
+    from dedupe.maintenance import stats as stats_engine
+    c = _ctx(repo, as_json, quiet)
+    st = stats_engine.compute(c.open(), list(groups))
+
+    def row(label: str, u: Any) -> str:
+        return (f"{label:<40}  {u.backups:>7}  {human(u.original):>10}  {human(u.deduplicated):>10}  "
+                f"{human(u.stored):>10}  {u.ratio:>6.1f}x")
+
+    def text() -> str:
+        lines = [f"{'GROUP':<40}  {'BACKUPS':>7}  {'ORIGINAL':>10}  {'DEDUP':>10}  {'STORED':>10}  {'RATIO':>7}"]
+        lines += [row(g, u) for g, u in sorted(st.groups.items())]
+        if len(st.hosts) > 1:
+            lines += [row(f"host {h or '(none)'}", u) for h, u in sorted(st.hosts.items())]
+        lines.append(row("total (all groups)", st.total))
+        lines.append(f"repository: {human(st.repository_bytes)} in packs, "
+                     f"{human(st.unreferenced_bytes)} referenced by no backup")
+        lines.append("")
+        lines.append(f"{'ID':<12}  {'TIME':<16}  {'ORIGINAL':>10}  {'ONLY HERE':>10}  {'FREES':>10}  GROUP (HOST)")
+        lines += [f"{b.id[:12]:<12}  {_when(b.time_ns):<16}  {human(b.original):>10}  {human(b.unique_bytes):>10}  "
+                  f"{human(b.unique_stored):>10}  {b.group} ({b.host})" for b in st.backups]
+        return "\n".join(lines)
+
+    c.out(st.to_json(), text)
+
+
+COMMANDS = (prune_cmd, forget_cmd, protect_cmd, unprotect_cmd, gc_cmd, stats_cmd)
+
+
 def register(main: click.Group, backup: click.Group) -> None:
     """Add the maintenance commands to ``main``."""
-    from dedupe.maintenance import series as series_rules
-    from dedupe.cli.common import common, human
-    from dedupe.cli.common import ctx as _ctx
-
-    def _decision_lines(plan: Any) -> list[str]:
-        lines, series = [], None
-        for d in plan.decisions:
-            if series_rules.series_of(d.backup, plan.group_by) != series:
-                series = series_rules.series_of(d.backup, plan.group_by)
-                lines.append(f"{series_rules.describe_series(series)}:")
-            why = ", ".join(d.reasons)
-            lines.append(f"  {'keep  ' if d.keep else 'remove'}  {d.backup.id[:12]}  {_when(d.backup.time_ns)}"
-                         + (f"  {why}" if why else ""))
-        return lines
-
-    @main.command("prune")
-    @click.option("--keep-last", type=int, default=None, metavar="N", help="Keep the N newest backups.")
-    @click.option("--keep-hourly", type=int, default=None, metavar="N", help="Keep the newest backup of each of the last N hours that have one.")
-    @click.option("--keep-daily", type=int, default=None, metavar="N", help="... of each of the last N days that have one.")
-    @click.option("--keep-weekly", type=int, default=None, metavar="N", help="... of each of the last N ISO weeks.")
-    @click.option("--keep-monthly", type=int, default=None, metavar="N", help="... of each of the last N months.")
-    @click.option("--keep-yearly", type=int, default=None, metavar="N", help="... of each of the last N years.")
-    @click.option("--keep-within", metavar="DURATION",
-                  help="Keep every backup newer than DURATION (1y2m3w4d5h) before the group's newest.")
-    @click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN",
-                  help="Only groups matching this glob (repeatable; default: every group).")
-    @click.option("--group-by", type=click.Choice(series_rules.GROUP_BY), default=series_rules.GROUP_BY[0], show_default=True,
-                  help="Apply the rules to the backups of each group from each host, or of each group from "
-                       "all hosts together.")
-    @click.option("--dry-run", "-n", is_flag=True, help="Show what would be kept and removed; change nothing.")
-    @click.option("--force", is_flag=True, help="Allow removing every backup of a group.")
-    @click.option("--no-gc", is_flag=True, help="Only remove the backups; free their space with a later 'gc'.")
-    @_gc_options
-    @common
-    def prune_cmd(keep_last: int | None, keep_hourly: int | None, keep_daily: int | None,
-                  keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None, groups: tuple[str, ...], group_by: str, dry_run: bool, force: bool,
-                  no_gc: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
-        """Remove backups that no retention rule keeps, per group and host, then free their space."""
-        engine = _engine()
-        policy = engine.Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
-                               monthly=keep_monthly, yearly=keep_yearly,
-                               within=engine.parse_duration(keep_within) if keep_within is not None else None)
-        from dedupe.maintenance.gc import GcOptions
-        options = None if no_gc else GcOptions(max_unused=_percent(max_unused))
-        c = _ctx(repo, as_json, quiet)
-        res = engine.run_prune(_open_unindexed(c), policy, list(groups), dry_run=dry_run, force=force, gc_options=options,
-                               group_by=group_by)
-
-        def text() -> str:
-            lines = _decision_lines(res.plan) if dry_run else []
-            n, total = len(res.removed), len(res.plan.decisions)
-            lines.append(f"{'would remove' if dry_run else 'removed'} {n} of {total} backup(s) ({policy.describe()})")
-            if res.gc is not None:
-                lines.append(_gc_text(res.gc, human))
-            elif not dry_run and n:
-                lines.append("their space is freed by the next 'dedupe gc'")
-            return "\n".join(lines)
-
-        c.out(res.to_json(), text)
-
-    @main.command("forget")
-    @click.argument("backup_ids", nargs=-1, required=True, metavar="ID...")
-    @common
-    def forget_cmd(backup_ids: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
-        """Remove chosen backups (their data is freed by the next 'gc')."""
-        c = _ctx(repo, as_json, quiet)
-        removed = _engine().run_forget(c.open(), list(backup_ids))
-        c.out({"removed": removed},
-              lambda: f"removed {len(removed)} backup(s): {' '.join(b[:12] for b in removed)}; "
-                      f"'dedupe gc' frees their space")
-
-    def _protect_command(name: str, protected: bool, doc: str) -> None:
-        @main.command(name, help=doc)
-        @click.argument("backup_id", metavar="ID")
-        @common
-        def cmd(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
-            c = _ctx(repo, as_json, quiet)
-            bid = _engine().run_protect(c.open(), backup_id, protected)
-            c.out({"id": bid, "protected": protected},
-                  lambda: f"backup {bid[:12]} is {'protected' if protected else 'no longer protected'}")
-
-    _protect_command("protect", True, "Protect a backup: no prune or forget removes it.")
-    _protect_command("unprotect", False, "Remove a backup's protection.")
-
-    @main.command("gc")
-    @click.option("--dry-run", "-n", is_flag=True, help="Show what would be freed; change nothing.")
-    @_gc_options
-    @common
-    def gc_cmd(dry_run: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
-        """Free the space of data no backup references."""
-        from dedupe.maintenance.gc import GcOptions
-        c = _ctx(repo, as_json, quiet)
-        r = _engine().run_gc(_open_unindexed(c), GcOptions(max_unused=_percent(max_unused), dry_run=dry_run))
-        c.out(r.to_json(), lambda: _gc_text(r, human))
-
-    @main.command("stats")
-    @click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN", help="Only groups matching this glob.")
-    @common
-    def stats_cmd(groups: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
-        """Space per group, per host, per backup and in total: original, deduplicated, stored."""
-        from dedupe.maintenance import stats as stats_engine
-        c = _ctx(repo, as_json, quiet)
-        st = stats_engine.compute(c.open(), list(groups))
-
-        def row(label: str, u: Any) -> str:
-            return (f"{label:<40}  {u.backups:>7}  {human(u.original):>10}  {human(u.deduplicated):>10}  "
-                    f"{human(u.stored):>10}  {u.ratio:>6.1f}x")
-
-        def text() -> str:
-            lines = [f"{'GROUP':<40}  {'BACKUPS':>7}  {'ORIGINAL':>10}  {'DEDUP':>10}  {'STORED':>10}  {'RATIO':>7}"]
-            lines += [row(g, u) for g, u in sorted(st.groups.items())]
-            if len(st.hosts) > 1:
-                lines += [row(f"host {h or '(none)'}", u) for h, u in sorted(st.hosts.items())]
-            lines.append(row("total (all groups)", st.total))
-            lines.append(f"repository: {human(st.repository_bytes)} in packs, "
-                         f"{human(st.unreferenced_bytes)} referenced by no backup")
-            lines.append("")
-            lines.append(f"{'ID':<12}  {'TIME':<16}  {'ORIGINAL':>10}  {'ONLY HERE':>10}  {'FREES':>10}  GROUP (HOST)")
-            lines += [f"{b.id[:12]:<12}  {_when(b.time_ns):<16}  {human(b.original):>10}  {human(b.unique_bytes):>10}  "
-                      f"{human(b.unique_stored):>10}  {b.group} ({b.host})" for b in st.backups]
-            return "\n".join(lines)
-
-        c.out(st.to_json(), text)
+    for command in COMMANDS:
+        main.add_command(command)

@@ -67,43 +67,45 @@ def _run_text(result: LXDRunResult) -> str:
     return "\n".join(lines)
 
 
+@click.command("lxd")
+@click.argument("names", nargs=-1, metavar="[NAMES]...")
+@click.option("--all", "all_instances", is_flag=True, help="All instances (the default without NAMES).")
+@click.option("--project", metavar="P", help="Only this LXD project (default: all projects).")
+@click.option("--only", metavar="KINDS", help=f"Only these kinds, comma-separated: {','.join(KINDS)}.")
+@click.option("--instance-only", is_flag=True, help="Leave the snapshots of instances and volumes out.")
+@click.option("--consistent", type=click.Choice(["none", "freeze"]), default="none", show_default=True,
+              help="freeze: freeze running instances while LXD writes their backup.")
+@lxd_connection_options
+@backup_options
+@common
+def backup_lxd_cmd(names: tuple[str, ...], all_instances: bool, project: str | None, only: str | None,
+                   instance_only: bool, consistent: str, host: str | None, compression: int,
+                   remote: str | None, cert: Path | None,
+                   key: Path | None, server_cert: Path | None, repo: str | None, as_json: bool | None,
+                   quiet: bool | None) -> None:
+    """Back up an LXD server, one backup per object, all in one run: instances and
+    custom volumes (with their snapshots), images, config records (profiles,
+    networks, network ACLs, network zones, projects, storage pools, trusted
+    certificates, server config) and the database. NAMES narrows it to those
+    instances (and the config records). Groups are lxd/<project>/<kind>/<name>
+    and lxd/global/<kind>/<name>. If some objects fail, the others are still
+    backed up and the exit code is 69."""
+    if names and all_instances:
+        raise click.UsageError("give instance NAMES or --all, not both")
+    c = ctx(repo, as_json, quiet)
+    from dedupe.lxd.backup import backup_lxd
+    from dedupe.lxd.source.plan import LXDSelection
+    selection = LXDSelection(tuple(names), project, _kinds(only), instance_only, consistent)
+    r = c.open()
+    with connect(LXDConnection(remote, cert, key, server_cert)) as client:
+        result = backup_lxd(r, client, selection, c.progress(), host=host, level=compression)
+    c.out(result.to_json(), lambda: _run_text(result))
+    result.raise_for_failures()
+
+
 def register(main: click.Group, backup: click.Group) -> None:
     """Add ``backup lxd`` to the ``backup`` group."""
-
-    @backup.command("lxd")
-    @click.argument("names", nargs=-1, metavar="[NAMES]...")
-    @click.option("--all", "all_instances", is_flag=True, help="All instances (the default without NAMES).")
-    @click.option("--project", metavar="P", help="Only this LXD project (default: all projects).")
-    @click.option("--only", metavar="KINDS", help=f"Only these kinds, comma-separated: {','.join(KINDS)}.")
-    @click.option("--instance-only", is_flag=True, help="Leave the snapshots of instances and volumes out.")
-    @click.option("--consistent", type=click.Choice(["none", "freeze"]), default="none", show_default=True,
-                  help="freeze: freeze running instances while LXD writes their backup.")
-    @lxd_connection_options
-    @backup_options
-    @common
-    def backup_lxd_cmd(names: tuple[str, ...], all_instances: bool, project: str | None, only: str | None,
-                       instance_only: bool, consistent: str, host: str | None, compression: int,
-                       remote: str | None, cert: Path | None,
-                       key: Path | None, server_cert: Path | None, repo: str | None, as_json: bool | None,
-                       quiet: bool | None) -> None:
-        """Back up an LXD server, one backup per object, all in one run: instances and
-        custom volumes (with their snapshots), images, config records (profiles,
-        networks, network ACLs, network zones, projects, storage pools, trusted
-        certificates, server config) and the database. NAMES narrows it to those
-        instances (and the config records). Groups are lxd/<project>/<kind>/<name>
-        and lxd/global/<kind>/<name>. If some objects fail, the others are still
-        backed up and the exit code is 69."""
-        if names and all_instances:
-            raise click.UsageError("give instance NAMES or --all, not both")
-        c = ctx(repo, as_json, quiet)
-        from dedupe.lxd.backup import backup_lxd
-        from dedupe.lxd.source.plan import LXDSelection
-        selection = LXDSelection(tuple(names), project, _kinds(only), instance_only, consistent)
-        r = c.open()
-        with connect(LXDConnection(remote, cert, key, server_cert)) as client:
-            result = backup_lxd(r, client, selection, c.progress(), host=host, level=compression)
-        c.out(result.to_json(), lambda: _run_text(result))
-        result.raise_for_failures()
+    backup.add_command(backup_lxd_cmd)
 
 
 def _restored_text(objects: list[RestoredObject], endpoint: str) -> str:
