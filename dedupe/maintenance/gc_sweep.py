@@ -5,22 +5,18 @@ segments, forgotten protection markers and ``.tmp`` leftovers deleted."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from dedupe.maintenance.gc_mark import (MarkSet, Record, Survey, list_packs, list_segments, load_manifests,
                                         locate_items, mark_backup)
+from dedupe.maintenance.gc_report import GcOptions, GcReport
 from dedupe.maintenance.gc_repack import SegmentWriter
 from dedupe.repository import Repository
 from repo_format import layout
 
-if TYPE_CHECKING:
-    from dedupe.maintenance.gc import GcOptions, GcReport
-
 
 def sweep(repo: Repository, s: Survey, out: SegmentWriter | None, gone: dict[str, np.ndarray],
-           opts: GcOptions, report: GcReport) -> None:
+          opts: GcOptions, report: GcReport) -> None:
     """Phase 2, under the exclusive lock. ``out`` holds phase 1's segments, or is
     None when phase 1 left the index as it was (then only unindexed packs go)."""
     view = s.view
