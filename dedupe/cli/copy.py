@@ -43,6 +43,4 @@ def copy_cmd(ids: tuple[str, ...], to: str, group: str | None, repo: str | None,
     c.out(res.to_json(), text)
 
 
-def register(main: click.Group, backup: click.Group) -> None:
-    """Add ``copy`` to ``main``."""
-    main.add_command(copy_cmd)
+COMMANDS = (copy_cmd,)

@@ -1,13 +1,15 @@
-"""Maintenance commands: prune, forget, protect, unprotect, gc, stats (thin wrappers)."""
+"""Maintenance commands: check, prune, forget, protect, unprotect, gc, stats (thin wrappers)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from dedupe import api
 from dedupe.cli.common import common, human
 from dedupe.cli.common import ctx as _ctx
 from dedupe.maintenance import series as series_rules
@@ -64,6 +66,36 @@ def _decision_lines(plan: Any) -> list[str]:
         lines.append(f"  {'keep  ' if d.keep else 'remove'}  {d.backup.id[:12]}  {_when(d.backup.time_ns)}"
                      + (f"  {why}" if why else ""))
     return lines
+
+
+@click.command("check")
+@click.option("--read-data", is_flag=True, help="Also read every blob, decompress and re-hash it.")
+@click.option("--read-data-subset", metavar="n/t|x%",
+              help="Read only some packs: group n of t (t runs with n = 1..t read them all), or a random x%.")
+@common
+def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, as_json: bool | None,
+              quiet: bool | None) -> None:
+    """Verify the repository's structure (and with --read-data, all data)."""
+    subset = None
+    if read_data_subset is not None:
+        from dedupe.maintenance.check import DataSubset
+        subset = DataSubset.parse(read_data_subset)  # a bad one is an error before the repository is opened
+    c = _ctx(repo, as_json, quiet)
+    reading = read_data or subset is not None
+    report = api.run_check(c.open(), reading, c.progress(), subset)
+
+    def text() -> str:
+        lines = [f"checked {report.backups} backups, {report.packs} packs, {report.chunks} chunks"
+                 + (f", read {human(report.bytes_read)} ({report.packs_read} of {report.packs} packs)"
+                    if reading else "")]
+        lines += [f"error: {e}" for e in report.errors]
+        lines += [f"note: {n}" for n in report.notes]
+        lines.append("repository OK" if report.ok else f"repository has {len(report.errors)} problem(s)")
+        return "\n".join(lines)
+
+    c.out(report.to_json(), text)
+    if not report.ok:
+        sys.exit(25)
 
 
 @click.command("prune")
@@ -182,10 +214,4 @@ def stats_cmd(groups: tuple[str, ...], repo: str | None, as_json: bool | None, q
     c.out(st.to_json(), text)
 
 
-COMMANDS = (prune_cmd, forget_cmd, protect_cmd, unprotect_cmd, gc_cmd, stats_cmd)
-
-
-def register(main: click.Group, backup: click.Group) -> None:
-    """Add the maintenance commands to ``main``."""
-    for command in COMMANDS:
-        main.add_command(command)
+COMMANDS = (check_cmd, prune_cmd, forget_cmd, protect_cmd, unprotect_cmd, gc_cmd, stats_cmd)

@@ -103,9 +103,7 @@ def backup_lxd_cmd(names: tuple[str, ...], all_instances: bool, project: str | N
     result.raise_for_failures()
 
 
-def register(main: click.Group, backup: click.Group) -> None:
-    """Add ``backup lxd`` to the ``backup`` group."""
-    backup.add_command(backup_lxd_cmd)
+BACKUP_COMMANDS = (backup_lxd_cmd,)  # under ``dedupe backup``
 
 
 def _restored_text(objects: list[RestoredObject], endpoint: str) -> str:

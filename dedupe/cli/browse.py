@@ -1,0 +1,95 @@
+"""What the repository holds: ``list``, ``show``, ``ls`` and ``diff``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from dedupe import api
+from dedupe.cli.common import common, human
+from dedupe.cli.common import ctx as _ctx
+
+def _when(time_ns: int) -> str:
+    return dt.datetime.fromtimestamp(time_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@click.command("list")
+@click.option("--group", "-g", help="Only this group (and groups below it).")
+@common
+def list_cmd(group: str | None, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """List backups."""
+    c = _ctx(repo, as_json, quiet)
+    infos = api.list_backups(c.open(), group)
+    rows = [i.to_json() for i in infos]
+
+    def text() -> str:
+        if not rows:
+            return "no backups"
+        width = max(4, *(len(j["host"]) for j in rows))
+        header = (f"{'ID':<12}  {'TIME':<19}  {'KIND':<6}  {'SIZE':>10}  {'NEW':>10}  {'STORED':>10}  "
+                  f"{'HOST':<{width}}  GROUP")
+        lines = [header]
+        for j in rows:
+            lines.append(f"{j['short_id']:<12}  {_when(j['time_ns']):<19}  {j['kind']:<6}  {human(j['size']):>10}  "
+                         f"{human(j['new_stored']):>10}  {human(j['stored_bytes']):>10}  {j['host']:<{width}}  {j['group']}")
+        return "\n".join(lines)
+
+    c.out(rows, text)
+
+
+@click.command()
+@click.argument("backup_id")
+@common
+def show(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Show one backup."""
+    c = _ctx(repo, as_json, quiet)
+    j = api.get_backup(c.open(), backup_id).to_json()
+
+    def text() -> str:
+        return "\n".join([
+            f"id:            {j['id']}", f"group:         {j['group']}", f"kind:          {j['kind']}",
+            f"time:          {_when(j['time_ns'])} ({j['time']})", f"host:          {j['host']}",
+            f"run:           {j['run']}", f"original size: {human(j['size'])} ({j['size']} bytes)",
+            f"new data:      {human(j['new_bytes'])} ({human(j['new_stored'])} stored)",
+            f"stored size:   {human(j['stored_bytes'])} ({j['chunks']} chunks, {j['items']} items)",
+            *([f"blake3:        {j['blake3']}"] if j["blake3"] else []),
+        ])
+
+    c.out(j, text)
+
+
+@click.command("ls")
+@click.argument("backup_id")
+@click.argument("paths", nargs=-1)
+@common
+def ls_cmd(backup_id: str, paths: tuple[str, ...], repo: str | None, as_json: bool | None,
+           quiet: bool | None) -> None:
+    """List the entries of a tar or directory backup (optionally below PATHS)."""
+    from dedupe.restore.browse import entry_json, entry_line
+    c = _ctx(repo, as_json, quiet)
+    entries = api.ls(c.open(), backup_id, list(paths) or None)
+    c.out([entry_json(e) for e in entries], lambda: "\n".join(entry_line(e) for e in entries))
+
+
+@click.command("diff")
+@click.argument("old_id")
+@click.argument("new_id")
+@common
+def diff_cmd(old_id: str, new_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Paths added (+), removed (-) and changed (M) from OLD_ID to NEW_ID."""
+    c = _ctx(repo, as_json, quiet)
+    changes = api.diff(c.open(), old_id, new_id)
+    mark = {"added": "+", "removed": "-", "changed": "M"}
+
+    def line(ch: Any) -> str:
+        sizes = {"added": f"{ch.new_size}", "removed": f"{ch.old_size}",
+                 "changed": f"{ch.old_size} -> {ch.new_size}"}[ch.what]
+        extra = f"  ({', '.join(ch.fields)})" if ch.fields else ""
+        return f"{mark[ch.what]} {ch.path or '.'}  {sizes}{extra}"
+
+    c.out([ch.to_json() for ch in changes], lambda: "\n".join(line(ch) for ch in changes) or "no changes")
+
+
+COMMANDS = (list_cmd, show, ls_cmd, diff_cmd)

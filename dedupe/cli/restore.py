@@ -1,0 +1,82 @@
+"""``restore``: to a file, to standard output, to a directory, or into LXD."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dedupe import api
+from dedupe.cli.common import LXDConnection, common, human, lxd_connection_options
+from dedupe.cli.common import ctx as _ctx
+from dedupe.cli.common import warn_exit as _warn_exit
+
+@click.command()
+@click.argument("backup_id", required=False)
+@click.option("--to-file", "to_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the stream here.")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Write the stream to standard output.")
+@click.option("--to-dir", "to_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Restore the tree of a tar or directory backup into this directory.")
+@click.option("--path", "paths", multiple=True, metavar="P", help="With --to-dir: only this path (repeatable).")
+@click.option("--names", is_flag=True, help="With --to-dir: map owners by user/group name, not by number.")
+@click.option("--to-lxd", "to_lxd", is_flag=True, help="Restore into LXD (an instance, volume, image or record).")
+@click.option("--run", "run", metavar="RUN", help="With --to-lxd: everything from one backup run (id prefix).")
+@click.option("--as", "as_name", metavar="NAME", help="With --to-lxd: restore under this name.")
+@click.option("--project", metavar="P", help="With --to-lxd: into this LXD project.")
+@click.option("--pool", metavar="P", help="With --to-lxd: into this storage pool.")
+@click.option("--force", is_flag=True, help="With --to-lxd: replace what exists under that name.")
+@click.option("--with-deps", is_flag=True, help="With --to-lxd: recreate missing profiles, networks, projects first.")
+@click.option("--recover", is_flag=True, help="With --to-lxd: lay the files out in the pool and run LXD's recovery.")
+@lxd_connection_options
+@common
+def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir: Path | None,
+            paths: tuple[str, ...], names: bool, to_lxd: bool, run: str | None, as_name: str | None,
+            project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
+            remote: str | None, cert: Path | None, key: Path | None, server_cert: Path | None,
+            repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Restore a backup: the original bytes (stream, tar; a PAX tar of a directory
+    backup) with --to-file or --stdout, the tree with --to-dir, or the object inside
+    LXD with --to-lxd. Everything is verified."""
+    targets = [t for t in (to_file, to_stdout or None, to_dir, to_lxd or None) if t]
+    if len(targets) != 1:
+        raise click.UsageError("give exactly one of --to-file F, --stdout, --to-dir D or --to-lxd")
+    if paths and not to_dir:
+        raise click.UsageError("--path goes with --to-dir")
+    lxd_only = {"--run": run, "--as": as_name, "--project": project, "--pool": pool, "--force": force,
+                "--with-deps": with_deps, "--recover": recover, "--remote": remote}
+    if not to_lxd and any(lxd_only.values()):
+        raise click.UsageError(f"{', '.join(k for k, v in lxd_only.items() if v)} go(es) with --to-lxd")
+    if (backup_id is None) == (run is None) and to_lxd:
+        raise click.UsageError("give a backup ID or --run RUN")
+    if backup_id is None and not to_lxd:
+        raise click.UsageError("missing BACKUP_ID")
+    c = _ctx(repo, as_json, quiet)
+    r = c.open()
+    if to_lxd:
+        from dedupe.lxd.cli import restore_to_lxd
+        restore_to_lxd(c, r, backup_id=backup_id, run=run, as_name=as_name, project=project, pool=pool,
+                       force=force, with_deps=with_deps, recover=recover,
+                       connection=LXDConnection(remote, cert, key, server_cert))
+        return
+    assert backup_id is not None
+    if to_dir is not None:
+        warnings: list[str] = []
+        res = api.restore_dir(r, backup_id, to_dir, list(paths) or None, warnings.append, not names)
+        c.out({"restored": str(to_dir), "entries": res.restored, "skipped": res.skipped,
+               "bytes": res.bytes_written, "warnings": warnings},
+              lambda: f"restored {res.restored} entries ({human(res.bytes_written)}) to {to_dir} (verified)")
+        _warn_exit(c, warnings, "restore")
+        return
+    if to_stdout:
+        if sys.stdout.isatty():
+            raise click.UsageError("refusing to write a backup to a terminal; redirect --stdout")
+        n = api.restore_stdout(r, backup_id, sys.stdout.buffer)
+        sys.stdout.flush()
+        return
+    assert to_file is not None
+    n = api.restore_file(r, backup_id, to_file, c.progress())
+    c.out({"restored": str(to_file), "bytes": n}, lambda: f"restored {human(n)} to {to_file} (verified)")
+
+
+COMMANDS = (restore,)
