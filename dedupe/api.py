@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
 from dedupe import locking  # noqa: F401  (api.locking: tests reach the locks through it)
 from dedupe.backup.session import BackupResult, BackupSession
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from dedupe.restore.browse import Change
     from dedupe.maintenance.check import CheckReport, DataSubset
     from dedupe.entries import Entry
+    from dedupe.maintenance.stats import StatsReport
     from dedupe.sinks.directory import RestoreResult
 
 
@@ -182,6 +183,162 @@ def diff(repo: Repository, old_id: str, new_id: str) -> list[Change]:
 def run_check(repo: Repository, read_data: bool, progress: ProgressCallback | None = None,
               subset: DataSubset | None = None) -> CheckReport:
     """``subset``: with ``read_data``, read only the packs it chooses."""
+    import time
+
     from dedupe.maintenance.check import check
+    started = time.time()
     with locked(repo, "check"):
-        return check(repo, read_data, progress, subset)
+        report = check(repo, read_data, progress, subset)
+    record_check(repo, report, check_scope(read_data, subset), time.time() - started)
+    return report
+
+
+# -- what the repository does not hold: records of this client (dedupe.records) ------------
+
+def check_scope(read_data: bool, subset: DataSubset | None = None) -> str:
+    """``structure``, ``read-data`` or ``read-data-subset N/T`` (``... X%``)."""
+    return f"read-data-subset {subset}" if read_data and subset is not None else (
+        "read-data" if read_data else "structure")
+
+
+def record_check(repo: Repository, report: CheckReport, scope: str, duration_s: float) -> None:
+    from dedupe import records
+    records.append(repo.config.repo_id, "check", {
+        "scope": scope, "ok": report.ok, "errors": len(report.errors), "damaged_packs": len(report.damaged_packs),
+        "damaged_backups": len(report.damaged_backups), "backups": report.backups, "packs": report.packs,
+        "packs_read": report.packs_read, "bytes_read": report.bytes_read, "duration_s": round(duration_s, 3)})
+
+
+def record_prune_policy(repo: Repository, policy: dict[str, Any]) -> None:
+    """The options of a ``prune`` that ran (not a dry run): the UI shows what it would keep now."""
+    from dedupe import records
+    records.append(repo.config.repo_id, "prune", {"policy": policy})
+
+
+def record_run(repo: Repository, run: dict[str, Any]) -> None:
+    """A ``backup lxd`` run's outcome, failed objects included (they commit nothing)."""
+    from dedupe import records
+    records.append(repo.config.repo_id, "run", run)
+
+
+def records_of(repo: Repository, kind: str) -> list[dict[str, Any]]:
+    """This client's records of ``kind`` ("check", "prune", "run"), oldest first."""
+    from dedupe import records
+    return records.read(repo.config.repo_id, kind)
+
+
+def stats(repo: Repository, patterns: list[str] | None = None) -> StatsReport:
+    """Space per group, host, backup and in total (dedupe.maintenance.stats; reads every item stream)."""
+    from dedupe.maintenance.stats import compute
+    return compute(repo, patterns)
+
+
+def prune_dry_run(repo: Repository, policy: dict[str, Any],
+                  backups: Sequence[BackupInfo] | None = None) -> list[dict[str, Any]]:
+    """What a recorded prune policy would keep and remove now (``prune --dry-run``), as
+    the decisions' JSON (id, keep, reasons ...); ``backups``: those already loaded."""
+    from dedupe.maintenance import prune
+    within = policy.get("keep_within")
+    rules = prune.Policy(last=policy.get("keep_last"), hourly=policy.get("keep_hourly"),
+                         daily=policy.get("keep_daily"), weekly=policy.get("keep_weekly"),
+                         monthly=policy.get("keep_monthly"), yearly=policy.get("keep_yearly"),
+                         within=prune.parse_duration(within) if within else None)
+    protected = prune.protected_ids(repo)
+    listed = backups if backups is not None else list_backups(repo)
+    candidates = [prune.Backup(b.id, b.manifest.group, b.manifest.time_ns, b.id in protected, b.manifest.host)
+                  for b in listed]
+    plan = prune.plan(candidates, rules, list(policy.get("groups") or []), force=True,
+                      group_by=policy.get("group_by", "host,group"))
+    return plan.to_json()
+
+
+# -- what the web UI (dedupe.ui) reads: one backup at a time, a tree, one file -------------
+
+def backup_names(repo: Repository) -> list[str]:
+    """The ids of every backup (one listing; nothing decoded)."""
+    return repo.manifest_names()
+
+
+def load_backup(repo: Repository, backup_id: str) -> BackupInfo:
+    """One backup by its full id."""
+    return BackupInfo(backup_id, repo.load_manifest(backup_id))
+
+
+def refresh_index(repo: Repository) -> None:
+    """Reload the in-memory index if backups or gc changed the index segments since."""
+    repo.refresh_index()
+
+
+def another_handle(repo: Repository) -> Repository:
+    """The same repository (storage, keys) with its own in-memory index, for a thread
+    that must not share the first one's (a long ``stats`` beside quick page requests)."""
+    other = Repository(repo.storage, repo.config, repo.secrets)
+    other.reload_index()
+    return other
+
+
+def tree_entries(repo: Repository, m: manifest.Manifest) -> Iterator[tuple[Entry, int]]:
+    """Each entry of a tar or directory backup with the bytes of tar data in front of its
+    content (``entry_content`` skips them); WrongBackupKind for a stream backup."""
+    from dedupe.entries import Entry
+    from dedupe.read import WrongBackupKind, iter_items
+    from repo_format import items
+    if m.kind not in (manifest.KIND_TAR, manifest.KIND_DIR):
+        raise WrongBackupKind(f"a {m.kind} backup holds no directory tree")
+    for item in iter_items(repo, m):
+        k = items.kind(item)
+        if k == items.ITEM_ENTRY:
+            yield Entry.from_item(items.entry_of(item)), 0
+        elif k == items.ITEM_TAR_MEMBER:
+            yield Entry.from_item(items.entry_of(item)), items.member_data_prefix(item)
+
+
+def entry_content(repo: Repository, entry: Entry, prefix: int = 0) -> Iterator[bytes]:
+    """The content of one file entry, every chunk verified, holes of a sparse file as zeros."""
+    from dedupe.read import read_chunks
+    data_len = sum(n for _, n in entry.sparse) if entry.sparse is not None else entry.size
+
+    def stored() -> Iterator[bytes]:
+        skip, left = prefix, data_len
+        for piece in read_chunks(repo, entry.chunks):
+            if skip:
+                cut = min(skip, len(piece))
+                skip, piece = skip - cut, piece[cut:]
+            piece = piece[:left]
+            left -= len(piece)
+            if piece:
+                yield piece
+            if not left:
+                return
+
+    if entry.sparse is None:
+        yield from stored()
+        return
+    source, buf, at = stored(), b"", 0
+    for offset, length in entry.sparse:
+        if offset > at:
+            yield from _zeros(offset - at)
+        at, left = offset + length, length
+        while left:
+            if not buf:
+                buf = next(source, b"")
+                if not buf:
+                    return
+            piece, buf = buf[:left], buf[left:]
+            left -= len(piece)
+            yield piece
+    if entry.size > at:
+        yield from _zeros(entry.size - at)
+
+
+def _zeros(n: int, piece: int = 1 << 20) -> Iterator[bytes]:
+    while n > 0:
+        yield bytes(min(n, piece))
+        n -= piece
+
+
+def index_is_current(repo: Repository) -> bool:
+    """Whether the index segments are still those ``repo`` loaded (one listing)."""
+    from repo_format import layout
+    listed = frozenset(n.rsplit("/", 1)[-1] for n, _ in repo.storage.list(layout.INDEX_DIR))
+    return listed == repo._listed  # noqa: SLF001  (the repository's record of what it loaded)

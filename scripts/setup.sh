@@ -18,7 +18,7 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,ui]'
 # an editable install compiles nothing, and with PYTHONDONTWRITEBYTECODE set (as on some
 # CI machines) every command would compile dedupe from source (~0.1 s): compile it once
 .venv/bin/python -m compileall -q -j 0 dedupe repo_format >/dev/null

@@ -8,8 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian packages of the programs the tests run (tests/dedupe_testing.py TOOL_PACKAGES):
-# acl for setfacl/getfacl; tar, mount and util-linux (unshare) are in every Debian.
-TEST_PACKAGES=(acl tar mount util-linux)
+# acl for setfacl/getfacl; tar, mount and util-linux (unshare) are in every Debian;
+# chromium for the web UI's browser tests (tests/browser: Playwright drives the system
+# browser; Playwright's own browser download is never used).
+TEST_PACKAGES=(acl tar mount util-linux chromium)
 scripts/setup.sh
 if [ "$(id -u)" = 0 ]; then
   # shellcheck source=lib/apt.sh

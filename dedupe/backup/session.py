@@ -167,7 +167,7 @@ class BackupSession:
             size=size, items=self._item_refs, item_count=self.item_count, stream_b3=stream_b3,
             stats={"new_chunks": st.new_chunks, "new_bytes": st.new_bytes, "new_stored": st.new_stored,
                    "chunks": len(self._seen), "unique_bytes": self.unique_bytes,
-                   "stored_bytes": self.stored_bytes},
+                   "stored_bytes": self.stored_bytes, "duration_ns": time.time_ns() - self.time_ns},
             meta={**self.meta, **(meta or {})},
         )
         name = self.txn.commit(m)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dedupe import api
-from dedupe.cli.common import Context, backup_options, common, human
+from dedupe.cli.common import Context, backup_options, common, human, write_metrics
 from dedupe.cli.common import ctx as _ctx
 from dedupe.cli.common import warn_exit as _warn_exit
 
@@ -18,13 +18,13 @@ def backup() -> None:
     """Store a backup (of a stream, a tar, a directory, or LXD)."""
 
 
-def _backup_summary(c: Context, result: api.BackupResult) -> None:
+def _backup_summary(c: Context, repo: Any, result: api.BackupResult) -> None:
     info = api.BackupInfo(result.id, result.manifest)
     j = info.to_json()
     j["warnings"] = result.warnings
     c.out(j, lambda: (f"backup {j['short_id']}  {j['group']}  {human(j['size'])} read, "
                       f"{human(j['new_bytes'])} new ({human(j['new_stored'])} stored)"))
-    _warn_exit(c, result.warnings, "backup")
+    _warn_exit(c, result.warnings + write_metrics(repo), "backup")
 
 
 def _open_input(source: str) -> Any:
@@ -49,7 +49,7 @@ def backup_stream_cmd(group: str, source: str, host: str | None, compression: in
     r = c.open()
     f = _open_input(source)
     with f:
-        _backup_summary(c, api.do_backup_stream(r, group, f, c.progress(), host=host, level=compression))
+        _backup_summary(c, r, api.do_backup_stream(r, group, f, c.progress(), host=host, level=compression))
 
 
 @backup.command("tar")
@@ -64,7 +64,7 @@ def backup_tar_cmd(group: str, source: str, host: str | None, compression: int, 
     r = c.open()
     f = _open_input(source)
     with f:
-        _backup_summary(c, api.do_backup_tar(r, group, f, c.progress(), host=host, level=compression))
+        _backup_summary(c, r, api.do_backup_tar(r, group, f, c.progress(), host=host, level=compression))
 
 
 @backup.command("dir")
@@ -91,9 +91,10 @@ def backup_dir_cmd(group: str, path: Path, no_files_cache: bool, one_file_system
     excludes = [*exclude, *(p for f in exclude_from for p in read_exclude_file(f))]
     for pattern in excludes:
         compile_pattern(pattern)  # a bad one is an error before the repository is opened
-    _backup_summary(c, api.do_backup_dir(c.open(), group, path, c.progress(), use_files_cache=not no_files_cache,
-                                         one_file_system=one_file_system, excludes=excludes,
-                                         exclude_caches=exclude_caches, host=host, level=compression))
+    r = c.open()
+    _backup_summary(c, r, api.do_backup_dir(r, group, path, c.progress(), use_files_cache=not no_files_cache,
+                                            one_file_system=one_file_system, excludes=excludes,
+                                            exclude_caches=exclude_caches, host=host, level=compression))
 
 
 COMMANDS = (backup,)

@@ -216,6 +216,35 @@ def backup_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      envvar="DEDUPE_COMPRESSION", show_default=True,
                      help="How new chunks are compressed: zstd,N (N from 1 to 22; lower is faster), or none "
                           "($DEDUPE_COMPRESSION). Chunks already stored stay as they are.")(f)
+    f = metrics_file_option(f)
     return click.option("--host", metavar="NAME", envvar="DEDUPE_HOST",
                         help="Record the backup as of host NAME ($DEDUPE_HOST; default: this machine's name, "
                              "for backup lxd the LXD server's name).")(f)
+
+
+def metrics_file_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--metrics-file FILE``: afterwards, write ``stats --format prometheus`` there
+    (atomically) for node_exporter's textfile collector (``write_metrics``)."""
+    return click.option("--metrics-file", metavar="FILE", expose_value=False, callback=_remember,
+                        help="Afterwards write the repository's Prometheus metrics to FILE, atomically "
+                             "(for node_exporter's textfile collector).")(f)
+
+
+def write_metrics(repo: Any) -> list[str]:
+    """Write the metrics file ``--metrics-file`` names (if any) for ``repo``; what went
+    wrong comes back as warnings (the command's own work is done by then)."""
+    path = _given("metrics_file")
+    if path is None:
+        return []
+    from dedupe import metrics
+    from dedupe.errors import DedupeError
+    from repo_format.errors import FormatError
+    try:
+        if not repo.packs and repo.manifest_names():
+            repo.reload_index()  # opened without its index (prune, gc)
+        metrics.write_file(Path(path), metrics.for_repository(repo))
+    except OSError as e:
+        return [f"metrics file {path}: not written ({e.strerror or e})"]
+    except (DedupeError, FormatError) as e:
+        return [f"metrics file {path}: not written ({e})"]
+    return []

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from dedupe import api
-from dedupe.cli.common import common, human
+from dedupe.cli.common import common, human, metrics_file_option, warn_exit, write_metrics
 from dedupe.cli.common import ctx as _ctx
 from dedupe.maintenance import series as series_rules
 
@@ -72,6 +72,7 @@ def _decision_lines(plan: Any) -> list[str]:
 @click.option("--read-data", is_flag=True, help="Also read every blob, decompress and re-hash it.")
 @click.option("--read-data-subset", metavar="n/t|x%",
               help="Read only some packs: group n of t (t runs with n = 1..t read them all), or a random x%.")
+@metrics_file_option
 @common
 def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, as_json: bool | None,
               quiet: bool | None) -> None:
@@ -82,7 +83,8 @@ def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, a
         subset = DataSubset.parse(read_data_subset)  # a bad one is an error before the repository is opened
     c = _ctx(repo, as_json, quiet)
     reading = read_data or subset is not None
-    report = api.run_check(c.open(), reading, c.progress(), subset)
+    r = c.open()
+    report = api.run_check(r, reading, c.progress(), subset)
 
     def text() -> str:
         lines = [f"checked {report.backups} backups, {report.packs} packs, {report.chunks} chunks"
@@ -94,8 +96,12 @@ def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, a
         return "\n".join(lines)
 
     c.out(report.to_json(), text)
+    warnings = write_metrics(r)
     if not report.ok:
+        for w in warnings:
+            click.echo(f"dedupe: warning: {w}", err=True)
         sys.exit(25)
+    warn_exit(c, warnings, "check")
 
 
 @click.command("prune")
@@ -116,6 +122,7 @@ def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, a
 @click.option("--force", is_flag=True, help="Allow removing every backup of a group.")
 @click.option("--no-gc", is_flag=True, help="Only remove the backups; free their space with a later 'gc'.")
 @_gc_options
+@metrics_file_option
 @common
 def prune_cmd(keep_last: int | None, keep_hourly: int | None, keep_daily: int | None,
               keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None, groups: tuple[str, ...], group_by: str, dry_run: bool, force: bool,
@@ -128,8 +135,14 @@ def prune_cmd(keep_last: int | None, keep_hourly: int | None, keep_daily: int | 
     from dedupe.maintenance.gc import GcOptions
     options = None if no_gc else GcOptions(max_unused=_percent(max_unused))
     c = _ctx(repo, as_json, quiet)
-    res = engine.run_prune(_open_unindexed(c), policy, list(groups), dry_run=dry_run, force=force, gc_options=options,
+    r = _open_unindexed(c)
+    res = engine.run_prune(r, policy, list(groups), dry_run=dry_run, force=force, gc_options=options,
                            group_by=group_by)
+    if not dry_run:
+        api.record_prune_policy(r, {"keep_last": keep_last, "keep_hourly": keep_hourly, "keep_daily": keep_daily,
+                                    "keep_weekly": keep_weekly, "keep_monthly": keep_monthly,
+                                    "keep_yearly": keep_yearly, "keep_within": keep_within,
+                                    "groups": list(groups), "group_by": group_by})
 
     def text() -> str:
         lines = _decision_lines(res.plan) if dry_run else []
@@ -142,6 +155,7 @@ def prune_cmd(keep_last: int | None, keep_hourly: int | None, keep_daily: int | 
         return "\n".join(lines)
 
     c.out(res.to_json(), text)
+    warn_exit(c, write_metrics(r) if not dry_run else [], "prune")
 
 
 @click.command("forget")
@@ -186,12 +200,21 @@ def gc_cmd(dry_run: bool, max_unused: str, repo: str | None, as_json: bool | Non
 
 @click.command("stats")
 @click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN", help="Only groups matching this glob.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "prometheus"]), default=None,
+              help="text (default), json (as --json), or prometheus: the text exposition format, with the "
+                   "newest backup of each group and host and the last check.")
 @common
-def stats_cmd(groups: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+def stats_cmd(groups: tuple[str, ...], fmt: str | None, repo: str | None, as_json: bool | None,
+              quiet: bool | None) -> None:
     """Space per group, per host, per backup and in total: original, deduplicated, stored."""
-    from dedupe.maintenance import stats as stats_engine
-    c = _ctx(repo, as_json, quiet)
-    st = stats_engine.compute(c.open(), list(groups))
+    c = _ctx(repo, as_json or fmt == "json", quiet)
+    r = c.open()
+    st = api.stats(r, list(groups))
+    if fmt == "prometheus":
+        from dedupe import metrics
+        shown = [b for b in api.list_backups(r) if b.manifest.group in st.groups]
+        click.echo(metrics.render(shown, st, api.records_of(r, "check")), nl=False)
+        return
 
     def row(label: str, u: Any) -> str:
         return (f"{label:<40}  {u.backups:>7}  {human(u.original):>10}  {human(u.deduplicated):>10}  "

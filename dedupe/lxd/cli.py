@@ -22,6 +22,7 @@ from dedupe.cli.common import (
     human,
     lxd_connection_options,
     warn_exit,
+    write_metrics,
 )
 from dedupe.lxd.kinds import KINDS
 
@@ -99,8 +100,14 @@ def backup_lxd_cmd(names: tuple[str, ...], all_instances: bool, project: str | N
     r = c.open()
     with connect(LXDConnection(remote, cert, key, server_cert)) as client:
         result = backup_lxd(r, client, selection, c.progress(), host=host, level=compression)
+    api.record_run(r, {**result.to_json(), "host": host or result.server.get("server_name")})
     c.out(result.to_json(), lambda: _run_text(result))
+    warnings = write_metrics(r)
+    if result.failures:
+        for w in warnings:
+            click.echo(f"dedupe: warning: {w}", err=True)
     result.raise_for_failures()
+    warn_exit(c, warnings, "backup")
 
 
 BACKUP_COMMANDS = (backup_lxd_cmd,)  # under ``dedupe backup``

@@ -47,16 +47,18 @@ def test_cli_starts_without_the_modules_it_may_not_need() -> None:
     when a command that uses it runs (start-up is part of every backup's time)."""
     loaded = _loaded_after(
         "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n",
-        ("pylxd", "requests", "boto3", "numpy", "cryptography", "socket", "subprocess", "secrets", "hmac", "_hashlib"),
+        ("pylxd", "requests", "boto3", "numpy", "cryptography", "socket", "subprocess", "secrets", "hmac", "_hashlib",
+         "starlette", "uvicorn", "jinja2", "prometheus_client"),
         ("dedupe.maintenance.gc", "dedupe.maintenance.stats", "dedupe.read", "dedupe.restore.browse",
          "dedupe.maintenance.check", "dedupe.restore.tree", "dedupe.copy", "dedupe.maintenance.prune",
-         "dedupe.storage.s3"))
+         "dedupe.storage.s3", "dedupe.ui", "dedupe.metrics", "dedupe.records"))
     assert loaded == "", f"loaded at start: {loaded}"
 
 
 def test_a_tar_backup_runs_without_the_modules_it_does_not_need(tmp_path: Path) -> None:
     """A first tar backup into a local repository (the nightly job's hot path) loads no
-    LXD, S3, prune, gc, restore, numpy or secrets module either."""
+    LXD, S3, prune, gc, restore, numpy or secrets module either, nor the web UI's stack
+    (starlette, uvicorn, jinja2) or the metrics (without --metrics-file)."""
     import io
     import tarfile
     archive = tmp_path / "small.tar"
@@ -69,6 +71,7 @@ def test_a_tar_backup_runs_without_the_modules_it_does_not_need(tmp_path: Path) 
         f"assert CliRunner().invoke(main, ['--repo', {repo!r}, 'init', '--encryption', 'none']).exit_code == 0\n"
         f"done = CliRunner().invoke(main, ['--repo', {repo!r}, 'backup', 'tar', 'g', {str(archive)!r}])\n"
         "assert done.exit_code == 0, done.output\n",
-        ("pylxd", "requests", "boto3", "numpy", "secrets", "hmac"),
-        ("dedupe.maintenance.gc", "dedupe.maintenance.prune", "dedupe.read", "dedupe.storage.s3"))
+        ("pylxd", "requests", "boto3", "numpy", "secrets", "hmac", "starlette", "uvicorn", "jinja2"),
+        ("dedupe.maintenance.gc", "dedupe.maintenance.prune", "dedupe.read", "dedupe.storage.s3", "dedupe.ui",
+         "dedupe.metrics", "dedupe.records"))
     assert loaded == "", f"loaded by a tar backup: {loaded}"
