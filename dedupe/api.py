@@ -280,17 +280,8 @@ def another_handle(repo: Repository) -> Repository:
 def tree_entries(repo: Repository, m: manifest.Manifest) -> Iterator[tuple[Entry, int]]:
     """Each entry of a tar or directory backup with the bytes of tar data in front of its
     content (``entry_content`` skips them); WrongBackupKind for a stream backup."""
-    from dedupe.entries import Entry
-    from dedupe.read import WrongBackupKind, iter_items
-    from repo_format import items
-    if m.kind not in (manifest.KIND_TAR, manifest.KIND_DIR):
-        raise WrongBackupKind(f"a {m.kind} backup holds no directory tree")
-    for item in iter_items(repo, m):
-        k = items.kind(item)
-        if k == items.ITEM_ENTRY:
-            yield Entry.from_item(items.entry_of(item)), 0
-        elif k == items.ITEM_TAR_MEMBER:
-            yield Entry.from_item(items.entry_of(item)), items.member_data_prefix(item)
+    from dedupe.restore.tree import entries_of
+    return entries_of(repo, m)
 
 
 def entry_content(repo: Repository, entry: Entry, prefix: int = 0) -> Iterator[bytes]:

@@ -29,7 +29,7 @@ def selected(path: str, paths: list[str] | None) -> bool:
     return any(path == p or path.startswith(p + "/") or p in ("", ".") for p in (q.strip("/") for q in paths))
 
 
-def _entries_of(repo: Repository, m: manifest.Manifest) -> Iterator[tuple[Entry, int]]:
+def entries_of(repo: Repository, m: manifest.Manifest) -> Iterator[tuple[Entry, int]]:
     """(entry, bytes of non-content data prefix) for each tree entry of a backup."""
     if m.kind not in TREE_KINDS:
         raise WrongBackupKind(f"a {m.kind} backup holds no directory tree; restore it with --to-file or --stdout")
@@ -43,9 +43,9 @@ def _entries_of(repo: Repository, m: manifest.Manifest) -> Iterator[tuple[Entry,
 
 def iter_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None = None) -> Iterator[tuple[Entry, Any]]:
     """Each selected entry with a data source yielding its content (FORMAT.md section 9)."""
-    wanted = (e for e, _ in _entries_of(repo, m) if selected(e.path, paths))
+    wanted = (e for e, _ in entries_of(repo, m) if selected(e.path, paths))
     chunks = read_chunks(repo, (ref for e in wanted for ref in e.chunks))
-    for entry, prefix in _entries_of(repo, m):
+    for entry, prefix in entries_of(repo, m):
         if not selected(entry.path, paths):
             continue
         state = {"left": len(entry.chunks)}
@@ -81,4 +81,4 @@ def write_tree_tar(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup
 
 
 def list_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None = None) -> Iterable[Entry]:
-    return (e for e, _ in _entries_of(repo, m) if selected(e.path, paths))
+    return (e for e, _ in entries_of(repo, m) if selected(e.path, paths))
