@@ -85,7 +85,6 @@ class UI:
         self.env.filters.update(human=human, when=when, age=age, q=quoted,
                                 basename=lambda p: posixpath.basename(p) or "/")
         self.env.globals.update(location=view.location, encrypted=view.encrypted)
-        self.trees: LRU[str, Tree] = LRU(2)
         self.diffs: LRU[tuple[str, str], list[Any]] = LRU(4)
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -134,7 +133,7 @@ class UI:
     def _tree(self, b: api.BackupInfo) -> Tree | None:
         if b.manifest.kind not in ("tar", "dir"):
             return None
-        return self.trees.get(b.id, lambda: Tree.build(api.tree_entries(self.view.repo, b.manifest)))
+        return self.view.trees.get(b.id, lambda: Tree.build(api.tree_entries(self.view.repo, b.manifest)))
 
     def backup(self, request: Request) -> Response:
         b = self._backup(request)

@@ -107,7 +107,7 @@ class RepoView:
         self.snapshot = Snapshot.of(0, [])
         self.stats = StatsState()
         self.manifests: LRU[str, api.BackupInfo] = LRU(MANIFESTS)
-        self.trees: LRU[str, Any] = LRU(TREES)
+        self.trees: LRU[str, Any] = LRU(TREES)  # browsable trees (dedupe.ui.tree), the last opened
         self._derived: dict[tuple[str, int], Any] = {}
         self.unreadable: dict[str, str] = {}  # backup id -> why its manifest did not load
         self._stop = threading.Event()
