@@ -145,7 +145,7 @@ def build(path: Path, instances: int, nights: int, files: int, seed: int = 1, sy
     print(file=sys.stderr)
     if synthetic:
         add_synthetic_chunks(repo, synthetic)
-    api.record_prune_policy(repo, {"keep_daily": 14, "keep_weekly": 8, "keep_monthly": 12, "groups": [],
+    api.record_prune_policy(repo, {"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12, "groups": [],
                                    "group_by": "host,group"})
     if not synthetic:  # (with packs that are not there, check would fail)
         api.run_check(api.open_repo(str(path), lambda: os.environb.get(b"DEDUPE_PASSPHRASE", b"bench")), False)

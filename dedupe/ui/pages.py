@@ -89,7 +89,8 @@ def retention(view: RepoView) -> dict[str, Any]:
 def describe_policy(policy: dict[str, Any] | None) -> str:
     if not policy:
         return ""
-    rules = [f"{k.removeprefix('keep_')} {v}" for k, v in policy.items() if k.startswith("keep_") and v]
+    order = ("last", "hourly", "daily", "weekly", "monthly", "yearly", "within")
+    rules = [f"{k} {policy[f'keep_{k}']}" for k in order if policy.get(f"keep_{k}")]
     where = f" on {', '.join(policy['groups'])}" if policy.get("groups") else ""
     return ", ".join(rules) + where
 

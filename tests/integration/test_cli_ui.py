@@ -166,7 +166,7 @@ def test_runs_page_shows_failed_objects_in_red(repo_path: Path) -> None:
         failed_row = re.search(r'<tr class="failed">(.*?)</tr>', runs, re.S)
         assert failed_row and "lxd/default/instance/" in failed_row.group(1) and "export failed" in failed_row.group(1)
         groups = get(ui.url + "/groups").body.decode()
-        assert "keeps" in groups and "daily 14" in groups  # the recorded prune policy
+        assert "keeps" in groups and "daily 7" in groups  # the recorded prune policy
         assert groups.count('class="stale"') == 1  # the first instance stopped three nights ago
 
 
