@@ -91,12 +91,12 @@ def test_pages_download_and_new_backups_without_restart(dedupe: RunCli, repo_pat
         assert "dedupe_repository_stored_bytes" in names and "dedupe_check_last_success" in names
 
 
-def test_a_stream_backup_has_no_browser(dedupe: RunCli, repo_path: Path) -> None:
-    dedupe("init")
+def test_a_stream_backup_has_no_browser_in_a_plaintext_repository(dedupe: RunCli, repo_path: Path) -> None:
+    dedupe("init", "--encryption", "none")
     dedupe("backup", "stream", "db/global", "-", input=b"x" * 100)
     with serve_ui(repo_path) as ui:
         page = get(ui.url + f"/backup/{backup_ids(dedupe)[0]}").body.decode()
-        assert "one byte stream" in page
+        assert "one byte stream" in page and "encrypted" not in page
         assert get(ui.url + f"/backup/{backup_ids(dedupe)[0]}/browse?path=").status == 404
 
 
