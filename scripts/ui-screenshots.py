@@ -8,6 +8,7 @@ photograph the main pages with Debian's chromium through Playwright.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,7 @@ def main() -> None:
     finally:
         ui.terminate()
         ui.wait()
+        shutil.rmtree(work, ignore_errors=True)
     for png in sorted(out.glob("*.png")):
         print(f"{png} {png.stat().st_size // 1024} KiB")
 
