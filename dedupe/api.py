@@ -161,23 +161,38 @@ def restore_stdout(repo: Repository, id_prefix: str, out: BinaryIO, progress: Pr
 
 
 def restore_dir(repo: Repository, id_prefix: str, target: Path, paths: list[str] | None = None,
-                on_warning: Any = None, numeric_owner: bool = True) -> RestoreResult:
+                on_warning: Any = None, numeric_owner: bool = True, snapshot: str | None = None,
+                host_ids: bool = False) -> RestoreResult:
+    """The tree (or ``paths``) into ``target``. For an LXD instance or volume backup,
+    paths as the instance sees them (``/etc/hosts``; ``snapshot``: that snapshot's) land
+    below ``target`` with the instance's owners (the host's with ``host_ids``); raw
+    ``backup/...`` paths keep the stored layout."""
+    from dedupe.restore.instance_view import view_of
     from dedupe.restore.tree import restore_dir as restore_tree_dir
     b = get_backup(repo, id_prefix)
+    view = view_of(b.manifest.meta, paths, snapshot, host_ids)
     with locked(repo, "restore"):
-        return restore_tree_dir(repo, b.manifest, target, paths, on_warning, numeric_owner)
+        return restore_tree_dir(repo, b.manifest, target, paths, on_warning, numeric_owner, view,
+                                f"backup {b.id[:12]}")
 
 
-def ls(repo: Repository, id_prefix: str, paths: list[str] | None = None) -> list[Entry]:
+def ls(repo: Repository, id_prefix: str, paths: list[str] | None = None, snapshot: str | None = None,
+       host_ids: bool = False) -> list[Entry]:
+    """The entries (below ``paths``); an LXD backup as its instance sees it (``restore_dir``)."""
     from dedupe.restore import browse
+    from dedupe.restore.instance_view import view_of
     b = get_backup(repo, id_prefix)
-    return list(browse.ls(repo, b.manifest, paths))
+    view = view_of(b.manifest.meta, paths, snapshot, host_ids)
+    return list(browse.ls(repo, b.manifest, paths, view, f"backup {b.id[:12]}"))
 
 
-def diff(repo: Repository, old_id: str, new_id: str) -> list[Change]:
+def diff(repo: Repository, old_id: str, new_id: str, paths: list[str] | None = None, snapshot: str | None = None,
+         host_ids: bool = False) -> list[Change]:
     from dedupe.restore import browse
+    from dedupe.restore.instance_view import view_of
     a, b = get_backup(repo, old_id), get_backup(repo, new_id)
-    return browse.diff(repo, a.manifest, b.manifest)
+    views = (view_of(a.manifest.meta, paths, snapshot, host_ids), view_of(b.manifest.meta, paths, snapshot, host_ids))
+    return browse.diff(repo, a.manifest, b.manifest, paths, views, (f"backup {a.id[:12]}", f"backup {b.id[:12]}"))
 
 
 def run_check(repo: Repository, read_data: bool, progress: ProgressCallback | None = None,

@@ -60,27 +60,43 @@ def show(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | N
     c.out(j, text)
 
 
+snapshot_option = click.option(
+    "--snapshot", metavar="NAME", help="LXD backups: that snapshot's version of the instance paths.")
+host_ids_option = click.option(
+    "--numeric-host-ids", "host_ids", is_flag=True,
+    help="LXD backups: owners as the host's disk holds them (shifted), not as the instance sees them.")
+
+
 @click.command("ls")
 @click.argument("backup_id")
 @click.argument("paths", nargs=-1)
+@snapshot_option
+@host_ids_option
 @common
-def ls_cmd(backup_id: str, paths: tuple[str, ...], repo: str | None, as_json: bool | None,
-           quiet: bool | None) -> None:
-    """List the entries of a tar or directory backup (optionally below PATHS)."""
+def ls_cmd(backup_id: str, paths: tuple[str, ...], snapshot: str | None, host_ids: bool, repo: str | None,
+           as_json: bool | None, quiet: bool | None) -> None:
+    """List the entries of a tar or directory backup (optionally below PATHS). For an LXD
+    instance or volume backup, PATHS as the instance sees them (/etc/hosts), or raw
+    backup/... entry paths."""
     from dedupe.restore.browse import entry_json, entry_line
     c = _ctx(repo, as_json, quiet)
-    entries = api.ls(c.open(), backup_id, list(paths) or None)
+    entries = api.ls(c.open(), backup_id, list(paths) or None, snapshot, host_ids)
     c.out([entry_json(e) for e in entries], lambda: "\n".join(entry_line(e) for e in entries))
 
 
 @click.command("diff")
 @click.argument("old_id")
 @click.argument("new_id")
+@click.argument("paths", nargs=-1)
+@snapshot_option
+@host_ids_option
 @common
-def diff_cmd(old_id: str, new_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
-    """Paths added (+), removed (-) and changed (M) from OLD_ID to NEW_ID."""
+def diff_cmd(old_id: str, new_id: str, paths: tuple[str, ...], snapshot: str | None, host_ids: bool,
+             repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Paths added (+), removed (-) and changed (M) from OLD_ID to NEW_ID (optionally
+    below PATHS; LXD backups as for ls)."""
     c = _ctx(repo, as_json, quiet)
-    changes = api.diff(c.open(), old_id, new_id)
+    changes = api.diff(c.open(), old_id, new_id, list(paths) or None, snapshot, host_ids)
     mark = {"added": "+", "removed": "-", "changed": "M"}
 
     def line(ch: Any) -> str:

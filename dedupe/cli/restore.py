@@ -19,6 +19,10 @@ from dedupe.cli.common import warn_exit as _warn_exit
 @click.option("--to-dir", "to_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Restore the tree of a tar or directory backup into this directory.")
 @click.option("--path", "paths", multiple=True, metavar="P", help="With --to-dir: only this path (repeatable).")
+@click.option("--snapshot", metavar="NAME",
+              help="With --to-dir and an LXD backup: the paths as that snapshot holds them.")
+@click.option("--numeric-host-ids", "host_ids", is_flag=True,
+              help="With --to-dir and an LXD backup: owners as on the host's disk (shifted), not the instance's.")
 @click.option("--names", is_flag=True, help="With --to-dir: map owners by user/group name, not by number.")
 @click.option("--to-lxd", "to_lxd", is_flag=True, help="Restore into LXD (an instance, volume, image or record).")
 @click.option("--run", "run", metavar="RUN", help="With --to-lxd: everything from one backup run (id prefix).")
@@ -31,7 +35,7 @@ from dedupe.cli.common import warn_exit as _warn_exit
 @lxd_connection_options
 @common
 def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir: Path | None,
-            paths: tuple[str, ...], names: bool, to_lxd: bool, run: str | None, as_name: str | None,
+            paths: tuple[str, ...], snapshot: str | None, host_ids: bool, names: bool, to_lxd: bool, run: str | None, as_name: str | None,
             project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
             remote: str | None, cert: Path | None, key: Path | None, server_cert: Path | None,
             repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
@@ -43,6 +47,8 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
         raise click.UsageError("give exactly one of --to-file F, --stdout, --to-dir D or --to-lxd")
     if paths and not to_dir:
         raise click.UsageError("--path goes with --to-dir")
+    if (snapshot or host_ids) and not to_dir:
+        raise click.UsageError("--snapshot and --numeric-host-ids go with --to-dir")
     lxd_only = {"--run": run, "--as": as_name, "--project": project, "--pool": pool, "--force": force,
                 "--with-deps": with_deps, "--recover": recover, "--remote": remote}
     if not to_lxd and any(lxd_only.values()):
@@ -62,7 +68,8 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
     assert backup_id is not None
     if to_dir is not None:
         warnings: list[str] = []
-        res = api.restore_dir(r, backup_id, to_dir, list(paths) or None, warnings.append, not names)
+        res = api.restore_dir(r, backup_id, to_dir, list(paths) or None, warnings.append, not names, snapshot,
+                              host_ids)
         c.out({"restored": str(to_dir), "entries": res.restored, "skipped": res.skipped,
                "bytes": res.bytes_written, "warnings": warnings},
               lambda: f"restored {res.restored} entries ({human(res.bytes_written)}) to {to_dir} (verified)")

@@ -11,7 +11,8 @@ import blake3
 
 from dedupe.entries import Entry
 from dedupe.repository import Repository
-from dedupe.restore.tree import list_entries
+from dedupe.restore.instance_view import PathNotFound, View
+from dedupe.restore.tree import check_paths, list_entries
 from repo_format import manifest
 
 _TYPE_BITS = {"f": stat.S_IFREG, "d": stat.S_IFDIR, "l": stat.S_IFLNK, "h": stat.S_IFREG, "c": stat.S_IFCHR,
@@ -47,8 +48,13 @@ def entry_line(e: Entry) -> str:
     return f"{mode} {owner:<17} {size:>12} {when} {name}"
 
 
-def ls(repo: Repository, m: manifest.Manifest, paths: list[str] | None = None) -> Iterator[Entry]:
-    return iter(list_entries(repo, m, paths))
+def ls(repo: Repository, m: manifest.Manifest, paths: list[str] | None = None,
+       view: View | None = None, where: str = "the backup") -> Iterator[Entry]:
+    """The entries (below ``paths``); with a ``view``, as the LXD instance sees them.
+    A path that matches nothing is ``PathNotFound``."""
+    check_paths(repo, m, paths or [], view, where)
+    entries = list_entries(repo, m, paths, view)
+    return (view.present(e) for e in entries) if view is not None else iter(entries)
 
 
 @dataclass
@@ -71,15 +77,28 @@ def _fingerprint(e: Entry) -> dict[str, Any]:
             "sparse": e.sparse}
 
 
-def diff(repo: Repository, old: manifest.Manifest, new: manifest.Manifest) -> list[Change]:
+def diff(repo: Repository, old: manifest.Manifest, new: manifest.Manifest, paths: list[str] | None = None,
+         views: tuple[View | None, View | None] = (None, None), where: tuple[str, str] = ("old", "new")) -> list[Change]:
     """Paths added, removed and changed (with the fields that differ), in path order.
 
     Content is compared by chunk ids, so a tar and a directory backup of the same files
-    compare equal as long as the content chunks match."""
-    before = {e.path: (_fingerprint(e), e.size) for e in list_entries(repo, old)}
+    compare equal as long as the content chunks match. With ``paths``, only what is
+    below them; a path in neither backup is ``PathNotFound``. With views (LXD backups),
+    paths and owners as the instance sees them."""
+    if paths:
+        try:
+            check_paths(repo, old, paths, views[0], where[0])
+        except PathNotFound:
+            check_paths(repo, new, paths, views[1], f"{where[0]} or {where[1]}")
+
+    def listed(m: manifest.Manifest, view: View | None) -> Iterator[Entry]:
+        entries = list_entries(repo, m, paths, view)
+        return (view.present(e) for e in entries) if view is not None else iter(entries)
+
+    before = {e.path: (_fingerprint(e), e.size) for e in listed(old, views[0])}
     changes = []
     seen = set()
-    for e in list_entries(repo, new):
+    for e in listed(new, views[1]):
         seen.add(e.path)
         fp = _fingerprint(e)
         prev = before.get(e.path)

@@ -10,11 +10,13 @@ the next entry, so the reader never falls out of step.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from dedupe.entries import Entry
 from dedupe.repository import Repository
 from dedupe.read import WrongBackupKind, iter_items, read_chunks
+from dedupe.restore import instance_view
+from dedupe.restore.instance_view import Matcher, View
 from dedupe.sinks.directory import RestoreResult, Warn, restore_tree
 from dedupe.sinks.pax_writer import write_pax
 from repo_format import items, manifest
@@ -41,13 +43,33 @@ def entries_of(repo: Repository, m: manifest.Manifest) -> Iterator[tuple[Entry, 
             yield Entry.from_item(items.entry_of(item)), items.member_data_prefix(item)
 
 
-def iter_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None = None) -> Iterator[tuple[Entry, Any]]:
-    """Each selected entry with a data source yielding its content (FORMAT.md section 9)."""
-    wanted = (e for e, _ in entries_of(repo, m) if selected(e.path, paths))
+def _noted(repo: Repository, m: manifest.Manifest, view: View | None) -> Iterator[tuple[Entry, int]]:
+    for e, prefix in entries_of(repo, m):
+        if view is not None:
+            view.note(e)
+        yield e, prefix
+
+
+def _selector(paths: list[str] | None, view: View | None) -> Callable[[str], bool]:
+    if view is None or not paths:
+        return lambda path: selected(path, paths)
+    wanted = [view.to_entry(p) for p in paths]
+    return lambda path: instance_view.selected(path, wanted)
+
+
+def iter_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None = None,
+                 view: View | None = None) -> Iterator[tuple[Entry, Any]]:
+    """Each selected entry with a data source yielding its content (FORMAT.md section 9).
+    With a ``view`` (an LXD backup), ``paths`` are in its terms and owners are mapped;
+    the entries keep their stored paths."""
+    chosen = _selector(paths, view)
+    wanted = (e for e, _ in entries_of(repo, m) if chosen(e.path))
     chunks = read_chunks(repo, (ref for e in wanted for ref in e.chunks))
-    for entry, prefix in entries_of(repo, m):
-        if not selected(entry.path, paths):
+    for entry, prefix in _noted(repo, m, view):
+        if not chosen(entry.path):
             continue
+        if view is not None:
+            entry = view.owners(entry)
         state = {"left": len(entry.chunks)}
 
         def data(entry: Entry = entry, prefix: int = prefix, state: dict[str, int] = state) -> Iterator[bytes]:
@@ -69,9 +91,37 @@ def iter_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None
 
 
 def restore_dir(repo: Repository, m: manifest.Manifest, target: Path, paths: list[str] | None = None,
-                on_warning: Warn | None = None, numeric_owner: bool = True) -> RestoreResult:
-    return restore_tree(target, iter_entries(repo, m, paths), paths=paths, on_warning=on_warning,
-                        numeric_owner=numeric_owner)
+                on_warning: Warn | None = None, numeric_owner: bool = True, view: View | None = None,
+                where: str = "the backup") -> RestoreResult:
+    """Restore the tree (or ``paths``) into ``target``. A path that matches nothing is
+    ``PathNotFound``, found by a pass over the entries before anything is written.
+    With a ``view`` whose root is chosen, the paths below that root land in ``target``."""
+    if paths or (view is not None and view.root is not None):
+        check_paths(repo, m, paths or [], view, where)
+    if view is None and paths:  # a leading / names the tree's root; "/" or "." all of it
+        paths = [p.strip("/") for p in paths]
+        paths = None if any(p in ("", ".") for p in paths) else paths
+    entries = iter_entries(repo, m, paths, view)
+    sink_paths = paths
+    if view is not None and view.root is not None:
+        entries = ((view.for_restore(e), d) for e, d in entries)
+        rel = [view.relative(view.to_entry(p)) for p in paths or [""]]
+        sink_paths = None if "" in rel else rel
+    return restore_tree(target, entries, paths=sink_paths, on_warning=on_warning, numeric_owner=numeric_owner)
+
+
+def check_paths(repo: Repository, m: manifest.Manifest, paths: list[str], view: View | None,
+                where: str = "the backup") -> None:
+    """``PathNotFound`` naming each path that matches no entry, with its nearest existing parent."""
+    wanted = [view.to_entry(p) for p in paths] if view is not None else [p.strip("/") for p in paths]
+    if view is not None and view.root is not None and not paths:
+        wanted, paths = [view.root], ["/"]
+    if not wanted:
+        return
+    matcher = Matcher(wanted, view)
+    for e, _ in entries_of(repo, m):
+        matcher.see(e.path)
+    matcher.check(paths, where)
 
 
 def write_tree_tar(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup_id: str = "",
@@ -80,5 +130,10 @@ def write_tree_tar(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup
     return write_pax(out, ((e, d) for e, d in iter_entries(repo, m) if e.path not in ("", ".")))
 
 
-def list_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None = None) -> Iterable[Entry]:
-    return (e for e, _ in entries_of(repo, m) if selected(e.path, paths))
+def list_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None = None,
+                 view: View | None = None) -> Iterable[Entry]:
+    """The selected entries' metadata; with a ``view``, owners mapped (paths as stored)."""
+    chosen = _selector(paths, view)
+    for e, _ in _noted(repo, m, view):
+        if chosen(e.path):
+            yield view.owners(e) if view is not None else e

@@ -135,6 +135,21 @@ def test_restore_selected_paths(dedupe: RunCli, tree: Path, tmp_path: Path) -> N
     assert not (out / "small.txt").exists() and not (out / "dir" / "big.bin").exists()
 
 
+def test_a_path_that_matches_nothing_is_an_error(dedupe: RunCli, tree: Path, tmp_path: Path) -> None:
+    dedupe("init")
+    dedupe("backup", "dir", "d", str(tree))
+    bid = ids(dedupe)[0]
+    out = tmp_path / "out"
+    assert_clean_error(dedupe("restore", bid, "--to-dir", str(out), "--path", "dir/sub/nothere", check=False),
+                       33, "dir/sub/nothere", "nearest existing parent: dir/sub")
+    assert not out.exists() or not any(out.iterdir())
+    assert_clean_error(dedupe("ls", bid, "nothere", check=False), 33, "nothere", "parent: .")
+    assert_clean_error(dedupe("diff", bid, bid, "dir/x", check=False), 33, "dir/x", "parent: dir")
+    dedupe("restore", bid, "--to-dir", str(out), "--path", "/dir/sub")  # a leading / is the tree's root
+    assert (out / "dir" / "sub" / "ünïcödé ✓").read_text() == "unicode"
+    assert_clean_error(dedupe("ls", bid, "x", "--snapshot", "s", check=False), 34, "--snapshot")
+
+
 def test_unchanged_tree_is_not_read_again_and_changes_are_found(dedupe: RunCli, tree: Path) -> None:
     dedupe("init")
     dedupe("backup", "dir", "d", str(tree))

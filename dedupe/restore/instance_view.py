@@ -1,0 +1,295 @@
+"""LXD instance and volume backups as the instance sees them: paths and owners.
+
+An LXD backup (``meta["lxd"]`` kind ``instance`` or ``volume``; a tar of LXD's export,
+or a directory-tree backup with the same entry paths) keeps the instance's root file
+system under ``backup/container/rootfs`` (a snapshot's under
+``backup/snapshots/<name>/rootfs``; a volume's under ``backup/volume`` and
+``backup/volume-snapshots/<name>``). Users name files as the instance does
+(``/etc/nginx/nginx.conf``); this module maps those names to entry paths and back.
+
+Owners: LXD 5.0.2 exports an unprivileged container's files with the ids they have on
+disk, shifted by the instance's idmap (``/root`` of container root is 100000 in the
+tar); a direct read may store them unshifted. Each root (the rootfs, each snapshot's)
+is judged by its own top directory, owned by the instance's root: at the idmap's host
+id of 0 the root is shifted and its ids are mapped back (host id ``Hostid + k`` is
+instance id ``Nsid + k``); at 0 it is stored unshifted already. ``host_ids=True``
+gives the ids as the host's disk holds them instead (shifting unshifted roots).
+
+Only entry paths and ``meta["lxd"]`` are used, never tar specifics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from dedupe.entries import Entry
+from dedupe.errors import DedupeError
+
+T = TypeVar("T")
+
+
+class PathNotFound(DedupeError):
+    """A path given to ``ls``, ``diff`` or ``restore --path`` matches no entry."""
+
+    exit_code = 33
+
+
+class UnknownSnapshot(DedupeError):
+    """``--snapshot NAME`` names no snapshot of that backup."""
+
+    exit_code = 34
+
+
+IdRange = tuple[int, int, int]  # (host id, instance id, count)
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """One LXD idmap (``volatile.last_state.idmap``): uid and gid ranges."""
+
+    uids: tuple[IdRange, ...] = ()
+    gids: tuple[IdRange, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | None) -> IdMap:
+        uids: list[IdRange] = []
+        gids: list[IdRange] = []
+        try:
+            ranges = json.loads(text or "[]") or []
+        except ValueError:
+            ranges = []
+        for r in ranges:
+            if not isinstance(r, dict):
+                continue
+            one = (int(r.get("Hostid", 0)), int(r.get("Nsid", 0)), int(r.get("Maprange", 0)))
+            if r.get("Isuid"):
+                uids.append(one)
+            if r.get("Isgid"):
+                gids.append(one)
+        return cls(tuple(uids), tuple(gids))
+
+    def __bool__(self) -> bool:
+        return bool(self.uids or self.gids)
+
+    @staticmethod
+    def _to_ns(ranges: tuple[IdRange, ...], i: int) -> int:
+        for host, ns, n in ranges:
+            if host <= i < host + n:
+                return ns + i - host
+        return i  # outside the map (the instance sees it as the overflow id): left as stored
+
+    @staticmethod
+    def _to_host(ranges: tuple[IdRange, ...], i: int) -> int:
+        for host, ns, n in ranges:
+            if ns <= i < ns + n:
+                return host + i - ns
+        return i
+
+    def host_root(self) -> tuple[int, int]:
+        return self._to_host(self.uids, 0), self._to_host(self.gids, 0)
+
+    def unshift(self, e: Entry) -> Entry:
+        uid, gid = self._to_ns(self.uids, e.uid), self._to_ns(self.gids, e.gid)
+        return e if (uid, gid) == (e.uid, e.gid) else e.replace(uid=uid, gid=gid, uname="", gname="")
+
+    def shift(self, e: Entry) -> Entry:
+        uid, gid = self._to_host(self.uids, e.uid), self._to_host(self.gids, e.gid)
+        return e if (uid, gid) == (e.uid, e.gid) else e.replace(uid=uid, gid=gid, uname="", gname="")
+
+
+def _lxd_meta(meta: dict[str, Any]) -> dict[str, Any] | None:
+    lxd = meta.get("lxd")
+    if isinstance(lxd, dict) and lxd.get("kind") in ("instance", "volume"):
+        return lxd
+    return None
+
+
+def is_lxd_tree(meta: dict[str, Any]) -> bool:
+    return _lxd_meta(meta) is not None
+
+
+@dataclass
+class View:
+    """How one LXD backup's entries are shown: which root, and the owners' mapping.
+
+    ``root`` is the entry path of the chosen root (``backup/container/rootfs``), or
+    None for the raw entry paths. ``idmap`` is what the backup's record says."""
+
+    kind: str
+    root: str | None
+    idmap: IdMap
+    host_ids: bool
+    snapshots: list[str]
+    _shifted: dict[str, bool] = field(default_factory=dict)
+
+    # --- paths -------------------------------------------------------------------------
+
+    def base(self, snapshot: str | None) -> str:
+        if self.kind == "volume":
+            return f"backup/volume-snapshots/{snapshot}" if snapshot else "backup/volume"
+        return f"backup/snapshots/{snapshot}/rootfs" if snapshot else "backup/container/rootfs"
+
+    def to_entry(self, path: str) -> str:
+        """A user's path as an entry path: raw paths (``backup/...``) stay as they are."""
+        if self.root is None:
+            return path.strip("/")
+        rel = "/".join(p for p in path.split("/") if p not in ("", "."))
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def shown(self, entry_path: str) -> str:
+        """An entry path as the user sees it (``/etc/x`` below the root)."""
+        if self.root is None:
+            return entry_path
+        if entry_path == self.root:
+            return "/"
+        return "/" + entry_path[len(self.root) + 1:] if entry_path.startswith(self.root + "/") else entry_path
+
+    def shown_link(self, e: Entry) -> str:
+        """A hard link's target in the same terms as its path (symlinks are verbatim)."""
+        return self.shown(e.link) if e.type == "h" and self.root is not None else e.link
+
+    def relative(self, entry_path: str) -> str:
+        """The entry path below the root, for a restore into a directory ("" is the root)."""
+        if self.root is None:
+            return entry_path
+        if entry_path == self.root:
+            return ""
+        return entry_path[len(self.root) + 1:]
+
+    # --- owners ------------------------------------------------------------------------
+
+    def _root_of(self, path: str) -> str | None:
+        parts = path.split("/")
+        if self.kind == "volume":
+            if parts[:2] == ["backup", "volume"]:
+                return "backup/volume"
+            if parts[:2] == ["backup", "volume-snapshots"] and len(parts) >= 3:
+                return "/".join(parts[:3])
+            return None
+        if parts[:3] == ["backup", "container", "rootfs"]:
+            return "backup/container/rootfs"
+        if parts[:2] == ["backup", "snapshots"] and len(parts) >= 4 and parts[3] == "rootfs":
+            return "/".join(parts[:4])
+        return None
+
+    def note(self, e: Entry) -> None:
+        """Judge a root by its own directory (it comes before what it holds)."""
+        if self.idmap and e.type == "d" and self._root_of(e.path) == e.path:
+            self._shifted[e.path] = (e.uid, e.gid) == self.idmap.host_root() != (0, 0)
+
+    def owners(self, e: Entry) -> Entry:
+        """The entry with the instance's own ids (or the host's, with ``host_ids``)."""
+        if not self.idmap:
+            return e
+        root = self._root_of(e.path)
+        if root is None:
+            return e
+        shifted = self._shifted.get(root)
+        if shifted is None:  # no directory of its own seen (a partial tree): judge by this entry
+            host = self.idmap.host_root()
+            shifted = host != (0, 0) and e.uid >= host[0]
+        if self.host_ids:
+            return e if shifted else self.idmap.shift(e)
+        return self.idmap.unshift(e) if shifted else e
+
+    def present(self, e: Entry) -> Entry:
+        """Owners mapped; path and hard-link target as shown."""
+        e = self.owners(e)
+        if self.root is None:
+            return e
+        return e.replace(path=self.shown(e.path), link=self.shown_link(e))
+
+    def for_restore(self, e: Entry) -> Entry:
+        """Owners mapped and the path made relative to the root (the restore directory)."""
+        e = self.owners(e)
+        if self.root is None:
+            return e
+        link = self.relative(e.link) if e.type == "h" and e.link.startswith(self.root + "/") else e.link
+        return e.replace(path=self.relative(e.path), link=link)
+
+
+def view_of(meta: dict[str, Any], paths: Iterable[str] | None = None, snapshot: str | None = None,
+            host_ids: bool = False) -> View | None:
+    """The view of a backup with ``meta``, or None when it is no LXD instance or volume
+    backup. Paths as the instance sees them (``/etc``, ``etc``) choose the root;
+    ``backup/...`` paths (the raw entry paths), or none and no snapshot, keep the raw
+    paths (owners are still mapped)."""
+    lxd = _lxd_meta(meta)
+    if lxd is None:
+        if snapshot:
+            raise UnknownSnapshot("--snapshot goes with LXD instance and volume backups only")
+        return None
+    record = lxd.get("record") if isinstance(lxd.get("record"), dict) else {}
+    config = record.get("config") or {}
+    idmap = IdMap.parse(config.get("volatile.last_state.idmap") or config.get("volatile.idmap.last")
+                        or config.get("volatile.idmap.current"))
+    snapshots = [str(s) for s in lxd.get("snapshots") or []]
+    view = View(str(lxd["kind"]), None, idmap, host_ids, snapshots)
+    if snapshot is not None and snapshot not in snapshots:
+        known = ", ".join(snapshots) or "none"
+        raise UnknownSnapshot(f"backup has no snapshot {snapshot!r} (its snapshots: {known})")
+    paths = list(paths or [])
+    raw = [p for p in paths if is_raw(p)]
+    if raw and len(raw) != len(paths):
+        raise PathNotFound("give either paths as the instance sees them (/etc/...) or raw entry paths "
+                           f"(backup/...), not both: {', '.join(paths)}")
+    if (paths and not raw) or (not paths and snapshot):
+        view.root = view.base(snapshot)
+    elif raw and snapshot:
+        raise UnknownSnapshot("--snapshot goes with paths as the instance sees them, not raw backup/... paths")
+    return view
+
+
+def is_raw(path: str) -> bool:
+    """``backup/...``: an entry path as stored (a leading / makes it the instance's own)."""
+    return not path.startswith("/") and (path.rstrip("/") == "backup" or path.startswith("backup/"))
+
+
+def selected(path: str, wanted: list[str]) -> bool:
+    return any(path == w or path.startswith(w + "/") or w == "" for w in wanted)
+
+
+class Matcher:
+    """Tracks which requested entry paths matched something, and for those that did not
+    the nearest entry above them (for the error)."""
+
+    def __init__(self, wanted: list[str], view: View | None) -> None:
+        self.wanted = wanted
+        self.view = view
+        self.found: set[str] = set()
+        self.nearest: dict[str, str] = {}
+
+    def see(self, path: str) -> bool:
+        hit = False
+        for w in self.wanted:
+            if path == w or path.startswith(w + "/") or w == "":
+                self.found.add(w)
+                hit = True
+            elif (w.startswith(path + "/") or path == "") and len(path) >= len(self.nearest.get(w, "")):
+                self.nearest[w] = path
+        return hit
+
+    def check(self, given: list[str], where: str) -> None:
+        missing = [(g, w) for g, w in zip(given, self.wanted) if w not in self.found]
+        if not missing:
+            return
+        parts = []
+        for g, w in missing:
+            near = self.nearest.get(w, "")
+            shown = (self.view.shown(near) if self.view is not None else near) or "."
+            parts.append(f"{g!r} (nearest existing parent: {shown})")
+        hint = ""
+        if self.view is not None and self.view.root is None and any(not is_raw(g) for g, _ in missing):
+            hint = "; paths as the instance sees them start with / (e.g. /etc/hosts)"
+        elif self.view is None and any(g.startswith("/") for g, _ in missing):
+            hint = "; entry paths are relative (no leading /)"
+        raise PathNotFound(f"no such path in {where}: {'; '.join(parts)}{hint}")
+
+
+def filtered(entries: Iterator[tuple[Entry, T]], wanted: list[str] | None) -> Iterator[tuple[Entry, T]]:
+    for e, x in entries:
+        if not wanted or selected(e.path, wanted):
+            yield e, x
