@@ -25,30 +25,49 @@ from dedupe.cli.common import warn_exit as _warn_exit
               help="With --to-dir and an LXD backup: owners as on the host's disk (shifted), not the instance's.")
 @click.option("--names", is_flag=True, help="With --to-dir: map owners by user/group name, not by number.")
 @click.option("--to-lxd", "to_lxd", is_flag=True, help="Restore into LXD (an instance, volume, image or record).")
+@click.option("--to-instance", "to_instance", metavar="NAME",
+              help="Write the --path files into this LXD instance (running or stopped) through LXD's file API.")
+@click.option("--target", metavar="DIR", help="With --to-instance: put the files inside this directory.")
 @click.option("--run", "run", metavar="RUN", help="With --to-lxd: everything from one backup run (id prefix).")
 @click.option("--as", "as_name", metavar="NAME", help="With --to-lxd: restore under this name.")
-@click.option("--project", metavar="P", help="With --to-lxd: into this LXD project.")
+@click.option("--project", metavar="P", help="With --to-lxd or --to-instance: into this LXD project.")
 @click.option("--pool", metavar="P", help="With --to-lxd: into this storage pool.")
-@click.option("--force", is_flag=True, help="With --to-lxd: replace what exists under that name.")
+@click.option("--force", is_flag=True,
+              help="With --to-lxd: replace what exists under that name; with --to-instance: existing files.")
 @click.option("--with-deps", is_flag=True, help="With --to-lxd: recreate missing profiles, networks, projects first.")
 @click.option("--recover", is_flag=True, help="With --to-lxd: lay the files out in the pool and run LXD's recovery.")
 @lxd_connection_options
 @common
 def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir: Path | None,
-            paths: tuple[str, ...], snapshot: str | None, host_ids: bool, names: bool, to_lxd: bool, run: str | None, as_name: str | None,
+            paths: tuple[str, ...], snapshot: str | None, host_ids: bool, names: bool, to_lxd: bool,
+            to_instance: str | None, target: str | None, run: str | None, as_name: str | None,
             project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
             remote: str | None, cert: Path | None, key: Path | None, server_cert: Path | None,
             repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Restore a backup: the original bytes (stream, tar; a PAX tar of a directory
-    backup) with --to-file or --stdout, the tree with --to-dir, or the object inside
-    LXD with --to-lxd. Everything is verified."""
-    targets = [t for t in (to_file, to_stdout or None, to_dir, to_lxd or None) if t]
+    backup) with --to-file or --stdout, the tree with --to-dir, the object inside
+    LXD with --to-lxd, or chosen files into an instance with --to-instance. Everything
+    is verified."""
+    targets = [t for t in (to_file, to_stdout or None, to_dir, to_lxd or None, to_instance) if t]
     if len(targets) != 1:
-        raise click.UsageError("give exactly one of --to-file F, --stdout, --to-dir D or --to-lxd")
-    if paths and not to_dir:
-        raise click.UsageError("--path goes with --to-dir")
-    if (snapshot or host_ids) and not to_dir:
-        raise click.UsageError("--snapshot and --numeric-host-ids go with --to-dir")
+        raise click.UsageError("give exactly one of --to-file F, --stdout, --to-dir D, --to-lxd or --to-instance NAME")
+    if paths and not (to_dir or to_instance):
+        raise click.UsageError("--path goes with --to-dir or --to-instance")
+    if (snapshot or host_ids) and not (to_dir or to_instance):
+        raise click.UsageError("--snapshot and --numeric-host-ids go with --to-dir (or --to-instance)")
+    if target and not to_instance:
+        raise click.UsageError("--target goes with --to-instance")
+    if to_instance:
+        if not paths or backup_id is None:
+            raise click.UsageError("--to-instance needs a backup ID and at least one --path")
+        if host_ids or run or as_name or pool or with_deps or recover:
+            raise click.UsageError("--to-instance takes --path, --target, --snapshot, --project, --force")
+        c = _ctx(repo, as_json, quiet)
+        from dedupe.lxd.cli import restore_to_instance
+        restore_to_instance(c, c.open(), backup_id=backup_id, instance=to_instance, paths=list(paths),
+                            target=target, force=force, snapshot=snapshot, project=project,
+                            connection=LXDConnection(remote, cert, key, server_cert))
+        return
     lxd_only = {"--run": run, "--as": as_name, "--project": project, "--pool": pool, "--force": force,
                 "--with-deps": with_deps, "--recover": recover, "--remote": remote}
     if not to_lxd and any(lxd_only.values()):

@@ -155,3 +155,17 @@ def restore_to_lxd(c: Context, repo: Repository, *, backup_id: str | None, run: 
         whole_run.raise_for_failures()
     if recover:
         warn_exit(c, [w for o in objects for w in o.warnings], "restore")
+
+
+def restore_to_instance(c: Context, repo: Repository, *, backup_id: str, instance: str, paths: list[str],
+                        target: str | None, force: bool, snapshot: str | None, project: str | None,
+                        connection: LXDConnection) -> None:
+    """The ``--to-instance`` branch of ``dedupe restore``."""
+    from dedupe.lxd.restore_files import restore_to_instance as write_files
+    info = api.get_backup(repo, backup_id)
+    with connect(connection) as client:
+        res = write_files(repo, client, info, instance, paths, target=target, force=force, snapshot=snapshot,
+                          project=project)
+    c.out(res.to_json(), lambda: f"wrote {res.written} entries ({human(res.bytes)}) into instance {instance}"
+          + (f", replacing {res.replaced}" if res.replaced else "") + " (verified)")
+    warn_exit(c, res.warnings, "restore")

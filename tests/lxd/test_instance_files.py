@@ -117,3 +117,47 @@ def test_a_path_that_matches_nothing_is_an_error(lxd_project: Any, dedupe: RunCl
     assert_clean_error(dedupe("ls", bid, "backup/container/rootfs/nothere", check=False), 33,
                        "backup/container/rootfs/nothere", "parent: backup/container/rootfs")
     assert_clean_error(dedupe("diff", bid, bid, "/srv/gone", check=False), 33, "/srv/gone", "parent: /")
+
+
+def stat_in(p: Any, c: str, path: str) -> str:
+    return p.lxc("exec", c, "--", "stat", "-c", "%u:%g:%a:%s:%F", path).stdout.strip()
+
+
+def test_to_instance_writes_files_into_a_running_container(lxd_project: Any, dedupe: RunCli) -> None:
+    p = lxd_project
+    c = p.container(snapshot="snap0")
+    dedupe("init")
+    bid = backup_id(dedupe, p, c)
+    p.lxc("exec", c, "--", "sh", "-c", "echo broken > /root/hello && rm -r /root/tree")
+
+    # an existing file is refused, nothing written
+    r = dedupe("restore", bid, "--to-instance", c, "--project", p.name, "--path", "/root/hello",
+               "--path", "/root/tree", check=False)
+    assert_clean_error(r, 60, "/root/hello", "--force")
+    assert p.lxc("exec", c, "--", "test", "-e", "/root/tree", check=False).returncode == 1
+
+    r = dedupe("restore", bid, "--to-instance", c, "--project", p.name, "--path", "/root/hello",
+               "--path", "/root/tree", "--force", "--json", check=False)
+    assert r.returncode == 3, r.stderr  # the fifo and the device nodes: warnings
+    out = json.loads(r.stdout)
+    assert out["replaced"] == 1
+    assert sorted(w.split(":")[0] for w in out["warnings"]) == [
+        "/root/tree/fifo", "/root/tree/loop0", "/root/tree/null", "/root/tree/setuid", "/root/tree/sticky"]
+    assert p.lxc("exec", c, "--", "cat", "/root/hello").stdout == "hello\n"
+    assert stat_in(p, c, "/root/tree/file.txt") == "1000:2000:640:6:regular file"
+    assert stat_in(p, c, "/root/tree/setuid").split(":")[2] == "755"  # LXD drops the setuid bit (a warning)
+    assert p.lxc("exec", c, "--", "readlink", "/root/tree/link-rel").stdout.strip() == "file.txt"
+    assert p.lxc("exec", c, "--", "cat", "/root/tree/hard").stdout == "hello\n"
+    assert p.lxc("exec", c, "--", "md5sum", "/root/tree/random.bin").stdout.split()[0] == \
+        __import__("hashlib").md5((p.rootfs(c) / "root/tree/random.bin").read_bytes()).hexdigest()
+
+    # a snapshot's version elsewhere in the instance, and a stopped instance
+    p.client.stop(c, force=True)
+    dedupe("restore", bid, "--to-instance", c, "--project", p.name, "--path", "/root/hello", "--snapshot", "snap0",
+           "--target", "/root/from-snap")
+    p.client.start(c)
+    assert p.lxc("exec", c, "--", "cat", "/root/from-snap/hello").stdout == "hello\n"
+    assert stat_in(p, c, "/root/from-snap/hello").startswith("0:0:644")
+
+    assert_clean_error(dedupe("restore", bid, "--to-instance", c, "--project", p.name, "--path", "/nope/x",
+                              check=False), 33, "/nope/x", "parent: /")

@@ -23,12 +23,13 @@ from dedupe.lxd.api.backups import Backups
 from dedupe.lxd.api.config_writes import ConfigWrites
 from dedupe.lxd.api.connect import DEFAULT_TIMEOUT, connect_https, connect_socket, find_socket
 from dedupe.lxd.api.database import Database
+from dedupe.lxd.api.files import Files
 from dedupe.lxd.api.images import Images
 from dedupe.lxd.api.imports import Imports
 from dedupe.lxd.api.lifecycle import Lifecycle
 
 
-class LXDClient(Backups, Imports, Images, ConfigWrites, Lifecycle, Database):
+class LXDClient(Backups, Imports, Images, ConfigWrites, Lifecycle, Database, Files):
     """One connection to one LXD server; see the module docstring."""
 
     @classmethod
