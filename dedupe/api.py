@@ -195,6 +195,14 @@ def diff(repo: Repository, old_id: str, new_id: str, paths: list[str] | None = N
     return browse.diff(repo, a.manifest, b.manifest, paths, views, (f"backup {a.id[:12]}", f"backup {b.id[:12]}"))
 
 
+def mount(repo: Repository, mountpoint: Path, foreground: bool = True, debug: bool = False,
+          on_ready: Callable[[], None] | None = None) -> None:
+    """Serve the repository read-only through FUSE at ``mountpoint`` until unmounted;
+    ``on_ready`` is called once it is mounted."""
+    from dedupe.mount.fs import mount as fuse_mount
+    fuse_mount(repo, mountpoint, foreground=foreground, debug=debug, on_ready=on_ready)
+
+
 def run_check(repo: Repository, read_data: bool, progress: ProgressCallback | None = None,
               subset: DataSubset | None = None) -> CheckReport:
     """``subset``: with ``read_data``, read only the packs it chooses."""

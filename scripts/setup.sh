@@ -17,6 +17,12 @@ if [ ! -x .venv/bin/python ]; then
     fi
   fi
 fi
+# `dedupe mount` needs FUSE: the kernel module, fusermount3 and libfuse 3 (mfusepy loads it)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v fusermount3 >/dev/null; then
+  (apt-get install -y -q fuse3 libfuse3-dev || { apt-get update -q && apt-get install -y -q fuse3 libfuse3-dev; }) \
+    || echo "setup: could not install fuse3 (dedupe mount needs it)" >&2
+fi
+if [ "$(id -u)" = 0 ] && [ ! -e /dev/fuse ]; then modprobe fuse 2>/dev/null || true; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,ui]'
 # an editable install compiles nothing, and with PYTHONDONTWRITEBYTECODE set (as on some

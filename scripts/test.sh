@@ -8,10 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian packages of the programs the tests run (tests/dedupe_testing.py TOOL_PACKAGES):
-# acl for setfacl/getfacl; tar, mount and util-linux (unshare) are in every Debian;
-# chromium for the web UI's browser tests (tests/browser: Playwright drives the system
-# browser; Playwright's own browser download is never used).
-TEST_PACKAGES=(acl tar mount util-linux chromium)
+# acl for setfacl/getfacl; fuse3 for the mount tests (fusermount3); tar, mount and
+# util-linux (unshare) are in every Debian; chromium for the web UI's browser tests
+# (tests/browser: Playwright drives the system browser; Playwright's own browser download
+# is never used).
+TEST_PACKAGES=(acl tar mount util-linux fuse3 chromium)
 scripts/setup.sh
 if [ "$(id -u)" = 0 ]; then
   # shellcheck source=lib/apt.sh

@@ -70,9 +70,9 @@ def main(ctx: click.Context, repo: str | None, as_json: bool, quiet: bool) -> No
 
 def _register_commands() -> None:
     """Every family's commands under ``main`` (and ``backup lxd`` under ``backup``)."""
-    from dedupe.cli import backup, browse, copy, maintenance, repo, restore, ui
+    from dedupe.cli import backup, browse, copy, maintenance, mount, repo, restore, ui
     from dedupe.lxd import cli as lxd_cli
-    for family in (repo, backup, browse, restore, maintenance, copy, ui):
+    for family in (repo, backup, browse, restore, mount, maintenance, copy, ui):
         for command in family.COMMANDS:
             main.add_command(command)
     for command in lxd_cli.BACKUP_COMMANDS:
