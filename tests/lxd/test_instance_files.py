@@ -161,3 +161,27 @@ def test_to_instance_writes_files_into_a_running_container(lxd_project: Any, ded
 
     assert_clean_error(dedupe("restore", bid, "--to-instance", c, "--project", p.name, "--path", "/nope/x",
                               check=False), 33, "/nope/x", "parent: /")
+
+
+def test_mount_shows_the_instance_root_and_its_snapshots(lxd_project: Any, dedupe: RunCli, repo_path: Path,
+                                                         tmp_path: Path) -> None:
+    from mount.conftest import mounted
+    p = lxd_project
+    c = p.container(snapshot="snap0")
+    p.lxc("exec", c, "--", "sh", "-c", "echo changed > /root/hello")
+    dedupe("init")
+    bid = backup_id(dedupe, p, c)
+    mp = tmp_path / "mnt"
+    with mounted(repo_path, mp):
+        root = mp / "by-id" / bid[:12]
+        assert sorted(os.listdir(root)) == ["rootfs", "snapshots"]
+        assert (root / "rootfs/root/hello").read_bytes() == b"changed\n"
+        assert (root / "snapshots/snap0/root/hello").read_bytes() == b"hello\n"
+        st = (root / "rootfs/root/tree/file.txt").stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1000, 2000, 0o640)
+        assert (root / "rootfs/root").stat().st_uid == 0  # 100000 on the host's disk
+        assert (root / "rootfs/root/tree/random.bin").read_bytes() == \
+            (p.rootfs(c) / "root/tree/random.bin").read_bytes()
+        assert os.readlink(root / "rootfs/root/tree/link-abs-dangling") == "/nonexistent/target"
+        latest = mp / "by-group" / "lxd" / p.name / "instance" / c / "latest"
+        assert (latest / "rootfs/root/hello").read_bytes() == b"changed\n"

@@ -25,7 +25,7 @@ def require_fuse() -> None:
 
 
 @contextlib.contextmanager
-def mounted(repo: Path, mountpoint: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+def mounted(repo: Path | str, mountpoint: Path, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
     """``dedupe mount MOUNTPOINT`` until the block ends, then Ctrl-C (SIGINT): the
     process must end by itself with exit 0 and leave no mount behind."""
     require_fuse()
