@@ -11,8 +11,8 @@ import blake3
 
 from dedupe.entries import Entry
 from dedupe.repository import Repository
-from dedupe.restore.instance_view import PathNotFound, View
-from dedupe.restore.tree import check_paths, list_entries
+from dedupe.restore.instance_view import View
+from dedupe.restore.tree import check_paths, list_entries, match_paths
 from repo_format import manifest
 
 _TYPE_BITS = {"f": stat.S_IFREG, "d": stat.S_IFDIR, "l": stat.S_IFLNK, "h": stat.S_IFREG, "c": stat.S_IFCHR,
@@ -85,11 +85,10 @@ def diff(repo: Repository, old: manifest.Manifest, new: manifest.Manifest, paths
     compare equal as long as the content chunks match. With ``paths``, only what is
     below them; a path in neither backup is ``PathNotFound``. With views (LXD backups),
     paths and owners as the instance sees them."""
-    if paths:
-        try:
-            check_paths(repo, old, paths, views[0], where[0])
-        except PathNotFound:
-            check_paths(repo, new, paths, views[1], f"{where[0]} or {where[1]}")
+    if paths:  # each path must be in one of the two
+        before, after = match_paths(repo, old, paths, views[0]), match_paths(repo, new, paths, views[1])
+        if before is not None and after is not None:
+            after.check(f"{where[0]} or {where[1]}", before.found_given())
 
     def listed(m: manifest.Manifest, view: View | None) -> Iterator[Entry]:
         entries = list_entries(repo, m, paths, view)

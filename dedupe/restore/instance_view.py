@@ -21,14 +21,13 @@ Only entry paths and ``meta["lxd"]`` are used, never tar specifics.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from dedupe.entries import Entry
 from dedupe.errors import DedupeError
 
-T = TypeVar("T")
 
 
 class PathNotFound(DedupeError):
@@ -253,27 +252,30 @@ def selected(path: str, wanted: list[str]) -> bool:
 
 
 class Matcher:
-    """Tracks which requested entry paths matched something, and for those that did not
-    the nearest entry above them (for the error)."""
+    """Tracks which requested paths (``given``, as entry paths ``wanted``) matched
+    something, and for those that did not the nearest entry above them (for the error)."""
 
-    def __init__(self, wanted: list[str], view: View | None) -> None:
+    def __init__(self, given: list[str], wanted: list[str], view: View | None) -> None:
+        self.given = given
         self.wanted = wanted
         self.view = view
         self.found: set[str] = set()
         self.nearest: dict[str, str] = {}
 
-    def see(self, path: str) -> bool:
-        hit = False
+    def see(self, path: str) -> None:
         for w in self.wanted:
             if path == w or path.startswith(w + "/") or w == "":
                 self.found.add(w)
-                hit = True
             elif (w.startswith(path + "/") or path == "") and len(path) >= len(self.nearest.get(w, "")):
                 self.nearest[w] = path
-        return hit
 
-    def check(self, given: list[str], where: str) -> None:
-        missing = [(g, w) for g, w in zip(given, self.wanted) if w not in self.found]
+    def found_given(self) -> set[str]:
+        return {g for g, w in zip(self.given, self.wanted) if w in self.found}
+
+    def check(self, where: str, found_elsewhere: set[str] | frozenset[str] = frozenset()) -> None:
+        """``PathNotFound`` for the paths found neither here nor in ``found_elsewhere``."""
+        missing = [(g, w) for g, w in zip(self.given, self.wanted) if w not in self.found
+                   and g not in found_elsewhere]
         if not missing:
             return
         parts = []
@@ -281,15 +283,4 @@ class Matcher:
             near = self.nearest.get(w, "")
             shown = (self.view.shown(near) if self.view is not None else near) or "."
             parts.append(f"{g!r} (nearest existing parent: {shown})")
-        hint = ""
-        if self.view is not None and self.view.root is None and any(not is_raw(g) for g, _ in missing):
-            hint = "; paths as the instance sees them start with / (e.g. /etc/hosts)"
-        elif self.view is None and any(g.startswith("/") for g, _ in missing):
-            hint = "; entry paths are relative (no leading /)"
-        raise PathNotFound(f"no such path in {where}: {'; '.join(parts)}{hint}")
-
-
-def filtered(entries: Iterator[tuple[Entry, T]], wanted: list[str] | None) -> Iterator[tuple[Entry, T]]:
-    for e, x in entries:
-        if not wanted or selected(e.path, wanted):
-            yield e, x
+        raise PathNotFound(f"no such path in {where}: {'; '.join(parts)}")

@@ -110,18 +110,26 @@ def restore_dir(repo: Repository, m: manifest.Manifest, target: Path, paths: lis
     return restore_tree(target, entries, paths=sink_paths, on_warning=on_warning, numeric_owner=numeric_owner)
 
 
-def check_paths(repo: Repository, m: manifest.Manifest, paths: list[str], view: View | None,
-                where: str = "the backup") -> None:
-    """``PathNotFound`` naming each path that matches no entry, with its nearest existing parent."""
+def match_paths(repo: Repository, m: manifest.Manifest, paths: list[str], view: View | None) -> Matcher | None:
+    """Which of ``paths`` match entries (one pass over the metadata), or None when
+    there is nothing to look for."""
     wanted = [view.to_entry(p) for p in paths] if view is not None else [p.strip("/") for p in paths]
     if view is not None and view.root is not None and not paths:
         wanted, paths = [view.root], ["/"]
     if not wanted:
-        return
-    matcher = Matcher(wanted, view)
+        return None
+    matcher = Matcher(list(paths), wanted, view)
     for e, _ in entries_of(repo, m):
         matcher.see(e.path)
-    matcher.check(paths, where)
+    return matcher
+
+
+def check_paths(repo: Repository, m: manifest.Manifest, paths: list[str], view: View | None,
+                where: str = "the backup") -> None:
+    """``PathNotFound`` naming each path that matches no entry, with its nearest existing parent."""
+    matcher = match_paths(repo, m, paths, view)
+    if matcher is not None:
+        matcher.check(where)
 
 
 def write_tree_tar(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup_id: str = "",
@@ -142,4 +150,4 @@ def list_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None
 def entries_with_prefix(repo: Repository, m: manifest.Manifest) -> Iterator[tuple[Entry, int]]:
     """Every entry with the bytes of its chunks that precede its content (a tar member's
     PAX sparse map), for readers that seek into content (``dedupe mount``)."""
-    return _entries_of(repo, m)
+    return entries_of(repo, m)
