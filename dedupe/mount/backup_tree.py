@@ -22,6 +22,7 @@ class Node:
     entry: Entry
     content: Content | None = None
     children: dict[str, Node] | None = None
+    next_file: Node | None = None  # the next file in the same directory (read-ahead across files)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class _Builder:
     def __init__(self, root_entry: Entry) -> None:
         self.tree = BackupTree(Node(root_entry, None, {}))
         self.files: dict[str, Node] = {}  # shown path -> file node, for hard links
+        self.last_file: dict[int, Node] = {}  # id(directory node) -> its last file so far
 
     def add(self, path: str, e: Entry, prefix: int) -> None:
         parts = [p for p in path.split("/") if p]
@@ -81,6 +83,10 @@ class _Builder:
             n = node.children[name] = Node(e, content)
             if e.type == FILE:
                 self.files["/".join(parts)] = n
+                prev = self.last_file.get(id(node))
+                if prev is not None:
+                    prev.next_file = n
+                self.last_file[id(node)] = n
 
 
 def _lxd_place(view: View, path: str) -> str | None:

@@ -23,6 +23,8 @@ from dedupe.repository import Repository
 
 CACHE_BYTES = 96 << 20  # plaintext chunks kept, whatever the repository or file size
 READ_AHEAD = 8  # chunks fetched ahead of a sequential reader
+FILES_AHEAD = 32  # when a file is opened, the first chunks of this many files after it in its directory
+FILES_AHEAD_BYTES = 16 << 20  # ... up to this much plaintext
 WORKERS = 6
 
 
@@ -139,3 +141,14 @@ def read(cache: ChunkCache, c: Content, offset: int, size: int) -> bytes:
             cache.get(c.chunks[j])
     c.next_offset = end
     return bytes(out)
+
+
+def prefetch(cache: ChunkCache, contents: list[Content]) -> None:
+    """Start fetching the first chunks of files a tree reader is likely to open next."""
+    budget = FILES_AHEAD_BYTES
+    for c in contents:
+        for ref in c.chunks[:2]:
+            if budget <= 0:
+                return
+            cache.get(ref)
+            budget -= ref[1]

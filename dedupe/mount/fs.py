@@ -29,7 +29,7 @@ from dedupe.errors import DedupeError
 from dedupe.locking import acquire
 from dedupe.mount.backup_tree import Node
 from dedupe.mount.catalog import Catalog
-from dedupe.mount.content import ChunkCache, Content, read
+from dedupe.mount.content import FILES_AHEAD, ChunkCache, Content, prefetch, read
 from dedupe.repository import Repository
 
 _TYPE_BITS = {DIR: stat.S_IFDIR, FILE: stat.S_IFREG, SYMLINK: stat.S_IFLNK, CHARDEV: stat.S_IFCHR,
@@ -114,6 +114,7 @@ class DedupeFS:
         self.cache = ChunkCache(repo)
         self.started_ns = time.time_ns()
         self._handles: dict[int, Content] = {}
+        self._last_opened: Node | None = None
         self._next = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -190,6 +191,15 @@ class DedupeFS:
         if r.node is None or r.node.entry.type != FILE:
             raise OSError(errno.EISDIR if r.kind == "dir" else errno.EINVAL, path)
         content = r.node.content or Content([], 0)
+        walking = self._last_opened is not None and self._last_opened.next_file is r.node
+        self._last_opened = r.node
+        if walking:  # a tree reader (cp -r, tar, rsync): fetch the next files' first chunks
+            ahead, nxt = [], r.node.next_file
+            while nxt is not None and len(ahead) < FILES_AHEAD:
+                if nxt.content is not None and nxt.content.chunks:
+                    ahead.append(nxt.content)
+                nxt = nxt.next_file
+            prefetch(self.cache, ahead)
         with self._lock:
             fh = next(self._next)
             self._handles[fh] = Content(content.chunks, content.size, content.prefix, content.sparse,

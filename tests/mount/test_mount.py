@@ -140,6 +140,29 @@ def test_a_small_read_of_a_large_file_reads_one_chunk(dedupe: RunCli, repo_path:
         fs.cache.close()
 
 
+def test_one_small_file_of_a_large_tree_reads_one_chunk(dedupe: RunCli, repo_path: Path, tmp_path: Path) -> None:
+    dedupe("init")
+    tree = tmp_path / "many"
+    for d in range(20):
+        (tree / f"d{d}").mkdir(parents=True)
+        for i in range(100):
+            (tree / f"d{d}" / f"f{i}").write_bytes(os.urandom(2000 + i))
+    bid = only_id(dedupe, "dir", "many", str(tree))
+    fs = DedupeFS(api.open_repo(str(repo_path)))
+    try:
+        path = f"/by-id/{bid[:12]}/d7/f42"
+        fh = fs.open(path, os.O_RDONLY)
+        assert fs.read(path, 4096, 0, fh) == (tree / "d7" / "f42").read_bytes()
+        assert fs.cache.fetched == 1
+        for i in (43, 44):  # the next files in order: a tree walk, whose next files are fetched ahead
+            p = f"/by-id/{bid[:12]}/d7/f{i}"
+            assert fs.read(p, 4096, 0, fs.open(p, os.O_RDONLY)) == (tree / "d7" / f"f{i}").read_bytes()
+        time.sleep(0.5)
+        assert fs.cache.fetched > 3
+    finally:
+        fs.cache.close()
+
+
 def test_ctrl_c_and_umount_with_a_reader_open(dedupe: RunCli, repo_path: Path, tree: Path, tmp_path: Path) -> None:
     require_fuse()
     dedupe("init")
