@@ -12,6 +12,8 @@ repository is mounted afresh (nothing in the mount's caches) and read:
   ttfb_tree     from the mount answering to the first byte of the first file of the tree
   tree          read every file of the tree (os.walk order): seconds, MB/s, files/s
 
+and the mount process's peak RSS after each.
+
 The repositories' files are in the page cache (warm), as after the backups; the machine is
 shared, so the CPU seconds others used meanwhile are printed too. Standard library only.
 
@@ -132,6 +134,13 @@ class Mounted:
                 raise SystemExit(f"{self.tool.name} mount did not come up")
             time.sleep(0.01)
 
+    def peak_rss_mib(self) -> float:
+        with open(f"/proc/{self.p.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+        return 0.0
+
     def __exit__(self, *exc: Any) -> None:
         self.p.send_signal(signal.SIGINT)
         try:
@@ -182,18 +191,22 @@ def read_tree(root: Path) -> tuple[float, float, int, int]:
 def measure(tool: Tool, data: Path, mp: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     others0 = cpu_others()
-    with Mounted(tool, mp) as up:
+    m = Mounted(tool, mp)
+    with m as up:
         out["mount_s"] = round(up, 3)
         root = tool.root(mp, data)
         wait_path(root / "big-1g")
         ttfb, secs, n = read_file(root / "big-1g")
-        out.update(ttfb_file_ms=round(ttfb * 1000, 1), file_s=round(secs, 2), file_mb_s=round(n / secs / 1e6, 1))
-    with Mounted(tool, mp):
+        out.update(ttfb_file_ms=round(ttfb * 1000, 1), file_s=round(secs, 2), file_mb_s=round(n / secs / 1e6, 1),
+                   file_peak_rss_mib=m.peak_rss_mib())
+    m = Mounted(tool, mp)
+    with m:
         root = tool.root(mp, data)
         wait_path(root / "tree")
         ttfb, secs, n, files = read_tree(root / "tree")
         out.update(ttfb_tree_ms=round(ttfb * 1000, 1), tree_s=round(secs, 2), tree_mb_s=round(n / secs / 1e6, 1),
-                   tree_files_s=round(files / secs), tree_files=files, tree_bytes=n)
+                   tree_files_s=round(files / secs), tree_files=files, tree_bytes=n,
+                   tree_peak_rss_mib=m.peak_rss_mib())
     out["cpu_s_all"] = round(cpu_others() - others0, 1)
     return out
 
