@@ -133,7 +133,11 @@ class DedupeFS:
             b = self.catalog.backup(rest[0])
             if b is None:
                 raise OSError(errno.ENOENT, path)
-            node = self.catalog.tree(b).lookup(rest[1:])
+            try:
+                tree = self.catalog.tree(b)
+            except DedupeError as e:  # a damaged or vanished backup: that directory fails, the mount goes on
+                raise OSError(errno.EIO, f"{path}: {e}") from None
+            node = tree.lookup(rest[1:])
             if node is None:
                 raise OSError(errno.ENOENT, path)
             return Resolved("node", node=node)
