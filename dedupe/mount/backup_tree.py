@@ -13,7 +13,7 @@ from dedupe.mount.content import Content
 from dedupe.read import iter_items
 from dedupe.repository import Repository
 from dedupe.restore.instance_view import View, view_of
-from dedupe.restore.tree import entries_with_prefix
+from dedupe.restore.tree import entries_of
 from repo_format import items, manifest
 
 
@@ -111,14 +111,14 @@ def build(repo: Repository, m: manifest.Manifest) -> BackupTree:
         return b.tree
     view = view_of(m.meta)
     if view is None:
-        for e, prefix in entries_with_prefix(repo, m):
+        for e, prefix in entries_of(repo, m):
             b.add(e.path, e, prefix)
         return b.tree
     assert b.tree.root.children is not None
     b.tree.root.children["rootfs" if view.kind != "volume" else "volume"] = _dir("rootfs", top)
     if view.snapshots:
         b.tree.root.children["snapshots"] = _dir("snapshots", top)
-    for e, prefix in entries_with_prefix(repo, m):
+    for e, prefix in entries_of(repo, m):
         view.note(e)
         place = _lxd_place(view, e.path)
         if place is None:

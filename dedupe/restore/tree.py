@@ -145,9 +145,3 @@ def list_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None
     for e, _ in _noted(repo, m, view):
         if chosen(e.path):
             yield view.owners(e) if view is not None else e
-
-
-def entries_with_prefix(repo: Repository, m: manifest.Manifest) -> Iterator[tuple[Entry, int]]:
-    """Every entry with the bytes of its chunks that precede its content (a tar member's
-    PAX sparse map), for readers that seek into content (``dedupe mount``)."""
-    return entries_of(repo, m)
