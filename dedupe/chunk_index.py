@@ -95,6 +95,42 @@ class ChunkIndex:
         v = self._values[i]
         return int(v[0]), int(v[1]), int(v[2]), int(v[3])
 
+    def stored_lengths(self, cids: list[bytes]) -> list[int | None]:
+        """The stored length of each id (None where the index lacks it): one vectorised
+        binary search for the lot, for callers that check thousands at once (a snapshot
+        taken over from the previous backup)."""
+        if self._batches:
+            self.compact()
+        pending = self._pending
+        out: list[int | None] = [None] * len(cids)
+        rest: list[int] = []
+        for i, cid in enumerate(cids):
+            hit = pending.get(cid)
+            if hit is not None:
+                out[i] = hit[2]
+            else:
+                rest.append(i)
+        if not rest or not self._merged():
+            return out
+        np = load_numpy()
+        prefix, ids, values = self._prefix, self._ids, self._values
+        assert prefix is not None and ids is not None and values is not None
+        wanted = np.frombuffer(b"".join(cids[i][:8] for i in rest), dtype=">u8").astype(np.uint64)
+        at = prefix.searchsorted(wanted)
+        n = len(prefix)
+        found = (at < n) & (prefix[np.minimum(at, n - 1)] == wanted)
+        for j, i in enumerate(rest):
+            if not found[j]:
+                continue
+            k = int(at[j])
+            if ids[k].tobytes() == cids[i]:
+                out[i] = int(values[k][2])
+            else:  # an 8-byte prefix shared by several ids: the slow path
+                k = self._find(cids[i])
+                if k >= 0:
+                    out[i] = int(values[k][2])
+        return out
+
     def __contains__(self, cid: bytes) -> bool:
         if self._batches:
             self.compact()

@@ -274,6 +274,15 @@ class Repository:
     def has_chunk(self, cid: bytes) -> bool:
         return cid in self._index
 
+    def stored_lens_if_indexed(self, cids: list[bytes]) -> list[int | None]:
+        """``stored_len_if_indexed`` of many ids in one vectorised search."""
+        return self._index.stored_lengths(cids)
+
+    def stored_len_if_indexed(self, cid: bytes) -> int | None:
+        """The stored length of an indexed chunk, None when the index lacks it (one lookup)."""
+        found = self._index.get(cid)
+        return None if found is None else found[2]
+
     def chunk_count(self) -> int:
         return len(self._index)
 

@@ -4,7 +4,8 @@
 # Usage (as root):
 #   scripts/lxd-test-server.sh setup      install lxd + lxd-client + busybox-static when missing, start the daemon
 #                                         (or reuse a running one), preseed a `dir` pool named default and no
-#                                         network when not initialised, import the busybox image `tiny` when missing
+#                                         network when not initialised, import the busybox image `tiny` when missing,
+#                                         and create a loop-file `btrfs` pool (direct reads of btrfs) when missing
 #   scripts/lxd-test-server.sh teardown   `lxd shutdown` (stops every instance, then the daemon exits)
 #   scripts/lxd-test-server.sh status     exit 0 when a daemon answers on the socket, 1 otherwise
 #
@@ -15,6 +16,8 @@
 #   LXD_WORK     scratch dir: pid file, log, image build   (default ${TMPDIR:-/tmp}/dedupe-lxd)
 #   LXD_LOG      daemon log                                (default $LXD_WORK/lxd.log)
 #   LXD_DEBUG=1  start the daemon with --debug
+#   BTRFS_POOL   name of the loop-file btrfs pool          (default btrfs; empty: none)
+#   BTRFS_SIZE   its sparse loop file's size                (default 6GiB)
 #
 # Facts behind each step: docs/lxd.md (section 11 for timings).
 set -euo pipefail
@@ -25,7 +28,7 @@ LXD_WORK=${LXD_WORK:-${TMPDIR:-/tmp}/dedupe-lxd}
 LXD_LOG=${LXD_LOG:-$LXD_WORK/lxd.log}
 PID_FILE=$LXD_WORK/lxd.pid
 SOCKET=$LXD_DIR/unix.socket
-PACKAGES=(lxd lxd-client busybox-static)
+PACKAGES=(lxd lxd-client busybox-static btrfs-progs)
 IMAGE_ALIAS=tiny
 
 T0=$EPOCHREALTIME
@@ -113,6 +116,24 @@ EOF
   step "preseeded: dir pool default, no network"
 }
 
+# A loop-file btrfs pool for the direct-read tests (btrfs is built into the kernel here;
+# btrfs-progs is what LXD needs, and no daemon restart is: lxd-facts.md section 9). LXD
+# keeps the loop file under $LXD_DIR/disks and mounts it itself.
+btrfs_pool() {
+  local name=${BTRFS_POOL-btrfs}
+  [ -n "$name" ] || return 0
+  if lxc storage show "$name" >/dev/null 2>&1; then
+    step "btrfs pool $name exists"
+    return
+  fi
+  if ! grep -qw btrfs /proc/filesystems; then
+    step "no btrfs in this kernel: no btrfs pool"
+    return
+  fi
+  lxc storage create "$name" btrfs size="${BTRFS_SIZE:-6GiB}" -q
+  step "btrfs pool $name created (loop file $LXD_DIR/disks/$name.img)"
+}
+
 build_image() {
   if lxc image info "$IMAGE_ALIAS" >/dev/null 2>&1; then
     step "image $IMAGE_ALIAS present"
@@ -155,6 +176,7 @@ setup() {
   install_packages
   start_daemon
   preseed
+  btrfs_pool
   build_image
   step "ready: LXD $(lxc query /1.0 | sed -n 's/.*"server_version": *"\([^"]*\)".*/\1/p') on $SOCKET"
 }

@@ -293,6 +293,10 @@ class ChunkPipeline:
             self.add_item(make_item(refs))
 
     def add_item(self, item: dict[str, Any]) -> None:
+        if not self._queue:  # nothing ahead of it (an unchanged file's item): no queueing
+            if self.on_item is not None:
+                self.on_item(item)
+            return
         self._queue.append(item)
         self._drain(block=False)
 

@@ -26,6 +26,14 @@ def new_run_id() -> str:
     return os.urandom(16).hex()
 
 
+class _Mark(dict):  # type: ignore[type-arg]
+    """Not an item: queued in the pipeline as one so that ``action`` runs in item order."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        super().__init__()
+        self.action = action
+
+
 @dataclass
 class BackupResult:
     id: str
@@ -119,13 +127,64 @@ class BackupSession:
         for cid, raw_len in refs:
             self._on_ref(cid, raw_len)
 
+    def reuse_refs(self, refs: list[tuple[bytes, int]]) -> bool:
+        """``note_reused`` for chunks taken over from an earlier backup (the files
+        cache), if all of them are still in the repository; else False, nothing
+        accounted. One index lookup per chunk new to this backup."""
+        seen = self._seen
+        new = [(cid, raw_len) for cid, raw_len in refs if cid not in seen]
+        if not new:
+            return True
+        if len(new) > 64:  # many at once: one vectorised search
+            lengths = self.txn.stored_lens_if_known([cid for cid, _ in new])
+        else:
+            stored_len = self.txn.stored_len_if_known
+            lengths = [stored_len(cid) for cid, _ in new]
+        if None in lengths:
+            return False
+        for (cid, raw_len), stored in zip(new, lengths):
+            if cid not in seen:
+                seen.add(cid)
+                self.unique_bytes += raw_len
+                self.stored_bytes += stored  # type: ignore[operator]
+        return True
+
     def _on_ref(self, cid: bytes, raw_len: int) -> None:
         if cid not in self._seen:
             self._seen.add(cid)
             self.unique_bytes += raw_len
             self.stored_bytes += self.txn.stored_len(cid)
 
+    def mark_items(self, action: Callable[[int, int], None]) -> None:
+        """Cut the item stream after the items added so far, then call ``action(item
+        chunks so far, items so far)`` (once they are written): the items added between
+        two marks are whole item chunks of their own, ``manifest.items[a:b]``, which a
+        later backup can take over with ``reuse_items``."""
+        def cut() -> None:
+            self._store_item_chunk()
+            action(len(self._item_refs), self.item_count)
+        self.pipeline.add_item(_Mark(cut))
+
+    def after_items(self, action: Callable[[], None]) -> None:
+        """Call ``action`` once the items added so far are written (their refs complete);
+        the item stream is not cut."""
+        self.pipeline.add_item(_Mark(action))
+
+    def reuse_items(self, refs: Refs, count: int) -> None:
+        """Take over item chunks of an earlier backup, holding ``count`` items (between
+        two ``mark_items``); their content chunks go to ``note_reused``."""
+        def take() -> None:
+            self._store_item_chunk()
+            for cid, raw_len in refs:
+                self._item_refs.append((cid, raw_len))
+                self._on_ref(cid, raw_len)
+            self.item_count += count
+        self.pipeline.add_item(_Mark(take))
+
     def _write_item(self, item: dict[str, Any]) -> None:
+        if isinstance(item, _Mark):
+            item.action()
+            return
         encoded = items.encode_item(item)
         self._item_buf += encoded
         self.item_count += 1

@@ -40,6 +40,15 @@ class Transaction:
     def known(self, cid: bytes) -> bool:
         return cid in self._pending or self.repo.has_chunk(cid)
 
+    def stored_len_if_known(self, cid: bytes) -> int | None:
+        got = self._pending.get(cid)
+        return got[0] if got is not None else self.repo.stored_len_if_indexed(cid)
+
+    def stored_lens_if_known(self, cids: list[bytes]) -> list[int | None]:
+        pending = self._pending
+        out = self.repo.stored_lens_if_indexed(cids)
+        return [pending[c][0] if c in pending else n for c, n in zip(cids, out)]
+
     def stored_len(self, cid: bytes) -> int:
         got = self._pending.get(cid)
         return got[0] if got is not None else self.repo.locate(cid).length

@@ -55,9 +55,28 @@ def show(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | N
             f"new data:      {human(j['new_bytes'])} ({human(j['new_stored'])} stored)",
             f"stored size:   {human(j['stored_bytes'])} ({j['chunks']} chunks, {j['items']} items)",
             *([f"blake3:        {j['blake3']}"] if j["blake3"] else []),
+            *_lxd_lines(j["meta"].get("lxd")),
         ])
 
     c.out(j, text)
+
+
+def _lxd_lines(meta: object) -> list[str]:
+    """What ``show`` says of an LXD object: which one, how it was read and how consistent."""
+    if not isinstance(meta, dict) or "kind" not in meta:
+        return []
+    where = f" in project {meta['project']}" if meta.get("project") else ""
+    lines = [f"lxd object:    {meta['kind']} {meta.get('name') or ''}{where}"]
+    if meta.get("via"):
+        lines.append(f"read via:      {meta['via']}" + (f" ({meta['driver']} pool {meta.get('pool', '')})"
+                                                         if meta.get("driver") else ""))
+    if meta.get("consistency"):
+        lines.append(f"consistency:   {meta['consistency']}")
+    if meta.get("snapshots"):
+        lines.append(f"snapshots:     {', '.join(meta['snapshots'])}")
+    if meta.get("snapshots_reused"):
+        lines.append(f"taken over:    {', '.join(meta['snapshots_reused'])} (unchanged since the previous backup)")
+    return lines
 
 
 snapshot_option = click.option(

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Final
 
 from dedupe.backup.session import BackupResult, BackupSession, new_run_id
 from dedupe.locking import locked
+from dedupe.lxd.direct import run as direct
 from dedupe.lxd.errors import IncompleteRun, LXDError
 from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
@@ -47,6 +48,8 @@ class LXDObjectResult:
     new_bytes: int = 0
     new_stored: int = 0
     error: str | None = None
+    via: str | None = None  # instances and volumes: "direct" or "export"
+    note: str | None = None  # why an object took the export path (``--via auto``)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,8 @@ class LXDObjectResult:
             "new_bytes": self.new_bytes,
             "new_stored": self.new_stored,
             "error": self.error,
+            "via": self.via,
+            "note": self.note,
         }
 
 
@@ -104,13 +109,13 @@ def backup_lxd(
     result.stale_deleted = delete_stale(client, objects)
     with locked(repo, "backup"):
         for obj in objects:
-            result.objects.append(_back_up(repo, obj, result.run, server, progress, host, level))
+            result.objects.append(_back_up(repo, obj, result.run, server, progress, host, level, client, selection))
     return result
 
 
 def _back_up(
     repo: Repository, obj: LXDObject, run: str, server: dict[str, Any], progress: ProgressCallback | None,
-    host: str | None, level: int,
+    host: str | None, level: int, client: LXDClient, selection: LXDSelection,
 ) -> LXDObjectResult:
     out = LXDObjectResult(obj.group, obj.kind, obj.project, obj.name)
     meta: dict[str, Any] = {
@@ -122,15 +127,29 @@ def _back_up(
         **obj.meta,
     }
     try:
+        # direct reads of the storage pool where possible (dedupe.lxd.direct), else the export
+        plan_, out.note = direct.plan_for(client, obj.kind, obj.project or "default", obj.name, obj.pool,
+                                          selection.via, selection.instance_only, selection.consistent)
+        if plan_ is not None:
+            out.via = "direct"
+            done = direct.back_up(repo, plan_, obj.group, run, meta, progress, host, level,
+                                 selection.rescan_snapshots)
+            return _finished(out, done)
+        if obj.kind in ("instance", "volume"):
+            out.via = meta["via"] = "export"
         with BackupSession(
             repo, kind=obj.manifest_kind, group=obj.group, run=run, meta={"lxd": meta}, progress=progress, host=host,
             level=level
         ) as session:
             with obj.open(meta) as stream:
                 done = _READERS[obj.manifest_kind](session, stream)  # type: ignore[arg-type]
-    except (LXDError, TarStreamError) as e:
+    except (LXDError, TarStreamError, *direct.OBJECT_ERRORS) as e:
         out.error = str(e)
         return out
+    return _finished(out, done)
+
+
+def _finished(out: LXDObjectResult, done: BackupResult) -> LXDObjectResult:
     stats = done.manifest.stats
     out.backup_id, out.size = done.id, done.manifest.size
     out.new_bytes, out.new_stored = stats.get("new_bytes", 0), stats.get("new_stored", 0)

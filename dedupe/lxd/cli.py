@@ -59,8 +59,11 @@ def _run_text(result: LXDRunResult) -> str:
         if o.error is not None:
             lines.append(f"  {'FAILED':<12}  {o.group}: {o.error}")
         else:
+            via = f" (via {o.via})" if o.via else ""
             lines.append(f"  {o.backup_id[:12] if o.backup_id else '':<12}  {o.group}  {human(o.size)} read, "
-                         f"{human(o.new_bytes)} new ({human(o.new_stored)} stored)")
+                         f"{human(o.new_bytes)} new ({human(o.new_stored)} stored){via}")
+        if o.note:
+            lines.append(f"  {'':<12}  note: {o.note}")
     ok = [o for o in result.objects if o.error is None]
     lines.append(f"{len(ok)} of {len(result.objects)} objects backed up: {human(sum(o.size for o in ok))} read, "
                  f"{human(sum(o.new_bytes for o in ok))} new ({human(sum(o.new_stored for o in ok))} stored)")
@@ -75,13 +78,20 @@ def _run_text(result: LXDRunResult) -> str:
 @click.option("--only", metavar="KINDS", help=f"Only these kinds, comma-separated: {','.join(KINDS)}.")
 @click.option("--instance-only", is_flag=True, help="Leave the snapshots of instances and volumes out.")
 @click.option("--consistent", type=click.Choice(["none", "freeze"]), default="none", show_default=True,
-              help="freeze: freeze running instances while LXD writes their backup.")
+              help="freeze: freeze running instances while they are read (direct on dir: the walk; "
+                   "btrfs: the snapshot; export: while LXD writes its backup).")
+@click.option("--via", type=click.Choice(["auto", "export", "direct"]), default="auto", show_default=True,
+              help="How instances and volumes are read: straight from a local dir or btrfs pool (direct), "
+                   "through LXD's backup export, or direct where possible (auto).")
+@click.option("--rescan-snapshots", is_flag=True,
+              help="Direct reads: walk every snapshot again, also those unchanged since the previous "
+                   "backup (by default taken over from it: LXD snapshots do not change).")
 @lxd_connection_options
 @backup_options
 @common
 def backup_lxd_cmd(names: tuple[str, ...], all_instances: bool, project: str | None, only: str | None,
-                   instance_only: bool, consistent: str, host: str | None, compression: int,
-                   remote: str | None, cert: Path | None,
+                   instance_only: bool, consistent: str, via: str, rescan_snapshots: bool, host: str | None,
+                   compression: int, remote: str | None, cert: Path | None,
                    key: Path | None, server_cert: Path | None, repo: str | None, as_json: bool | None,
                    quiet: bool | None) -> None:
     """Back up an LXD server, one backup per object, all in one run: instances and
@@ -96,7 +106,7 @@ def backup_lxd_cmd(names: tuple[str, ...], all_instances: bool, project: str | N
     c = ctx(repo, as_json, quiet)
     from dedupe.lxd.backup import backup_lxd
     from dedupe.lxd.source.plan import LXDSelection
-    selection = LXDSelection(tuple(names), project, _kinds(only), instance_only, consistent)
+    selection = LXDSelection(tuple(names), project, _kinds(only), instance_only, consistent, via, rescan_snapshots)
     r = c.open()
     with connect(LXDConnection(remote, cert, key, server_cert)) as client:
         result = backup_lxd(r, client, selection, c.progress(), host=host, level=compression)

@@ -15,6 +15,7 @@ from typing import Any
 
 from dedupe import api
 from dedupe.locking import locked
+from dedupe.lxd.direct.pieces import tarball_pieces
 from dedupe.lxd.errors import LXDRestoreError, NotAnLXDBackup
 from dedupe.lxd.stored import lxd_meta, read_record, run_records, split_at, verified_pieces
 from dedupe.progress import ProgressCallback
@@ -132,7 +133,7 @@ class Restorer:
         name, project = self.target(meta)
         pool = self.opts.pool or str(meta.get("pool", ""))
         action = import_volume(
-            self.client, verified_pieces(self.repo, info, self.progress), pool, name, project, self.opts.force,
+            self.client, tarball_pieces(self.repo, info, self.progress), pool, name, project, self.opts.force,
             snapshots(meta),
         )
         return [self._done(info, meta, name, project, action)]
@@ -143,7 +144,7 @@ class Restorer:
         done = self.deps(info, meta, project)
         action = import_instance(
             self.client,
-            verified_pieces(self.repo, info, self.progress),
+            tarball_pieces(self.repo, info, self.progress),  # an export's tarball, or a direct backup's
             name,
             project,
             self.opts.pool,

@@ -54,21 +54,40 @@ class PaxWriteError(DedupeError):
 def write_pax(out: BinaryIO, entries: Iterable[tuple[Entry, DataSource]]) -> int:
     """Write the entries as a PAX tar to ``out``; return the number of bytes written."""
     written = 0
+    for piece in pax_pieces(entries):
+        out.write(piece)
+        written += len(piece)
+    return written
+
+
+def pax_pieces(entries: Iterable[tuple[Entry, DataSource]]) -> Iterator[bytes | memoryview]:
+    """The PAX tar of the entries as pieces, in order (for writers that pull, such as
+    an upload into LXD's import)."""
+    written = 0
     for entry, data in entries:
         header, prefix, length = _member(entry)
-        out.write(header)
+        yield header
         written += len(header)
         size = len(prefix) + length
         if size:
-            written += _copy(out, entry, prefix, data, length)
+            if prefix:
+                yield prefix
+            done = 0
+            for block in (data() if data is not None and length else ()):
+                if done + len(block) > length:
+                    raise PaxWriteError(f"tar member {entry.path!r}: content is longer than its size {length}")
+                yield block
+                done += len(block)
+            if done != length:
+                raise PaxWriteError(f"tar member {entry.path!r}: content is {done} bytes, its size is {length}")
+            written += size
             if size % BLOCK:
                 pad = BLOCK - size % BLOCK
-                out.write(bytes(pad))
+                yield bytes(pad)
                 written += pad
     end = 2 * BLOCK
     end += -(written + end) % RECORD
-    out.write(bytes(end))
-    return written + end
+    yield bytes(end)
 
 
 def _member(entry: Entry) -> tuple[bytes, bytes, int]:
@@ -177,19 +196,6 @@ def _sparse_map(entry: Entry) -> bytes:
     text = f"{len(segments)}\n" + "".join(f"{offset}\n{length}\n" for offset, length in segments)
     raw = text.encode("ascii")
     return raw + bytes(-len(raw) % BLOCK)
-
-
-def _copy(out: BinaryIO, entry: Entry, prefix: bytes, data: DataSource, length: int) -> int:
-    out.write(prefix)
-    done = 0
-    for block in (data() if data is not None and length else ()):
-        if done + len(block) > length:
-            raise PaxWriteError(f"tar member {entry.path!r}: content is longer than its size {length}")
-        out.write(block)
-        done += len(block)
-    if done != length:
-        raise PaxWriteError(f"tar member {entry.path!r}: content is {done} bytes, its size is {length}")
-    return len(prefix) + done
 
 
 def _pax_time(ns: int) -> bytes:

@@ -14,7 +14,9 @@ while the walk runs is never followed out of the tree. The root itself is opened
 given (a symlink naming the root is followed).
 
 A regular file is opened, and its metadata taken from the open descriptor, before its
-entry is yielded; ``WalkedEntry.iter_data`` reads that descriptor. The walk closes the
+entry is yielded (with ``lazy_files``, a file with one link is only ``lstat``-ed: its
+xattrs and sparse map are left out, ``loaded`` is false, and ``load()`` opens it, so
+a backup whose files cache knows the file never opens it); ``WalkedEntry.iter_data`` reads that descriptor. The walk closes the
 descriptor when it moves on, so read an entry's data before advancing the walk (or
 ``iter_data`` re-opens the file, checking it is still the same inode). Reading updates
 the entry when the file changed underneath: ``entry.size`` (and ``entry.sparse``) then
@@ -71,11 +73,45 @@ class WalkedEntry:
     ino: int
     ctime_ns: int
     vanished: bool = False  # set by iter_data when a lazily re-opened file was gone
+    loaded: bool = True  # false: a regular file only lstat-ed so far (xattrs and sparse map not read)
+    on_load: Callable[[dict[str, bytes]], None] | None = field(default=None, repr=False, compare=False)
     _parent: _Dir | None = field(default=None, repr=False, compare=False)
     _name: str = field(default="", repr=False, compare=False)
     _fd: int = field(default=-1, repr=False, compare=False)
     _display: str = field(default="", repr=False, compare=False)
+    _root: str = field(default="", repr=False, compare=False)  # set when _display is left to be made
     _warn: Warn | None = field(default=None, repr=False, compare=False)
+
+    def load(self) -> bool:
+        """Open a file the walk only ``lstat``-ed (``lazy_files``): take its metadata from
+        the open descriptor, read its xattrs (then ``on_load(xattrs)``) and sparse map. False (with a warning) when
+        it vanished or was replaced since: drop the entry. Call before the walk moves on."""
+        if self.loaded:
+            return True
+        assert self._parent is not None
+        try:
+            dir_fd = self._parent.fileno()
+            fd = _open_file(self._name, dir_fd)
+            try:
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != (self.dev, self.ino):
+                    raise FileNotFoundError(errno.ENOENT, "replaced by another file")
+            except OSError:
+                os.close(fd)
+                raise
+        except OSError as e:
+            self._report(f"vanished before it could be read ({e.strerror}); skipped")
+            self.vanished = True
+            return False
+        entry = self.entry
+        entry.size, entry.mtime_ns, self.ctime_ns = st.st_size, st.st_mtime_ns, st.st_ctime_ns
+        entry.xattrs = _fd_xattrs(fd, self._warn or (lambda _m: None), self._where())
+        if self.on_load is not None:  # e.g. the ids in ACLs unshifted, as for the walk's other entries
+            self.on_load(entry.xattrs)
+        entry.sparse = _sparse_map(fd, st)
+        self._fd = fd
+        self.loaded = True
+        return True
 
     def iter_data(self, block_size: int = 1 << 20) -> Iterator[bytes]:
         """The content of a regular file (nothing for other types).
@@ -130,7 +166,7 @@ class WalkedEntry:
         it), or -1 when the file vanished. ``dense_reader`` names a reader that only
         takes dense regular files."""
         if dense_reader and (self.entry.type != FILE or self.entry.sparse is not None):
-            raise ValueError(f"{self._display}: {dense_reader} is for dense regular files")
+            raise ValueError(f"{self._where()}: {dense_reader} is for dense regular files")
         fd, self._fd = self._fd, -1
         return fd if fd >= 0 else self._reopen()
 
@@ -209,7 +245,15 @@ class WalkedEntry:
 
     def _report(self, message: str) -> None:
         if self._warn is not None:
-            self._warn(f"{self._display}: {message}")
+            self._warn(f"{self._where()}: {message}")
+
+    def _where(self) -> str:
+        """The path warnings name (the walked root joined with the entry's own path)."""
+        if not self._display and self._root:
+            assert self._parent is not None
+            rel = f"{self._parent.path}/{self._name}" if self._parent.parent is not None else self._name
+            self._display = os.path.join(self._root, rel)
+        return self._display
 
 
 class _Dir:
@@ -257,11 +301,14 @@ def _check_same(fd: int, d: _Dir) -> None:
 
 
 def walk_tree(root: Path, *, one_file_system: bool = False, on_warning: Warn | None = None,
-              exclude: Callable[[str], bool] | None = None, exclude_caches: bool = False) -> Iterator[WalkedEntry]:
+              exclude: Callable[[str], bool] | None = None, exclude_caches: bool = False,
+              lazy_files: bool = False, names: bool = True) -> Iterator[WalkedEntry]:
     """Walk ``root`` (see the module doc), yielding the root (path ``""``) first.
     ``exclude``: relative paths left out (a directory with all below it), before they
     are even looked at; ``exclude_caches``: the contents of cache directories left out
-    (``dedupe.sources.excludes``)."""
+    (``dedupe.sources.excludes``); ``lazy_files``: regular files with one link are not
+    opened (``WalkedEntry.load``); ``names``: false leaves user and group names empty
+    (ids that are not this host's: a container's)."""
     warn = on_warning or (lambda _message: None)
     root_text = os.fspath(root)
     try:
@@ -272,8 +319,9 @@ def walk_tree(root: Path, *, one_file_system: bool = False, on_warning: Warn | N
     st = os.fstat(root_fd)
     top = _Dir(None, "", st.st_dev, st.st_ino, root_fd, root_text)
     try:
-        yield _entry(st, "", "", top, root_fd, root_text, None, _fd_xattrs(root_fd, warn, root_text), warn)
-        yield from _Walker(top, one_file_system, warn, exclude, exclude_caches).run()
+        yield _entry(st, "", "", top, root_fd, root_text, None, _fd_xattrs(root_fd, warn, root_text), warn,
+                     names=names)
+        yield from _Walker(top, one_file_system, warn, exclude, exclude_caches, lazy_files, names).run()
     finally:
         if top.fd >= 0:
             os.close(top.fd)
@@ -282,8 +330,11 @@ def walk_tree(root: Path, *, one_file_system: bool = False, on_warning: Warn | N
 
 class _Walker:
     def __init__(self, top: _Dir, one_file_system: bool, warn: Warn,
-                 exclude: Callable[[str], bool] | None = None, exclude_caches: bool = False) -> None:
+                 exclude: Callable[[str], bool] | None = None, exclude_caches: bool = False,
+                 lazy_files: bool = False, names: bool = True) -> None:
         self.top = top
+        self.lazy_files = lazy_files
+        self.names = names
         self.one_file_system = one_file_system
         self.warn = warn
         self.exclude = exclude
@@ -351,14 +402,21 @@ class _Walker:
         path = f"{parent.path}/{name}" if parent is not self.top else name
         if self.exclude is not None and self.exclude(path):
             return None, None
-        display = self._display(path)
         try:
             dir_fd = parent.fileno()
             st = _lstat(name, dir_fd)
         except OSError as e:
-            self._skip(display, e)
+            self._skip(self._display(path), e)
             return None, None
         fmt = stat.S_IFMT(st.st_mode)
+        if fmt == stat.S_IFREG and self.lazy_files and st.st_nlink == 1:
+            # not opened: the files cache decides whether it must be (WalkedEntry.load);
+            # its display path is only made for a warning (``_root``)
+            walked = _entry(st, path, "", parent, -1, "", None, {}, self.warn, name, self.names)
+            walked.loaded = False
+            walked._root = self.top.path
+            return walked, None
+        display = self._display(path)
         fd = -1
         child: _Dir | None = None
         try:
@@ -402,7 +460,7 @@ class _Walker:
             first = self.links.get(key)
             if first is None:
                 self.links[key] = path
-        walked = _entry(st, path, link, parent, fd, display, first, xattrs, self.warn, name)
+        walked = _entry(st, path, link, parent, fd, display, first, xattrs, self.warn, name, self.names)
         return walked, child
 
     def _skip(self, display: str, e: OSError) -> None:
@@ -471,14 +529,17 @@ def _open_file(name: str, dir_fd: int) -> int:
     return fd
 
 
+_KINDS: Final = {stat.S_IFREG: FILE, stat.S_IFDIR: DIR, stat.S_IFLNK: SYMLINK, stat.S_IFCHR: CHARDEV,
+                 stat.S_IFBLK: BLOCKDEV, stat.S_IFIFO: FIFO}
+
+
 def _entry(st: os.stat_result, path: str, link: str, parent: _Dir, fd: int, display: str, first: str | None,
-           xattrs: dict[str, bytes], warn: Warn, name: str = "") -> WalkedEntry:
-    fmt = stat.S_IFMT(st.st_mode)
-    kind = {stat.S_IFREG: FILE, stat.S_IFDIR: DIR, stat.S_IFLNK: SYMLINK, stat.S_IFCHR: CHARDEV,
-            stat.S_IFBLK: BLOCKDEV, stat.S_IFIFO: FIFO}[fmt]
-    entry = Entry(path=path, type=kind, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
-                  uname=_user_name(st.st_uid), gname=_group_name(st.st_gid), mtime_ns=st.st_mtime_ns,
-                  atime_ns=st.st_atime_ns, ctime_ns=st.st_ctime_ns, link=link, xattrs=xattrs)
+           xattrs: dict[str, bytes], warn: Warn, name: str = "", names: bool = True) -> WalkedEntry:
+    kind = _KINDS[stat.S_IFMT(st.st_mode)]
+    uid, gid = st.st_uid, st.st_gid
+    entry = Entry(path, kind, stat.S_IMODE(st.st_mode), uid, gid, _user_name(uid) if names else "",
+                  _group_name(gid) if names else "", st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns, 0, link,
+                  None, xattrs)
     if kind in (CHARDEV, BLOCKDEV):
         entry.rdev = (os.major(st.st_rdev), os.minor(st.st_rdev))
     if first is not None:
@@ -488,7 +549,7 @@ def _entry(st: os.stat_result, path: str, link: str, parent: _Dir, fd: int, disp
             fd = -1
     elif kind == FILE:
         entry.size = st.st_size
-        entry.sparse = _sparse_map(fd, st)
+        entry.sparse = _sparse_map(fd, st) if fd >= 0 else None
     return WalkedEntry(entry=entry, dev=st.st_dev, ino=st.st_ino, ctime_ns=st.st_ctime_ns, _parent=parent,
                        _name=name, _fd=fd if kind == FILE else -1, _display=display, _warn=warn)
 

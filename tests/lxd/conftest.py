@@ -76,7 +76,12 @@ def lxd() -> Iterator[LXDClient]:
 
 
 def pool_source(lxd: LXDClient, pool: str = POOL) -> Path:
-    return Path(lxd.storage_pool(pool)["config"]["source"])
+    """Where a pool's volumes are: a dir pool's source; other drivers' mount point."""
+    record = lxd.storage_pool(pool)
+    if record.get("driver") == "dir":
+        return Path(record["config"]["source"])
+    assert lxd.socket_path is not None
+    return lxd.socket_path.parent / "storage-pools" / pool
 
 
 def host_base_ids(config: dict[str, str]) -> tuple[int, int]:
@@ -216,18 +221,21 @@ class LXDTestProject:
         files: bool = True,
         snapshot: str | None = "snap0",
         image: str = IMAGE,
+        pool: str = POOL,
+        config: dict[str, str] | None = None,
     ) -> str:
         """A container from ``tiny`` (or another image alias the project sees): started,
         the file zoo written into its rootfs (as the host, with the shifted ids),
         ``/root/hello`` written from inside, then snapshotted."""
         name = name or f"c{secrets.token_hex(3)}"
-        self.client.create_instance(name, image)
+        devices = {"root": {"path": "/", "pool": pool, "type": "disk"}} if pool != POOL else None
+        self.client.create_instance(name, image, config=config, devices=devices)
         self.containers.append(name)
         if start:
             self.client.start(name)
         if files:
             uid, gid = host_base_ids(self.client.instance(name)["config"])
-            write_tree(self.rootfs(name), uid, gid)
+            write_tree(self.rootfs(name, pool), uid, gid)
             if start:
                 self.lxc("exec", name, "--", "sh", "-c", "echo hello > /root/hello")
         if snapshot:

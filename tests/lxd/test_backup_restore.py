@@ -1,5 +1,8 @@
 """``dedupe backup lxd`` and ``dedupe restore --to-lxd`` against a real LXD daemon.
 
+These tests pin the export path (``--via export``); direct reads of the pools are
+tested in ``test_direct.py``.
+
 Each test works in its own LXD project (the ``lxd_project`` fixture), backs objects up,
 deletes them, restores them and compares; networks are the exception (LXD 5.0 allows
 bridges only in the default project), with unique names and their own cleanup.
@@ -39,8 +42,8 @@ POOL = "default"
 
 
 def backup(dedupe: RunCli, *args: str) -> dict[str, Any]:
-    """``dedupe backup lxd ARGS --json``, each object by group."""
-    out = json.loads(dedupe("backup", "lxd", *args, "--json").stdout)
+    """``dedupe backup lxd ARGS --via export --json``, each object by group."""
+    out = json.loads(dedupe("backup", "lxd", *args, "--via", "export", "--json").stdout)
     assert out["failed"] == 0, out
     out["by_group"] = {o["group"]: o for o in out["objects"]}
     return out
@@ -341,8 +344,8 @@ def test_custom_volume_round_trip(lxd_project: Any, dedupe: RunCli, tmp_path: Pa
     # takes at least its size, compressed (the default) less
     raw_repo = tmp_path / "raw"
     dedupe("init", repo=raw_repo)
-    raw_run = json.loads(dedupe("backup", "lxd", "--project", p.name, "--only", "volumes", "--compression", "none",
-                                "--json", repo=raw_repo).stdout)
+    raw_run = json.loads(dedupe("backup", "lxd", "--project", p.name, "--only", "volumes", "--via", "export",
+                                "--compression", "none", "--json", repo=raw_repo).stdout)
     raw_id = next(o["id"] for o in raw_run["objects"] if o["group"] == obj["group"])
     raw = json.loads(dedupe("show", raw_id, "--json", repo=raw_repo).stdout)
     packed = json.loads(dedupe("show", obj["id"], "--json").stdout)
@@ -622,7 +625,8 @@ def test_freeze_holds_while_lxd_stages_the_backup_and_always_thaws(lxd_project: 
         return real_create(name, *args, **kwargs)
 
     client.create_instance_backup = create  # type: ignore[method-assign]
-    result = backup_lxd(repo, client, LXDSelection((c,), p.name, frozenset({"instances"}), consistent="freeze"))
+    selection = LXDSelection((c,), p.name, frozenset({"instances"}), consistent="freeze", via="export")
+    result = backup_lxd(repo, client, selection)
     assert not result.failures and seen == ["Frozen"]
     assert client.instance(c)["status"] == "Running"
     assert api.get_backup(repo, result.objects[0].backup_id).manifest.meta["lxd"]["consistency"] == "frozen"
@@ -631,7 +635,8 @@ def test_freeze_holds_while_lxd_stages_the_backup_and_always_thaws(lxd_project: 
         raise LXDNotFound("LXD: instance gone while frozen (simulated)")
 
     client.create_instance_backup = refuse  # type: ignore[method-assign]
-    result = backup_lxd(repo, client, LXDSelection((c,), p.name, frozenset({"instances"}), consistent="freeze"))
+    selection = LXDSelection((c,), p.name, frozenset({"instances"}), consistent="freeze", via="export")
+    result = backup_lxd(repo, client, selection)
     assert [o.error for o in result.failures] == ["LXD: instance gone while frozen (simulated)"]
     assert client.instance(c)["status"] == "Running"  # thawed on the error too
 
@@ -676,7 +681,7 @@ def test_a_vanished_instance_and_a_cut_export_fail_alone(lxd_project: Any, tmp_p
 
     client.instances = instances  # type: ignore[method-assign]
     client.export_instance_backup = export  # type: ignore[method-assign]
-    result = backup_lxd(repo, client, LXDSelection(project=p.name, only=frozenset({"instances"})))
+    result = backup_lxd(repo, client, LXDSelection(project=p.name, only=frozenset({"instances"}), via="export"))
     errors = {o.name: o.error for o in result.objects}
     assert errors[keep] is None
     assert f"instance {gone!r} not found" in str(errors[gone])
@@ -692,7 +697,7 @@ def test_a_stream_that_does_not_verify_is_not_imported(lxd_project: Any, tmp_pat
     p = lxd_project
     c = p.container(files=False, snapshot=None)
     repo = api.init(str(tmp_path / "repo"))
-    result = backup_lxd(repo, p.client, LXDSelection((c,), p.name, frozenset({"instances"})))
+    result = backup_lxd(repo, p.client, LXDSelection((c,), p.name, frozenset({"instances"}), via="export"))
     info = api.get_backup(repo, result.objects[0].backup_id)
     info.manifest.stream_b3 = bytes(32)
     with pytest.raises(RestoreMismatch, match="BLAKE3"):
@@ -708,7 +713,7 @@ def test_partial_run_exits_69_naming_the_failed_object(lxd_project: Any, dedupe:
     p = lxd_project
     c = p.container(files=False, snapshot=None)
     dedupe("init")
-    done = dedupe("backup", "lxd", c, "ghost", "--project", p.name, "--json", check=False)
+    done = dedupe("backup", "lxd", c, "ghost", "--project", p.name, "--via", "export", "--json", check=False)
     assert_clean_error(done, 69, "1 of", "ghost", "no instance 'ghost'")
     out = json.loads(done.stdout)
     assert [(o["name"], o["error"] is None) for o in out["objects"] if o["kind"] == "instance"] == [

@@ -30,6 +30,8 @@ def test_behaves_like_a_first_write_wins_dict(entries: list, merge_at: int) -> N
             assert cid in idx and idx.get(cid) == v
         assert dict(idx.items()) == ref
         assert idx.get(b"\xff" * 32) is None or b"\xff" * 32 in ref
+        asked = [*ref, b"\xff" * 32, b"\x00" * 32]
+        assert idx.stored_lengths(asked) == [ref[c][2] if c in ref else None for c in asked]
     finally:
         chunk_index.MERGE_AT = old
 
@@ -41,6 +43,7 @@ def test_ids_sharing_a_prefix() -> None:
     idx.compact()
     assert idx.get(a) == (1, 2, 3, 4) and idx.get(b) == (5, 6, 7, 8) and len(idx) == 2
     assert idx.get(b"P" * 8 + bytes(24)) is None
+    assert idx.stored_lengths([b, a, b"P" * 8 + bytes(24)]) == [7, 3, None]
 
 
 def test_memory_per_chunk_is_small() -> None:

@@ -101,14 +101,17 @@ class PieceReader:
 
 
 def _resized_header(header: bytes, size: int, path: str) -> bytes:
-    """A one-block ustar header with a new size field and checksum."""
-    if len(header) != 512:
-        raise LXDRestoreError(f"cannot rewrite {path} in the backup tarball: it has extended headers")
+    """The member's header blocks with a new size field and checksum in the ustar block
+    (the last one). Extended headers before it (a direct backup's PAX tar has one per
+    member, for nanosecond times) are kept, unless they hold a size of their own."""
+    extended, header = header[:-512], header[-512:]
+    if len(header) != 512 or b" size=" in extended or b" GNU.sparse" in extended:
+        raise LXDRestoreError(f"cannot rewrite {path} in the backup tarball: its extended headers give its size")
     block = bytearray(header)
     block[124:136] = b"%011o\0" % size
     block[148:156] = b" " * 8
     block[148:156] = b"%06o\0 " % sum(block)
-    return bytes(block)
+    return extended + bytes(block)
 
 
 def rewrite_tar_members(

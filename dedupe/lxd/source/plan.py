@@ -45,6 +45,10 @@ class LXDSelection:
     storage pools (what restoring it onto an empty server needs), but not the server
     config and the trusted certificates (server-wide: only in runs over all projects).
     ``instance_only`` leaves the snapshots of instances and volumes out.
+    ``via``: ``export`` (LXD's backup tarball), ``direct`` (the storage pool read
+    directly) or ``auto`` (direct where possible, else the export).
+    ``rescan_snapshots``: direct reads walk every snapshot, even those unchanged since
+    the previous backup (which are otherwise taken over from it: dedupe.lxd.direct.reuse).
     """
 
     names: tuple[str, ...] = ()
@@ -52,6 +56,8 @@ class LXDSelection:
     only: frozenset[str] | None = None
     instance_only: bool = False
     consistent: str = "none"
+    via: str = "auto"  # auto, export, direct: how instances and volumes are read (dedupe.lxd.direct)
+    rescan_snapshots: bool = False
 
     def __post_init__(self) -> None:
         unknown = set(self.only or ()) - set(KINDS)
@@ -59,6 +65,8 @@ class LXDSelection:
             raise ValueError(
                 f"unknown LXD object kind(s) {', '.join(sorted(unknown))}; known: {', '.join(KINDS)}"
             )
+        if self.via not in ("auto", "export", "direct"):
+            raise ValueError(f"--via {self.via!r} is not one of auto, export, direct")
         if self.consistent not in CONSISTENCY:
             raise ValueError(
                 f"consistency {self.consistent!r} is not one of {', '.join(CONSISTENCY)}"
