@@ -194,16 +194,18 @@ class View:
             return e if shifted else self.idmap.shift(e)
         return self.idmap.unshift(e) if shifted else e
 
+    # present and for_restore take entries whose owners ``owners`` mapped already (the
+    # entry streams of dedupe.restore.tree do it): mapping twice would shift an unshifted
+    # (directly read) backup's ids twice under --numeric-host-ids
+
     def present(self, e: Entry) -> Entry:
-        """Owners mapped; path and hard-link target as shown."""
-        e = self.owners(e)
+        """Path and hard-link target as shown."""
         if self.root is None:
             return e
         return e.replace(path=self.shown(e.path), link=self.shown_link(e))
 
     def for_restore(self, e: Entry) -> Entry:
-        """Owners mapped and the path made relative to the root (the restore directory)."""
-        e = self.owners(e)
+        """The path made relative to the root (the restore directory)."""
         if self.root is None:
             return e
         link = self.relative(e.link) if e.type == "h" and e.link.startswith(self.root + "/") else e.link
