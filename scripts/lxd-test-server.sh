@@ -171,6 +171,28 @@ EOF
   step "image $IMAGE_ALIAS imported: $(lxc image list "$IMAGE_ALIAS" -c f -f csv)"
 }
 
+# A test run that was killed can leave an instance's or volume's directory in a pool after
+# its project is gone (the tests' projects are named dedupe-test-<hex>). LXD does not know
+# such a directory, so the disaster-recovery tests' `lxd recover` would find and offer it.
+# Remove those whose project no longer exists (never anything of a project that exists).
+sweep_test_leftovers() {
+  local d base project n=0
+  for d in "$LXD_DIR"/storage-pools/*/{containers,containers-snapshots,custom,custom-snapshots}/dedupe-test-*_*; do
+    [ -e "$d" ] || continue
+    base=${d##*/}
+    project=${base%%_*}
+    lxc project show "$project" >/dev/null 2>&1 && continue
+    # btrfs subvolumes (and read-only snapshots below them) go with btrfs subvolume delete
+    if [ "$(stat -f -c %T "$d")" = btrfs ] && command -v btrfs >/dev/null; then
+      find "$d" -depth -inum 256 -exec btrfs property set -ts {} ro false \; \
+        -exec btrfs subvolume delete -q {} \; >/dev/null 2>&1 || true
+    fi
+    rm -rf "$d"
+    n=$((n + 1))
+  done
+  [ "$n" = 0 ] || step "removed $n leftover(s) of killed test runs from the pools"
+}
+
 setup() {
   need_root
   install_packages
@@ -178,6 +200,7 @@ setup() {
   preseed
   btrfs_pool
   build_image
+  sweep_test_leftovers
   step "ready: LXD $(lxc query /1.0 | sed -n 's/.*"server_version": *"\([^"]*\)".*/\1/p') on $SOCKET"
 }
 
