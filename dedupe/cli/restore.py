@@ -36,12 +36,13 @@ from dedupe.cli.common import warn_exit as _warn_exit
               help="With --to-lxd: replace what exists under that name; with --to-instance: existing files.")
 @click.option("--with-deps", is_flag=True, help="With --to-lxd: recreate missing profiles, networks, projects first.")
 @click.option("--recover", is_flag=True, help="With --to-lxd: lay the files out in the pool and run LXD's recovery.")
+@click.option("--yes", is_flag=True, help="With --recover: also bring back the other unknown volumes of the pool.")
 @lxd_connection_options
 @common
 def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir: Path | None,
             paths: tuple[str, ...], snapshot: str | None, host_ids: bool, names: bool, to_lxd: bool,
             to_instance: str | None, target: str | None, run: str | None, as_name: str | None,
-            project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
+            project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool, yes: bool,
             remote: str | None, cert: Path | None, key: Path | None, server_cert: Path | None,
             repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Restore a backup: the original bytes (stream, tar; a PAX tar of a directory
@@ -69,7 +70,7 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
                             connection=LXDConnection(remote, cert, key, server_cert))
         return
     lxd_only = {"--run": run, "--as": as_name, "--project": project, "--pool": pool, "--force": force,
-                "--with-deps": with_deps, "--recover": recover, "--remote": remote}
+                "--with-deps": with_deps, "--recover": recover, "--yes": yes, "--remote": remote}
     if not to_lxd and any(lxd_only.values()):
         raise click.UsageError(f"{', '.join(k for k, v in lxd_only.items() if v)} go(es) with --to-lxd")
     if (backup_id is None) == (run is None) and to_lxd:
@@ -81,7 +82,7 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
     if to_lxd:
         from dedupe.lxd.cli import restore_to_lxd
         restore_to_lxd(c, r, backup_id=backup_id, run=run, as_name=as_name, project=project, pool=pool,
-                       force=force, with_deps=with_deps, recover=recover,
+                       force=force, with_deps=with_deps, recover=recover, yes=yes,
                        connection=LXDConnection(remote, cert, key, server_cert))
         return
     assert backup_id is not None

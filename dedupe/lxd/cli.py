@@ -131,20 +131,23 @@ def _restored_text(objects: list[RestoredObject], endpoint: str) -> str:
         else:
             lines.append(f"{o.action} {o.describe()} (backup {o.backup_id[:12]}) on {endpoint}")
         lines += [f"  note: {w}" for w in o.warnings]
+        lines += [f"  LXD's recovery also brought back {a}" for a in o.also]
     return "\n".join(lines) or "nothing to restore"
 
 
 def restore_to_lxd(c: Context, repo: Repository, *, backup_id: str | None, run: str | None, as_name: str | None,
                    project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
-                   connection: LXDConnection) -> None:
+                   connection: LXDConnection, yes: bool = False) -> None:
     """The ``--to-lxd`` branch of ``dedupe restore``."""
+    if yes and not recover:
+        raise click.UsageError("--yes goes with --recover")
     if run is not None and (as_name or with_deps or recover):
         raise click.UsageError("--as, --with-deps and --recover go with a backup ID, not --run")
     from dedupe.lxd.recover import recover_instance
     from dedupe.lxd.restore import RestoreOptions, restore_backup
     from dedupe.lxd.restore_run import restore_run
     from dedupe.lxd.stored import lxd_meta
-    opts = RestoreOptions(as_name=as_name, project=project, pool=pool, force=force, with_deps=with_deps)
+    opts = RestoreOptions(as_name=as_name, project=project, pool=pool, force=force, with_deps=with_deps, yes=yes)
     info = None
     if backup_id is not None:
         info = api.get_backup(repo, backup_id)

@@ -72,6 +72,11 @@ class LXDRestoreError(LXDError):
     """A restore into LXD cannot be done as asked (missing dependency, wrong pool type, ...)."""
 
 
+class LXDRecoverConfirm(LXDRestoreError):
+    """``--recover`` would bring back more than the named instance (LXD's recovery imports
+    every unknown volume of the pool) and ``--yes`` was not given; the message lists them."""
+
+
 class LXDReplaceIncomplete(LXDError):
     """A ``--force`` replacement deleted the original but could not finish (renaming the
     restored copy to the original's name, or starting it again failed); the message says

@@ -1,6 +1,8 @@
 """Disaster recovery of one container on this machine (``dedupe restore --to-lxd ID
 --recover``): its files from the repository laid out in its ``dir`` pool, then LXD's
-own recovery (``dedupe.lxd.sink.pool``)."""
+own recovery (``dedupe.lxd.sink.pool``). That recovery imports every unknown volume of
+the pool: when there is any besides the named instance, it is refused (listing them)
+unless ``opts.yes``, before anything is laid out."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from dedupe.read import WrongBackupKind
 from dedupe.restore.tree import iter_entries
 from dedupe.sinks.directory import restore_tree
 from dedupe.lxd.errors import LXDRestoreError
-from dedupe.lxd.sink.pool import lxd_recover, prepare_pool, recover_entries, set_aside
+from dedupe.lxd.sink.pool import check_others, lxd_recover, prepare_pool, recover_entries, set_aside, unknown_volumes
 from dedupe.lxd.sink.rename import yaml_changes
 from dedupe.lxd.api.client import LXDClient
 
@@ -44,6 +46,8 @@ def recover_instance(
     assert project is not None
     pool = opts.pool or str(meta.get("pool") or "default")
     source, dirname, dirs = prepare_pool(client, pool, name, project, opts.force)
+    # LXD's recovery is pool-wide: say what else it would bring back before writing anything
+    check_others(unknown_volumes(client, pool), pool, name, opts.yes)
     with locked(repo, "restore"):
         done = restore.deps(info, meta, project)
         new_name = name if name != meta["name"] else None
@@ -55,7 +59,7 @@ def recover_instance(
             result = restore_tree(source, entries, on_warning=on_warning, numeric_owner=True)
             if os.path.isdir(dirs[1]):
                 os.chmod(dirs[1], 0o700)
-            others = lxd_recover(client, pool, name, project)
+            others = lxd_recover(client, pool, name, project, opts.yes)
     obj = RestoredObject("instance", project, name, info.id, "recovered", warnings=result.warnings)
-    obj.warnings += [f"LXD's recovery also brought back {o}" for o in others]
+    obj.also = others
     return [*done, obj]

@@ -34,6 +34,7 @@ class RestoreOptions:
     pool: str | None = None
     force: bool = False
     with_deps: bool = False
+    yes: bool = False  # --recover: also bring back the other unknown volumes of the pool
 
 
 @dataclass
@@ -45,6 +46,7 @@ class RestoredObject:
     action: str  # created, replaced, updated, unchanged, recovered, skipped, failed
     error: str | None = None
     warnings: list[str] = field(default_factory=list)  # shown as notes ("it was running: ...")
+    also: list[str] = field(default_factory=list)  # --recover --yes: the other volumes LXD's recovery brought back
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,7 +18,7 @@ from typing import Final
 
 from dedupe.entries import FILE, HARDLINK, Entry
 from dedupe.sinks.directory import DataSource
-from dedupe.lxd.errors import LXDObjectExists, LXDRestoreError
+from dedupe.lxd.errors import LXDObjectExists, LXDRecoverConfirm, LXDRestoreError
 from dedupe.lxd.sink.records import exists
 from dedupe.lxd.sink.rename import YamlChanges, rewrite_yaml
 from dedupe.lxd.api.client import LXDClient
@@ -106,8 +106,29 @@ def set_aside(source: Path, dirs: list[Path]) -> Iterator[None]:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def lxd_recover(client: LXDClient, pool: str, name: str, project: str) -> list[str]:
-    """Validate and import; returns the other volumes LXD recovered along with ours."""
+def unknown_volumes(client: LXDClient, pool: str) -> list[dict[str, object]]:
+    """The volumes LXD's recovery would import from ``pool`` (it validates, imports nothing)."""
+    report = client.recover_validate([{"name": pool}])
+    return list(report.get("UnknownVolumes") or report.get("unknown_volumes") or [])
+
+
+def describe_volume(v: dict[str, object]) -> str:
+    return f"{v.get('type')} {v.get('name')} (project {v.get('project')})"
+
+
+def check_others(others: list[dict[str, object]], pool: str, name: str, yes: bool) -> None:
+    """LXD's recovery imports every unknown volume of the pool: more than the named
+    instance only with ``yes``."""
+    if others and not yes:
+        raise LXDRecoverConfirm(
+            f"LXD's recovery imports every unknown volume in pool {pool!r}: besides {name!r} it would also bring "
+            f"back {', '.join(map(describe_volume, others))}; give --yes to recover them all, or remove them first"
+        )
+
+
+def lxd_recover(client: LXDClient, pool: str, name: str, project: str, yes: bool = False) -> list[str]:
+    """Validate and import; returns the other volumes LXD recovered along with ours
+    (refused unless ``yes`` when there are any)."""
     pools = [{"name": pool}]
     report = client.recover_validate(pools)
     unknown = report.get("UnknownVolumes") or report.get("unknown_volumes") or []
@@ -120,5 +141,7 @@ def lxd_recover(client: LXDClient, pool: str, name: str, project: str) -> list[s
             f"LXD's recovery of {name!r} needs {'; '.join(map(str, missing))} "
             "(use --with-deps to recreate them from the same run)"
         )
+    others = [v for v in unknown if v not in ours]
+    check_others(others, pool, name, yes)
     client.recover_import(pools)
-    return [f"{v.get('type')} {v.get('name')} (project {v.get('project')})" for v in unknown if v not in ours]
+    return [describe_volume(v) for v in others]
