@@ -50,6 +50,7 @@ class LXDObjectResult:
     error: str | None = None
     via: str | None = None  # instances and volumes: "direct" or "export"
     note: str | None = None  # why an object took the export path (``--via auto``)
+    reason: str = ""  # why a named run holds it: "attached to c1"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class LXDObjectResult:
             "error": self.error,
             "via": self.via,
             "note": self.note,
+            "reason": self.reason,
         }
 
 
@@ -104,8 +106,7 @@ def backup_lxd(
     server = server_identity(client)
     host = host or server["server_name"] or None
     result = LXDRunResult(new_run_id(), server)
-    objects, missing = plan(client, selection, selection.kinds(client.socket_path is not None))
-    result.objects = [LXDObjectResult(m.group, m.kind, m.project, m.name, error=m.error) for m in missing]
+    objects = plan(client, selection, selection.kinds(client.socket_path is not None))
     result.stale_deleted = delete_stale(client, objects)
     with locked(repo, "backup"):
         for obj in objects:
@@ -117,7 +118,7 @@ def _back_up(
     repo: Repository, obj: LXDObject, run: str, server: dict[str, Any], progress: ProgressCallback | None,
     host: str | None, level: int, client: LXDClient, selection: LXDSelection,
 ) -> LXDObjectResult:
-    out = LXDObjectResult(obj.group, obj.kind, obj.project, obj.name)
+    out = LXDObjectResult(obj.group, obj.kind, obj.project, obj.name, reason=obj.reason)
     meta: dict[str, Any] = {
         "server": server,
         "kind": obj.kind,
@@ -125,6 +126,7 @@ def _back_up(
         "name": obj.name,
         **({"pool": obj.pool} if obj.pool else {}),
         **obj.meta,
+        **({"attached_to": obj.reason} if obj.reason else {}),
     }
     try:
         # direct reads of the storage pool where possible (dedupe.lxd.direct), else the export

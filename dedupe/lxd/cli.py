@@ -61,7 +61,8 @@ def _run_text(result: LXDRunResult) -> str:
         else:
             via = f" (via {o.via})" if o.via else ""
             lines.append(f"  {o.backup_id[:12] if o.backup_id else '':<12}  {o.group}  {human(o.size)} read, "
-                         f"{human(o.new_bytes)} new ({human(o.new_stored)} stored){via}")
+                         f"{human(o.new_bytes)} new ({human(o.new_stored)} stored){via}"
+                         + (f" ({o.reason})" if o.reason else ""))
         if o.note:
             lines.append(f"  {'':<12}  note: {o.note}")
     ok = [o for o in result.objects if o.error is None]
@@ -98,7 +99,8 @@ def backup_lxd_cmd(names: tuple[str, ...], all_instances: bool, project: str | N
     custom volumes (with their snapshots), images, config records (profiles,
     networks, network ACLs, network zones, projects, storage pools, trusted
     certificates, server config) and the database. NAMES narrows it to those
-    instances (and the config records). Groups are lxd/<project>/<kind>/<name>
+    instances with the custom volumes they attach, volumes named pool/volume, and
+    the config records; a name that matches nothing is an error. Groups are lxd/<project>/<kind>/<name>
     and lxd/global/<kind>/<name>. If some objects fail, the others are still
     backed up and the exit code is 69."""
     if names and all_instances:

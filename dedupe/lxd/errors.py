@@ -62,6 +62,11 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+class NothingToBackUp(LXDNotFound):
+    """``backup lxd``: a name matches no instance or volume, or the selection holds no
+    instance, volume, image or dump (only records); raised before anything is committed."""
+
+
 # -- what a restore into LXD refuses --------------------------------------------------------
 
 class LXDObjectExists(LXDError):

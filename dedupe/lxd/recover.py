@@ -48,8 +48,8 @@ def recover_instance(
     source, dirname, dirs = prepare_pool(client, pool, name, project, opts.force)
     # LXD's recovery is pool-wide: say what else it would bring back before writing anything
     check_others(unknown_volumes(client, pool), pool, name, opts.yes)
-    with locked(repo, "restore"):
-        done = restore.deps(info, meta, project)
+    with locked(repo, "restore"), restore.created_undone_on_failure() as created:
+        done = restore.deps(info, meta, project, created)
         new_name = name if name != meta["name"] else None
         new_project = project if project != meta.get("project") else None
         with set_aside(source, dirs):  # a failure removes what was laid out and puts the old back

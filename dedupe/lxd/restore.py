@@ -4,27 +4,38 @@ The backup's bytes are verified as they are read (each chunk, and the whole stre
 BLAKE3 before the last piece is sent: on a mismatch the upload is cut and LXD's import
 fails, leaving nothing) and handed to ``dedupe.lxd.sink``, which puts them into LXD.
 ``with_deps``: before an instance, its missing project, storage pool, networks (and
-the network zones a recreated network names) and profiles are recreated from the
-record backups of the same run.
+the network zones a recreated network names), profiles and attached custom volumes are
+recreated from the backups of the same run; when the instance then fails, what was
+created for it is deleted again.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dedupe import api
 from dedupe.locking import locked
 from dedupe.lxd.direct.pieces import tarball_pieces
-from dedupe.lxd.errors import LXDRestoreError, NotAnLXDBackup
+from dedupe.lxd.errors import LXDError, LXDRestoreError, NotAnLXDBackup
 from dedupe.lxd.stored import lxd_meta, read_record, run_records, split_at, verified_pieces
 from dedupe.progress import ProgressCallback
 from dedupe.repository import Repository
 from dedupe.read import WrongBackupKind
 from dedupe.lxd.sink.objects import Imported, import_image, import_instance, import_volume
-from dedupe.lxd.sink.records import GLOBAL_KINDS, RECORDS, record_exists, restore_record, restore_server_config
+from dedupe.lxd.sink.records import (
+    GLOBAL_KINDS,
+    RECORDS,
+    delete_record,
+    exists,
+    record_exists,
+    restore_record,
+    restore_server_config,
+)
 from dedupe.lxd.api.client import LXDClient
-from dedupe.lxd.api.records import Record
+from dedupe.lxd.api.records import Record, attached_volumes
 
 
 @dataclass(frozen=True)
@@ -158,11 +169,30 @@ class Restorer:
 
     # -- dependencies
 
-    def deps(self, info: api.BackupInfo, meta: dict[str, Any], project: str) -> list[RestoredObject]:
+    @contextlib.contextmanager
+    def created_undone_on_failure(self) -> Iterator[list[Created]]:
+        """The body records what it creates; when it fails, those are deleted again, the
+        last first (best effort: the body's error is the one reported)."""
+        created: list[Created] = []
+        try:
+            yield created
+        except BaseException:
+            for kind, project, name, pool in reversed(created):
+                with contextlib.suppress(LXDError):
+                    if kind == "volume":
+                        self.client.delete_custom_volume(pool, name, project)
+                    else:
+                        delete_record(self.client, kind, name, project)
+            raise
+
+    def deps(
+        self, info: api.BackupInfo, meta: dict[str, Any], project: str, created: list[Created] | None = None
+    ) -> list[RestoredObject]:
         """What the instance needs and the target lacks: its project, storage pool,
-        networks and profiles (in that order). With ``with_deps`` they are recreated
-        from the record backups of the same run; without, a missing one is an error
-        that names it (LXD's own does not)."""
+        networks, profiles and the custom volumes it attaches (in that order). With
+        ``with_deps`` they are recreated from the backups of the same run (each one
+        created is appended to ``created``); without, a missing one is an error that
+        names it (LXD's own does not)."""
         c = self.client
         src = str(meta.get("project") or "default")
         record: Record = meta.get("record") or {}
@@ -174,7 +204,7 @@ class Restorer:
                 if d.get("type") == "nic" and d.get("network")
             }
         )
-        # (kind, target project, target name, where the record may be in the run)
+        # (kind, target project, target name, where the backup may be in the run)
         needed: list[tuple[str, str | None, str, list[tuple[str, str | None, str]]]] = [
             ("project", None, project, [("project", None, src)])
         ]
@@ -184,11 +214,18 @@ class Restorer:
         needed += [
             ("profile", project, p, [("profile", s, p) for s in (src, "default")]) for p in record.get("profiles") or []
         ]
-        missing = [
-            (kind, target, name, keys)
-            for kind, target, name, keys in needed
-            if not record_exists(c, kind, name, target)
+        needed += [
+            ("volume", project, f"{vpool}/{v}", [("volume", s, v) for s in (src, "default")])
+            for vpool, v in attached_volumes(record)
         ]
+
+        def there(kind: str, name: str, target: str | None) -> bool:
+            if kind != "volume":
+                return record_exists(c, kind, name, target)
+            vpool, _, volume = name.partition("/")
+            return exists(lambda: c.custom_volume(vpool, volume, target)) is not None
+
+        missing = [(kind, target, name, keys) for kind, target, name, keys in needed if not there(kind, name, target)]
         if missing and not self.opts.with_deps:
             listed = ", ".join(f"{kind} {name!r}" for kind, _, name, _ in missing)
             raise LXDRestoreError(
@@ -198,15 +235,26 @@ class Restorer:
             )
         records = run_records(self.repo, info.manifest.run) if missing else {}
         done: list[RestoredObject] = []
+        made = created if created is not None else []
 
         def recreate(kind: str, target: str | None, name: str, keys: list[tuple[str, str | None, str]],
                      needed_by: str) -> None:
-            found = next((records[k] for k in keys if k in records), None)
+            vpool = name.partition("/")[0] if kind == "volume" else ""
+            found = next(
+                (records[k] for k in keys if k in records and (not vpool or lxd_meta(records[k]).get("pool") == vpool)),
+                None,
+            )
             if found is None:
+                hint = " (back the instance up by name: its volumes come with it)" if kind == "volume" else ""
                 raise LXDRestoreError(
                     f"{kind} {name!r} needed by {needed_by} is missing on "
-                    f"{c.endpoint} and not in run {info.manifest.run[:12]}"
+                    f"{c.endpoint} and not in run {info.manifest.run[:12]}{hint}"
                 )
+            if kind == "volume":
+                vol = Restorer(self.repo, c, RestoreOptions(project=target), self.progress).one(found)
+                made.append(("volume", target, name.partition("/")[2], vpool))
+                done.extend(vol)
+                return
             rec = {**read_record(self.repo, found), "name": name}
             if kind == "network":  # LXD refuses a network that names a zone it lacks
                 for zone in network_zones(rec):
@@ -214,11 +262,17 @@ class Restorer:
                         recreate("network-zone", target, zone, [("network-zone", s, zone) for s in (src, "default")],
                                  f"network {name!r}")
             action = restore_record(c, kind, rec, target, force=False)
+            if action == "created":
+                made.append((kind, target, name, ""))
             done.append(RestoredObject(kind, target, name, found.id, action))
 
         for kind, target, name, keys in missing:
             recreate(kind, target, name, keys, f"instance {meta['name']!r}")
         return done
+
+
+# what a --with-deps restore created: (kind, project, name, pool of a volume)
+Created = tuple[str, "str | None", str, str]
 
 
 def snapshots(meta: dict[str, Any]) -> list[str] | None:

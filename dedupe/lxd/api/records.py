@@ -82,3 +82,16 @@ def for_put(kind: RecordKind, record: Record) -> Record:
     """A copy of ``record`` with only the fields an update (PUT or PATCH) takes."""
     drop = _READ_ONLY[kind] | _NOT_IN_PUT.get(kind, frozenset())
     return {k: v for k, v in record.items() if k not in drop}
+
+
+def attached_volumes(record: Record) -> list[tuple[str, str]]:
+    """The custom volumes an instance record's disks attach, as (pool, volume): disk
+    devices with a pool and a volume name as source (not the root disk, not a host path)."""
+    return sorted(
+        {
+            (str(d["pool"]), str(d["source"]))
+            for d in (record.get("expanded_devices") or record.get("devices") or {}).values()
+            if d.get("type") == "disk" and d.get("pool") and d.get("source") and d.get("path") != "/"
+            and not str(d["source"]).startswith("/")
+        }
+    )

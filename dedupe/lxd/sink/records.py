@@ -58,6 +58,21 @@ RECORDS: Final[dict[str, RecordAPI]] = {
 GLOBAL_KINDS: Final = frozenset({"project", "storage-pool", "certificate", "server-config", "database"})
 
 
+DELETE: Final[dict[str, Callable[[LXDClient, str, str | None], None]]] = {
+    "profile": _C.delete_profile,
+    "network": _C.delete_network,
+    "network-acl": _C.delete_network_acl,
+    "network-zone": _C.delete_network_zone,
+    "project": lambda c, n, p: c.delete_project(n),
+    "storage-pool": lambda c, n, p: c.delete_storage_pool(n),
+}
+
+
+def delete_record(client: LXDClient, kind: str, name: str, project: str | None) -> None:
+    """Delete a record this restore created (a failed ``--with-deps`` takes them back)."""
+    DELETE[kind](client, name, None if kind in GLOBAL_KINDS else project)
+
+
 def exists(get: Callable[[], Any]) -> Any | None:
     """What ``get`` returns, or None when LXD answers 404."""
     try:

@@ -79,6 +79,7 @@ class LXDObject:
     open: Opener
     pool: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""  # why a named run holds it: "attached to c1"
 
     @property
     def group(self) -> str:

@@ -14,17 +14,16 @@ from typing import Any, Final
 
 from dedupe.lxd.kinds import CONSISTENCY, KINDS
 from dedupe.lxd.api.client import LXDClient
-from dedupe.lxd.errors import LXDError
+from dedupe.lxd.errors import LXDError, LXDNotFound, NothingToBackUp
 from dedupe.lxd.source.objects import (
     LXDObject,
     database_object,
-    group_of,
     image_object,
     instance_object,
     record_object,
     volume_object,
 )
-from dedupe.lxd.api.records import Record
+from dedupe.lxd.api.records import Record, attached_volumes
 
 STALE_AFTER: Final = dt.timedelta(
     hours=6
@@ -35,10 +34,11 @@ STALE_AFTER: Final = dt.timedelta(
 class LXDSelection:
     """What one run backs up.
 
-    ``names``: only these instances (searched in the projects in scope); ``project``:
+    ``names``: only these instances, with the custom volumes they attach, and volumes
+    named ``pool/volume`` (searched in the projects in scope); ``project``:
     one project, or None for all; ``only``: a subset of ``KINDS``, or None for the
-    default: everything, except that instance names narrow it to instances and config
-    records, and that the database dumps come only with runs over all projects on the
+    default: everything, except that names narrow it to those instances and volumes and
+    the config records, and that the database dumps come only with runs over all projects on the
     local socket (``/internal/sql`` is not served over HTTPS). Config records of a
     single-project run are its project record, the profiles, networks, network ACLs and
     network zones it uses (its own, or the default project's when it shares them) and the
@@ -76,21 +76,10 @@ class LXDSelection:
         if self.only is not None:
             return self.only
         if self.names:
-            return frozenset({"instances", "config"})
+            return frozenset({"instances", "volumes", "config"})
         if self.project is not None or not local:
             return frozenset(KINDS) - {"database"}
         return frozenset(KINDS)
-
-
-@dataclass(frozen=True)
-class MissingObject:
-    """An object the selection names that the server does not have."""
-
-    group: str
-    kind: str
-    project: str | None
-    name: str
-    error: str
 
 
 def server_identity(client: LXDClient) -> dict[str, Any]:
@@ -126,21 +115,23 @@ def projects_in_scope(client: LXDClient, sel: LXDSelection) -> list[Record]:
     return chosen
 
 
-def plan(
-    client: LXDClient, sel: LXDSelection, kinds: frozenset[str]
-) -> tuple[list[LXDObject], list[MissingObject]]:
-    """The objects of a run, records first (cheap, and what a restore needs first), and
-    the requested instances that do not exist."""
+def plan(client: LXDClient, sel: LXDSelection, kinds: frozenset[str]) -> list[LXDObject]:
+    """The objects of a run, records first (cheap, and what a restore needs first), then
+    volumes before the instances that attach them. Names that match nothing, and a
+    selection with nothing in it but records, are errors (``NothingToBackUp``) raised
+    before anything is read."""
     projects = projects_in_scope(client, sel)
     scope = {p["name"] for p in projects}
     objects: list[LXDObject] = []
-    missing: list[MissingObject] = []
 
     def owned(feature: str, seen: bool = False) -> list[str]:
         """The projects whose objects of this feature the projects in scope own (or,
         with ``seen``, use: the default project's when they share them), once each."""
         return sorted({o for p in projects if (o := owner_project(p, feature)) in scope or seen})
 
+    # names first: one that matches nothing stops the run before anything is read
+    instances = _chosen_instances(client, sel, scope) if "instances" in kinds or sel.names else []
+    wanted = _chosen_volumes(client, sel, projects, instances)
     if "config" in kinds:
         if sel.project is None:
             objects.append(record_object("server-config", None, "", client.server_config()))
@@ -170,38 +161,103 @@ def plan(
         for proj in owned("images"):
             objects += [image_object(client, proj, r) for r in client.images(proj)]
     if "volumes" in kinds:
-        pools = [p["name"] for p in client.storage_pools()]
-        for proj in owned("storage.volumes"):
-            for pool in pools:
-                objects += [
-                    volume_object(client, proj, pool, v["name"], sel.instance_only)
-                    for v in client.custom_volumes(pool, proj)
-                ]
+        for proj in sorted({p for p, _, _ in wanted} if sel.names else owned("storage.volumes")):
+            for pool in [p["name"] for p in client.storage_pools()]:
+                for v in client.custom_volumes(pool, proj):
+                    if sel.names and (proj, pool, v["name"]) not in wanted:
+                        continue
+                    obj = volume_object(client, proj, pool, v["name"], sel.instance_only)
+                    obj.reason = wanted.get((proj, pool, v["name"]), "")
+                    objects.append(obj)
     if "instances" in kinds:
-        found: set[str] = set()
-        for proj in sorted(scope):
-            for inst in client.instances(proj):
-                if not sel.names or inst["name"] in sel.names:
-                    found.add(inst["name"])
-                    objects.append(
-                        instance_object(
-                            client, proj, inst["name"], sel.instance_only, sel.consistent
-                        )
-                    )
-        where = f"project {sel.project!r}" if sel.project else "any project"
-        for name in sel.names:
-            if name not in found:
-                group = group_of("instance", sel.project or "default", name)
-                missing.append(
-                    MissingObject(
-                        group,
-                        "instance",
-                        sel.project,
-                        name,
-                        error=f"no instance {name!r} in {where} on {client.endpoint}",
-                    )
-                )
-    return objects, missing
+        objects += [
+            instance_object(client, proj, inst["name"], sel.instance_only, sel.consistent)
+            for proj, inst in instances
+        ]
+    if not objects:
+        what = ", ".join(sorted(kinds))
+        raise NothingToBackUp(
+            f"nothing to back up: no {what} in {_where(sel)} on {client.endpoint}"
+            + (" (a project that shares the default project's images, volumes, profiles or networks has none of "
+               "its own: they are backed up with the default project)" if sel.project not in (None, "default") else "")
+        )
+    return objects
+
+
+def _where(sel: LXDSelection) -> str:
+    return f"project {sel.project!r}" if sel.project else "any project"
+
+
+def _instance_names(sel: LXDSelection) -> list[str]:
+    return [n for n in sel.names if "/" not in n]
+
+
+def _chosen_instances(client: LXDClient, sel: LXDSelection, scope: set[str]) -> list[tuple[str, Record]]:
+    """The instances of the run (project, record): all in scope, or the named ones. A
+    name that is neither an instance nor a ``pool/volume`` is an error, raised before
+    anything is read (the run commits nothing)."""
+    names = _instance_names(sel)
+    if sel.names and not names:
+        return []
+    chosen = [
+        (proj, inst) for proj in sorted(scope) for inst in client.instances(proj)
+        if not sel.names or inst["name"] in names
+    ]
+    unknown = sorted(set(names) - {inst["name"] for _, inst in chosen})
+    if unknown:
+        volumes = {
+            v["name"]: pool["name"] for pool in client.storage_pools() for proj in sorted(scope)
+            for v in client.custom_volumes(pool["name"], proj)
+        }
+        hints = [f"; {n!r} is a custom volume: name it {volumes[n]}/{n}" for n in unknown if n in volumes]
+        raise NothingToBackUp(
+            f"no instance {', '.join(map(repr, unknown))} in {_where(sel)} on {client.endpoint}"
+            f"{''.join(hints)}; nothing was backed up"
+        )
+    return chosen
+
+
+def _chosen_volumes(
+    client: LXDClient, sel: LXDSelection, projects: list[Record], instances: list[tuple[str, Record]]
+) -> dict[tuple[str, str, str], str]:
+    """With names: the volumes named ``pool/volume`` and those the named instances
+    attach, as (project, pool, volume) -> why ("attached to c1"; "" when named)."""
+    if not sel.names:
+        return {}
+    by_name = {p["name"]: p for p in projects}
+    wanted: dict[tuple[str, str, str], str] = {}
+    for proj, inst in instances:
+        owner = owner_project(by_name[proj], "storage.volumes")
+        for pool, volume in attached_volumes(inst):
+            users = [u for u in [wanted.get((owner, pool, volume), "").removeprefix("attached to ")] if u]
+            wanted[(owner, pool, volume)] = "attached to " + ", ".join([*users, inst["name"]])
+    unknown = []
+    for name in sel.names:
+        if "/" not in name:
+            continue
+        pool, _, volume = name.partition("/")
+        found = [
+            (owner, pool, volume)
+            for owner in sorted({owner_project(p, "storage.volumes") for p in projects})
+            if any(v["name"] == volume for v in _volumes_or_none(client, pool, owner))
+        ]
+        if not found:
+            unknown.append(name)
+        for key in found:
+            wanted.setdefault(key, "")
+    if unknown:
+        raise NothingToBackUp(
+            f"no custom volume {', '.join(map(repr, unknown))} (pool/volume) in {_where(sel)} on "
+            f"{client.endpoint}; nothing was backed up"
+        )
+    return wanted
+
+
+def _volumes_or_none(client: LXDClient, pool: str, project: str) -> list[Record]:
+    try:
+        return client.custom_volumes(pool, project)
+    except LXDNotFound:  # no such pool
+        return []
 
 
 def delete_stale(client: LXDClient, objects: list[LXDObject]) -> list[str]:
