@@ -17,7 +17,7 @@ from dedupe.backup.session import BackupResult, BackupSession
 from dedupe.locking import locked
 from dedupe.passphrase import ExplicitPassphrase, for_other, for_this
 from dedupe.progress import ProgressCallback
-from dedupe.repository import Repository
+from dedupe.repository import AmbiguousBackupId, BackupNotFound, Repository, RunIdNotBackupId
 from dedupe.storage.base import Storage
 from dedupe.storage.open import open_storage as _open_storage
 from repo_format import config, manifest
@@ -92,14 +92,70 @@ class BackupInfo:
         }
 
 
-def list_backups(repo: Repository, group: str | None = None) -> list[BackupInfo]:
+def list_backups(repo: Repository, group: str | None = None, run: str | None = None) -> list[BackupInfo]:
+    """The backups (of ``group`` and the groups below it; of the runs whose id starts with
+    ``run``), oldest first."""
     out = []
+    run = run.strip().lower() if run is not None else None
     for name in repo.manifest_names():
         m = repo.load_manifest(name)
+        if run is not None and not m.run.startswith(run):
+            continue
         if group is None or m.group == group or m.group.startswith(group.rstrip("/") + "/"):
             out.append(BackupInfo(name, m))
     out.sort(key=lambda b: (b.manifest.time_ns, b.id))
     return out
+
+
+@dataclass
+class RunInfo:
+    """The backups one ``dedupe backup`` invocation committed (all share its run id)."""
+
+    run: str
+    backups: list[BackupInfo]
+
+    def to_json(self) -> dict[str, Any]:
+        ms = [b.manifest for b in self.backups]
+        return {
+            "run": self.run, "short_run": self.run[:12],
+            "time_ns": min(m.time_ns for m in ms),
+            "time": dt.datetime.fromtimestamp(min(m.time_ns for m in ms) / 1e9, dt.timezone.utc)
+            .isoformat(timespec="seconds"),
+            "hosts": sorted({m.host for m in ms}),
+            "size": sum(m.size for m in ms),
+            "new_stored": sum(m.stats.get("new_stored", 0) for m in ms),
+            "stored_bytes": sum(m.stats.get("stored_bytes", 0) for m in ms),
+            "backups": [b.to_json() for b in self.backups],
+        }
+
+
+def runs(repo: Repository, prefix: str = "") -> list[RunInfo]:
+    """The runs whose id starts with ``prefix`` (all by default), oldest first, each with
+    its backups."""
+    prefix = prefix.strip().lower()
+    by_run: dict[str, list[BackupInfo]] = {}
+    for b in list_backups(repo):
+        if b.manifest.run.startswith(prefix):
+            by_run.setdefault(b.manifest.run, []).append(b)
+    return sorted((RunInfo(r, bs) for r, bs in by_run.items()), key=lambda r: (r.backups[0].manifest.time_ns, r.run))
+
+
+def get_run(repo: Repository, prefix: str) -> RunInfo:
+    """The one run whose id starts with ``prefix``."""
+    found = runs(repo, prefix) if prefix.strip() else []
+    if not found:
+        raise BackupNotFound(f"no backup run {prefix.strip().lower()!r} in {repo.storage.location}")
+    if len(found) > 1:
+        raise AmbiguousBackupId(f"run id {prefix} is ambiguous: {len(found)} runs start with it")
+    return found[0]
+
+
+def get_backup_or_run(repo: Repository, prefix: str) -> BackupInfo | RunInfo:
+    """The backup with that id prefix, else the run (``show`` takes either)."""
+    try:
+        return get_backup(repo, prefix)
+    except RunIdNotBackupId:
+        return get_run(repo, prefix)
 
 
 def get_backup(repo: Repository, id_prefix: str) -> BackupInfo:

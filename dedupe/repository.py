@@ -70,6 +70,10 @@ class BackupNotFound(DedupeError):
     exit_code = 30
 
 
+class RunIdNotBackupId(BackupNotFound):
+    """A run id (prefix) given where a backup id is expected; the message says what takes it."""
+
+
 class AmbiguousBackupId(DedupeError):
     exit_code = 31
 
@@ -403,6 +407,13 @@ class Repository:
             raise BackupNotFound(f"{prefix!r} is not a backup id (expected hex digits)")
         matches = [n for n in self.manifest_names() if n.startswith(prefix)]
         if not matches:
+            runs = {m.run for m in map(self.load_manifest, self.manifest_names()) if m.run.startswith(prefix)}
+            if len(runs) == 1:
+                raise RunIdNotBackupId(
+                    f"{prefix} is the id of a backup run, not of a backup: `dedupe show {prefix}` describes the run, "
+                    f"`dedupe list --run {prefix}` lists its backups (their ids go here), "
+                    f"`dedupe restore --run {prefix} --to-lxd` restores an LXD run"
+                )
             raise BackupNotFound(f"no backup with id {prefix} in {self.storage.location}")
         if len(matches) > 1:
             raise AmbiguousBackupId(f"backup id {prefix} is ambiguous: {len(matches)} backups start with it")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dedupe import api
-from dedupe.cli.common import Context, backup_options, common, human, write_metrics
+from dedupe.cli.common import Context, backup_options, common, read_new, write_metrics
 from dedupe.cli.common import ctx as _ctx
 from dedupe.cli.common import warn_exit as _warn_exit
 
@@ -22,8 +22,7 @@ def _backup_summary(c: Context, repo: Any, result: api.BackupResult) -> None:
     info = api.BackupInfo(result.id, result.manifest)
     j = info.to_json()
     j["warnings"] = result.warnings
-    c.out(j, lambda: (f"backup {j['short_id']}  {j['group']}  {human(j['size'])} read, "
-                      f"{human(j['new_bytes'])} new ({human(j['new_stored'])} stored)"))
+    c.out(j, lambda: f"backup {j['short_id']}  {j['group']}  {read_new(j['size'], j['new_stored'])}")
     _warn_exit(c, result.warnings + write_metrics(repo), "backup")
 
 

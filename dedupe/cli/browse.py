@@ -17,11 +17,15 @@ def _when(time_ns: int) -> str:
 
 @click.command("list")
 @click.option("--group", "-g", help="Only this group (and groups below it).")
+@click.option("--run", "run", metavar="RUN", help="Only the backups of this run (id prefix).")
 @common
-def list_cmd(group: str | None, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
-    """List backups."""
+def list_cmd(group: str | None, run: str | None, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """List backups. NEW is the stored bytes each backup added (what its run reported as new)."""
     c = _ctx(repo, as_json, quiet)
-    infos = api.list_backups(c.open(), group)
+    r = c.open()
+    if run is not None:
+        run = api.get_run(r, run).run  # an unknown or ambiguous run is an error, not an empty list
+    infos = api.list_backups(r, group, run)
     rows = [i.to_json() for i in infos]
 
     def text() -> str:
@@ -29,30 +33,45 @@ def list_cmd(group: str | None, repo: str | None, as_json: bool | None, quiet: b
             return "no backups"
         width = max(4, *(len(j["host"]) for j in rows))
         header = (f"{'ID':<12}  {'TIME':<19}  {'KIND':<6}  {'SIZE':>10}  {'NEW':>10}  {'STORED':>10}  "
-                  f"{'HOST':<{width}}  GROUP")
+                  f"{'HOST':<{width}}  {'RUN':<12}  GROUP")
         lines = [header]
         for j in rows:
             lines.append(f"{j['short_id']:<12}  {_when(j['time_ns']):<19}  {j['kind']:<6}  {human(j['size']):>10}  "
-                         f"{human(j['new_stored']):>10}  {human(j['stored_bytes']):>10}  {j['host']:<{width}}  {j['group']}")
+                         f"{human(j['new_stored']):>10}  {human(j['stored_bytes']):>10}  {j['host']:<{width}}  "
+                         f"{j['run'][:12]:<12}  {j['group']}")
         return "\n".join(lines)
 
     c.out(rows, text)
+
+
+def _run_text(j: dict[str, Any]) -> str:
+    lines = [f"run:           {j['run']}", f"time:          {_when(j['time_ns'])} ({j['time']})",
+             f"hosts:         {', '.join(j['hosts'])}",
+             f"backups:       {len(j['backups'])} ({human(j['size'])} original, {human(j['new_stored'])} new)"]
+    for b in j["backups"]:
+        lines.append(f"  {b['short_id']:<12}  {human(b['size']):>10}  {human(b['new_stored']):>10} new  {b['group']}")
+    lines.append("(the run's objects that failed committed nothing: its output named them)")
+    return "\n".join(lines)
 
 
 @click.command()
 @click.argument("backup_id")
 @common
 def show(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
-    """Show one backup."""
+    """Show one backup, or one run (given a run id: its backups)."""
     c = _ctx(repo, as_json, quiet)
-    j = api.get_backup(c.open(), backup_id).to_json()
+    found = api.get_backup_or_run(c.open(), backup_id)
+    j = found.to_json()
+    if isinstance(found, api.RunInfo):
+        c.out(j, lambda: _run_text(j))
+        return
 
     def text() -> str:
         return "\n".join([
             f"id:            {j['id']}", f"group:         {j['group']}", f"kind:          {j['kind']}",
             f"time:          {_when(j['time_ns'])} ({j['time']})", f"host:          {j['host']}",
             f"run:           {j['run']}", f"original size: {human(j['size'])} ({j['size']} bytes)",
-            f"new data:      {human(j['new_bytes'])} ({human(j['new_stored'])} stored)",
+            f"new:           {human(j['new_stored'])} (stored bytes it added to the repository)",
             f"stored size:   {human(j['stored_bytes'])} ({j['chunks']} chunks, {j['items']} items)",
             *([f"blake3:        {j['blake3']}"] if j["blake3"] else []),
             *_lxd_lines(j["meta"].get("lxd")),
@@ -74,6 +93,12 @@ def _lxd_lines(meta: object) -> list[str]:
         lines.append(f"consistency:   {meta['consistency']}")
     if meta.get("snapshots"):
         lines.append(f"snapshots:     {', '.join(meta['snapshots'])}")
+    if meta.get("attached_to"):
+        lines.append(f"why:           {meta['attached_to']}")
+    server = meta.get("server") or {}
+    if server:
+        lines.append(f"lxd server:    {server.get('server_name', '')} (LXD {server.get('version', '')}) "
+                     f"at {server.get('endpoint', '')}")
     if meta.get("snapshots_reused"):
         lines.append(f"taken over:    {', '.join(meta['snapshots_reused'])} (unchanged since the previous backup)")
     return lines

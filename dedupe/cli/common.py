@@ -25,6 +25,13 @@ def human(n: int | float) -> str:
     return str(n)
 
 
+def read_new(read: int, new_stored: int) -> str:
+    """The one way sizes of a backup are said: the bytes read, and "new", the stored
+    bytes it added to the repository (after deduplication and compression; ``list``'s
+    NEW column)."""
+    return f"{human(read)} read, {human(new_stored)} new"
+
+
 class StatusLine:
     """A one-line progress display on a terminal's stderr."""
 

@@ -50,6 +50,9 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
     LXD with --to-lxd, or chosen files into an instance with --to-instance. Everything
     is verified."""
     targets = [t for t in (to_file, to_stdout or None, to_dir, to_lxd or None, to_instance) if t]
+    if run is not None and not to_lxd:
+        raise click.UsageError(f"--run restores a whole run into LXD: add --to-lxd (to restore one backup of the "
+                               f"run elsewhere, give its id: `dedupe list --run {run}` lists them)")
     if len(targets) != 1:
         raise click.UsageError("give exactly one of --to-file F, --stdout, --to-dir D, --to-lxd or --to-instance NAME")
     if paths and not (to_dir or to_instance):

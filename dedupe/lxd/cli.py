@@ -19,7 +19,7 @@ from dedupe.cli.common import (
     common,
     ctx,
     backup_options,
-    human,
+    read_new,
     lxd_connection_options,
     warn_exit,
     write_metrics,
@@ -60,14 +60,13 @@ def _run_text(result: LXDRunResult) -> str:
             lines.append(f"  {'FAILED':<12}  {o.group}: {o.error}")
         else:
             via = f" (via {o.via})" if o.via else ""
-            lines.append(f"  {o.backup_id[:12] if o.backup_id else '':<12}  {o.group}  {human(o.size)} read, "
-                         f"{human(o.new_bytes)} new ({human(o.new_stored)} stored){via}"
-                         + (f" ({o.reason})" if o.reason else ""))
+            lines.append(f"  {o.backup_id[:12] if o.backup_id else '':<12}  {o.group}  {read_new(o.size, o.new_stored)}"
+                         f"{via}" + (f" ({o.reason})" if o.reason else ""))
         if o.note:
             lines.append(f"  {'':<12}  note: {o.note}")
     ok = [o for o in result.objects if o.error is None]
-    lines.append(f"{len(ok)} of {len(result.objects)} objects backed up: {human(sum(o.size for o in ok))} read, "
-                 f"{human(sum(o.new_bytes for o in ok))} new ({human(sum(o.new_stored for o in ok))} stored)")
+    lines.append(f"{len(ok)} of {len(result.objects)} objects backed up: "
+                 f"{read_new(sum(o.size for o in ok), sum(o.new_stored for o in ok))}")
     lines += [f"deleted leftover server-side backup {b}" for b in result.stale_deleted]
     return "\n".join(lines)
 

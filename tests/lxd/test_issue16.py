@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from dedupe_testing import RunCli, assert_clean_error
 
+from dedupe.cli.common import human
+
 from lxd.test_backup_restore import backup, restore
 
 pytestmark = pytest.mark.lxd
@@ -116,3 +118,49 @@ def test_names_that_match_nothing_and_empty_selections_are_errors(lxd_project: A
     assert {o["kind"] for o in run["objects"]} - {"project", "profile", "storage-pool", "network", "network-acl",
                                                    "network-zone"} == {"volume"}
     assert f"lxd/{p.name}/volume/{POOL}/vol1" in run["by_group"]
+
+
+# -- 5. runs are first-class
+
+
+def test_runs_are_listed_shown_and_named_where_a_backup_id_is_expected(lxd_project: Any, dedupe: RunCli,
+                                                                        tmp_path: Any) -> None:
+    p = lxd_project
+    c = p.container(start=False, files=False, snapshot=None)
+    dedupe("init")
+    run = backup(dedupe, c, "--project", p.name)
+    r = run["run"]
+    backup(dedupe, "--project", p.name, "--only", "config")  # a second run
+    listed = json.loads(dedupe("list", "--json").stdout)
+    assert r in {b["run"] for b in listed} and len({b["run"] for b in listed}) == 2
+    text = dedupe("list").stdout.decode().splitlines()
+    assert "RUN" in text[0].split() and sum(r[:12] in line for line in text) == len(run["objects"])
+    mine = json.loads(dedupe("list", "--run", r[:8], "--json").stdout)
+    assert {b["group"] for b in mine} == set(run["by_group"]) and {b["run"] for b in mine} == {r}
+    assert_clean_error(dedupe("list", "--run", "0" * 31 + "g", check=False), 30, "no backup run")
+    shown = json.loads(dedupe("show", r[:12], "--json").stdout)
+    assert shown["run"] == r and {b["group"] for b in shown["backups"]} == set(run["by_group"])
+    assert f"lxd/{p.name}/instance/{c}" in dedupe("show", r[:12]).stdout.decode()
+    for args in (["restore", r[:12], "--to-lxd"], ["restore", r, "--to-file", str(tmp_path / "x")], ["ls", r[:12]]):
+        assert_clean_error(dedupe(*args, check=False), 30, "id of a backup run", f"dedupe list --run {r[:12]}"[:30])
+    usage = dedupe("restore", "--run", r[:12], "--project", p.name, check=False)
+    assert usage.returncode == 2 and "add --to-lxd" in usage.stderr.decode()
+
+
+# -- 9. show prints the LXD details; one meaning of "new"
+
+
+def test_show_prints_lxd_details_and_new_means_stored_bytes_added(lxd_project: Any, dedupe: RunCli) -> None:
+    p = lxd_project
+    c = p.container(start=False, files=False)
+    dedupe("init")
+    text = dedupe("backup", "lxd", c, "--project", p.name).stdout.decode()
+    listed = {b["group"]: b for b in json.loads(dedupe("list", "--json").stdout)}
+    inst = listed[f"lxd/{p.name}/instance/{c}"]
+    line = next(x for x in text.splitlines() if f"lxd/{p.name}/instance/{c}" in x)
+    row = next(x for x in dedupe("list").stdout.decode().splitlines() if inst["short_id"] in x)
+    new = human(inst["new_stored"])
+    assert f"read, {new} new" in line and f" {new} " in row and "stored)" not in line
+    shown = dedupe("show", inst["id"]).stdout.decode()
+    assert f"lxd object:    instance {c} in project {p.name}" in shown
+    assert "snapshots:     snap0" in shown and f"new:           {new}" in shown
