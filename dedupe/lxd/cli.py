@@ -19,6 +19,7 @@ from dedupe.cli.common import (
     common,
     ctx,
     backup_options,
+    human,
     read_new,
     lxd_connection_options,
     warn_exit,

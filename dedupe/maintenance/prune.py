@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from dedupe.errors import DedupeError
 from dedupe.locking import maintenance_lock
-from dedupe.maintenance.series import GROUP_BY, describe_series, series_of
+from dedupe.maintenance.series import GROUP_BY, describe_series, series_group, series_of
 from dedupe.repository import Repository
 from repo_format import layout, manifest
 
@@ -152,6 +152,7 @@ class Backup:
     time_ns: int
     protected: bool = False
     host: str = ""
+    series: str = ""  # the group of its series, when not its own (``series_group``)
 
 
 @dataclass
@@ -246,7 +247,8 @@ def load_backups(repo: Repository) -> list[tuple[Backup, manifest.Manifest]]:
         except DedupeError as e:
             problems.append(f"backup {name[:12]}: {e}")
             continue
-        out.append((Backup(name, m.group, m.time_ns, name in prot, m.host), m))
+        series = series_group(m.group, m.meta)
+        out.append((Backup(name, m.group, m.time_ns, name in prot, m.host, "" if series == m.group else series), m))
     if problems:
         raise damaged(problems)
     return out

@@ -8,12 +8,18 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from dedupe_testing import RunCli, assert_clean_error
 
+from dedupe import api
 from dedupe.cli.common import human
+from dedupe.lxd.backup import backup_lxd
+from dedupe.lxd.source import objects
+from dedupe.lxd.source.plan import LXDSelection
 
 from lxd.test_backup_restore import backup, restore
 
@@ -164,3 +170,30 @@ def test_show_prints_lxd_details_and_new_means_stored_bytes_added(lxd_project: A
     shown = dedupe("show", inst["id"]).stdout.decode()
     assert f"lxd object:    instance {c} in project {p.name}" in shown
     assert "snapshots:     snap0" in shown and f"new:           {new}" in shown
+
+
+# -- 4. instance-only backups form their own series
+
+
+def test_instance_only_backups_form_their_own_series(lxd_project: Any, dedupe: RunCli, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    p = lxd_project
+    c = p.container(start=False, files=False)  # with snapshot snap0
+    repo_dir = tmp_path / "repo"
+    repo = api.init(str(repo_dir))
+    sel = LXDSelection(names=(c,), project=p.name, only=frozenset({"instances"}))
+    full = backup_lxd(repo, p.client, sel).objects[0]
+    real_group_of = objects.group_of
+    with monkeypatch.context() as m:  # as dedupe made them before: in the full backups' group
+        m.setattr(objects, "group_of", lambda kind, project, name, pool="", only=False:
+                  real_group_of(kind, project, name, pool))
+        legacy = backup_lxd(repo, p.client, replace(sel, instance_only=True)).objects[0]
+    only = backup_lxd(repo, p.client, replace(sel, instance_only=True)).objects[0]
+    assert (full.group, legacy.group, only.group) == (
+        f"lxd/{p.name}/instance/{c}", f"lxd/{p.name}/instance/{c}", f"lxd/{p.name}/instance-only/{c}")
+    plan = dedupe("prune", "--keep-last", "1", "--dry-run", repo=repo_dir).stdout.decode()
+    assert f"lxd/{p.name}/instance-only/{c}" in plan
+    dedupe("prune", "--keep-last", "1", repo=repo_dir)
+    # the newest backup of the full group is the legacy instance-only one: it counts in
+    # the instance-only series, so the full backup (the one with the snapshots) stays
+    assert {b.id for b in api.list_backups(repo)} == {full.backup_id, only.backup_id}

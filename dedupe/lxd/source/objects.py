@@ -4,7 +4,9 @@ Groups (``lxd/global/...`` holds the server-wide objects; a project named ``glob
 cannot clash, because no project-scoped kind is a global kind)::
 
     lxd/<project>/instance/<name>          tar: the instance's backup tarball
+    lxd/<project>/instance-only/<name>     tar: the same without snapshots (--instance-only)
     lxd/<project>/volume/<pool>/<name>     tar: a custom volume's backup tarball
+    lxd/<project>/volume-only/<pool>/<name>  tar: the same without snapshots
     lxd/<project>/image/<fingerprint>      stream: the image file(s) as exported
     lxd/<project>/profile/<name>           stream: canonical JSON of the record
     lxd/<project>/network/<name>           "
@@ -53,11 +55,12 @@ from repo_format import manifest
 Opener = Callable[[dict[str, Any]], AbstractContextManager[SupportsRead]]
 
 
-def group_of(kind: str, project: str | None, name: str, pool: str = "") -> str:
-    """The group of one LXD object (see the module docstring)."""
+def group_of(kind: str, project: str | None, name: str, pool: str = "", only: bool = False) -> str:
+    """The group of one LXD object (see the module docstring); ``only``: an instance or
+    volume without its snapshots, a series of its own (``instance-only``, ``volume-only``)."""
     if project is None:
         return f"lxd/global/{kind}" + (f"/{name}" if name else "")
-    return f"lxd/{project}/{kind}/" + (f"{pool}/{name}" if pool else name)
+    return f"lxd/{project}/{kind}{'-only' if only else ''}/" + (f"{pool}/{name}" if pool else name)
 
 
 def canonical_json(record: Any) -> bytes:
@@ -80,10 +83,11 @@ class LXDObject:
     pool: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     reason: str = ""  # why a named run holds it: "attached to c1"
+    only: bool = False  # an instance or volume without its snapshots (--instance-only)
 
     @property
     def group(self) -> str:
-        return group_of(self.kind, self.project, self.name, self.pool)
+        return group_of(self.kind, self.project, self.name, self.pool, self.only)
 
 
 def record_object(kind: str, project: str | None, name: str, record: Record) -> LXDObject:
@@ -137,7 +141,7 @@ def instance_object(
                 stream = stack.enter_context(client.instance_backup(name, instance_only, project))
             yield stream
 
-    return LXDObject("instance", project, name, manifest.KIND_TAR, open_)
+    return LXDObject("instance", project, name, manifest.KIND_TAR, open_, only=instance_only)
 
 
 def _root_pool(record: Record) -> str:
@@ -159,7 +163,7 @@ def volume_object(
         with client.volume_backup(pool, name, volume_only, project) as stream:
             yield stream
 
-    return LXDObject("volume", project, name, manifest.KIND_TAR, open_, pool=pool)
+    return LXDObject("volume", project, name, manifest.KIND_TAR, open_, pool=pool, only=volume_only)
 
 
 def image_object(client: LXDClient, project: str, record: Record) -> LXDObject:
