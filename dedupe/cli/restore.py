@@ -36,13 +36,17 @@ from dedupe.cli.common import warn_exit as _warn_exit
               help="With --to-lxd: replace what exists under that name; with --to-instance: existing files.")
 @click.option("--with-deps", is_flag=True, help="With --to-lxd: recreate missing profiles, networks, projects first.")
 @click.option("--recover", is_flag=True, help="With --to-lxd: lay the files out in the pool and run LXD's recovery.")
+@click.option("--start/--no-start", "start", default=None,
+              help="With --to-lxd: start the restored instance / leave it stopped (default: a replaced running "
+                   "instance is started again).")
 @click.option("--yes", is_flag=True, help="With --recover: also bring back the other unknown volumes of the pool.")
 @lxd_connection_options
 @common
 def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir: Path | None,
             paths: tuple[str, ...], snapshot: str | None, host_ids: bool, names: bool, to_lxd: bool,
             to_instance: str | None, target: str | None, run: str | None, as_name: str | None,
-            project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool, yes: bool,
+            project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
+            start: bool | None, yes: bool,
             remote: str | None, cert: Path | None, key: Path | None, server_cert: Path | None,
             repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Restore a backup: the original bytes (stream, tar; a PAX tar of a directory
@@ -73,7 +77,8 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
                             connection=LXDConnection(remote, cert, key, server_cert))
         return
     lxd_only = {"--run": run, "--as": as_name, "--project": project, "--pool": pool, "--force": force,
-                "--with-deps": with_deps, "--recover": recover, "--yes": yes, "--remote": remote}
+                "--with-deps": with_deps, "--recover": recover, "--yes": yes, "--start/--no-start": start is not None,
+                "--remote": remote}
     if not to_lxd and any(lxd_only.values()):
         raise click.UsageError(f"{', '.join(k for k, v in lxd_only.items() if v)} go(es) with --to-lxd")
     if (backup_id is None) == (run is None) and to_lxd:
@@ -85,7 +90,7 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
     if to_lxd:
         from dedupe.lxd.cli import restore_to_lxd
         restore_to_lxd(c, r, backup_id=backup_id, run=run, as_name=as_name, project=project, pool=pool,
-                       force=force, with_deps=with_deps, recover=recover, yes=yes,
+                       force=force, with_deps=with_deps, recover=recover, yes=yes, start=start,
                        connection=LXDConnection(remote, cert, key, server_cert))
         return
     assert backup_id is not None

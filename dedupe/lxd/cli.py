@@ -132,14 +132,14 @@ def _restored_text(objects: list[RestoredObject], endpoint: str) -> str:
             lines.append(f"FAILED {o.describe()}: {o.error}")
         else:
             lines.append(f"{o.action} {o.describe()} (backup {o.backup_id[:12]}) on {endpoint}")
-        lines += [f"  note: {w}" for w in o.warnings]
+        lines += [f"  note: {w}" for w in [*o.warnings, *o.notes]]
         lines += [f"  LXD's recovery also brought back {a}" for a in o.also]
     return "\n".join(lines) or "nothing to restore"
 
 
 def restore_to_lxd(c: Context, repo: Repository, *, backup_id: str | None, run: str | None, as_name: str | None,
                    project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
-                   connection: LXDConnection, yes: bool = False) -> None:
+                   connection: LXDConnection, yes: bool = False, start: bool | None = None) -> None:
     """The ``--to-lxd`` branch of ``dedupe restore``."""
     if yes and not recover:
         raise click.UsageError("--yes goes with --recover")
@@ -149,7 +149,8 @@ def restore_to_lxd(c: Context, repo: Repository, *, backup_id: str | None, run: 
     from dedupe.lxd.restore import RestoreOptions, restore_backup
     from dedupe.lxd.restore_run import restore_run
     from dedupe.lxd.stored import lxd_meta
-    opts = RestoreOptions(as_name=as_name, project=project, pool=pool, force=force, with_deps=with_deps, yes=yes)
+    opts = RestoreOptions(as_name=as_name, project=project, pool=pool, force=force, with_deps=with_deps, yes=yes,
+                          start=start)
     info = None
     if backup_id is not None:
         info = api.get_backup(repo, backup_id)

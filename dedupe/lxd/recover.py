@@ -18,6 +18,7 @@ from dedupe.read import WrongBackupKind
 from dedupe.restore.tree import iter_entries
 from dedupe.sinks.directory import restore_tree
 from dedupe.lxd.errors import LXDRestoreError
+from dedupe.lxd.sink.objects import start_instance
 from dedupe.lxd.sink.pool import check_others, lxd_recover, prepare_pool, recover_entries, set_aside, unknown_volumes
 from dedupe.lxd.sink.rename import yaml_changes
 from dedupe.lxd.api.client import LXDClient
@@ -61,5 +62,8 @@ def recover_instance(
                 os.chmod(dirs[1], 0o700)
             others = lxd_recover(client, pool, name, project, opts.yes)
     obj = RestoredObject("instance", project, name, info.id, "recovered", warnings=result.warnings)
+    if opts.start:
+        start_instance(client, name, project, "was recovered")
+        obj.notes.append("started (--start)")
     obj.also = others
     return [*done, obj]

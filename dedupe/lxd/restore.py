@@ -46,6 +46,7 @@ class RestoreOptions:
     force: bool = False
     with_deps: bool = False
     yes: bool = False  # --recover: also bring back the other unknown volumes of the pool
+    start: bool | None = None  # instances: --start (True), --no-start (False); None: as the replaced one ran
 
 
 @dataclass
@@ -57,6 +58,7 @@ class RestoredObject:
     action: str  # created, replaced, updated, unchanged, recovered, skipped, failed
     error: str | None = None
     warnings: list[str] = field(default_factory=list)  # shown as notes ("it was running: ...")
+    notes: list[str] = field(default_factory=list)  # shown as notes, not warnings (--recover --start: "started")
     also: list[str] = field(default_factory=list)  # --recover --yes: the other volumes LXD's recovery brought back
 
     def to_json(self) -> dict[str, Any]:
@@ -154,17 +156,19 @@ class Restorer:
     def _instance(self, info: api.BackupInfo, meta: dict[str, Any]) -> list[RestoredObject]:
         name, project = self.target(meta)
         assert project is not None
-        done = self.deps(info, meta, project)
-        action = import_instance(
-            self.client,
-            tarball_pieces(self.repo, info, self.progress),  # an export's tarball, or a direct backup's
-            name,
-            project,
-            self.opts.pool,
-            (meta["name"], meta.get("project")),
-            self.opts.force,
-            snapshots(meta),
-        )
+        with self.created_undone_on_failure() as created:
+            done = self.deps(info, meta, project, created)
+            action = import_instance(
+                self.client,
+                tarball_pieces(self.repo, info, self.progress),  # an export's tarball, or a direct backup's
+                name,
+                project,
+                self.opts.pool,
+                (meta["name"], meta.get("project")),
+                self.opts.force,
+                snapshots(meta),
+                self.opts.start,
+            )
         return [*done, self._done(info, meta, name, project, action)]
 
     # -- dependencies

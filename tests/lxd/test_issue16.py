@@ -5,9 +5,12 @@ project."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,12 @@ from dedupe_testing import RunCli, assert_clean_error
 
 from dedupe import api
 from dedupe.cli.common import human
+from dedupe.lxd.api import LXDError
 from dedupe.lxd.backup import backup_lxd
 from dedupe.lxd.source import objects
 from dedupe.lxd.source.plan import LXDSelection
 
+from lxd.conftest import pool_source
 from lxd.test_backup_restore import backup, restore
 
 pytestmark = pytest.mark.lxd
@@ -38,18 +43,44 @@ def orphan(p: Any, name: str) -> None:
 # -- 6. --recover says what it brings back
 
 
-def test_recover_lists_the_other_unknown_volumes_and_needs_yes(lxd_project: Any, dedupe: RunCli) -> None:
+@pytest.fixture
+def own_dir_pool(lxd_project: Any) -> Iterator[str]:
+    """A dir pool of this test's own: LXD's recovery scans a whole pool, and the shared
+    ``default`` pool holds other tests' instances (a leftover there breaks every
+    recovery). Its instances, and any files left in it, go with it."""
     p = lxd_project
-    c = p.container(files=False)
-    other = p.container(start=False, files=False, snapshot=None)
+    pool = f"dt{secrets.token_hex(4)}"
+    p.admin.create_storage_pool({"name": pool, "driver": "dir", "config": {}, "description": "dedupe test"})
+    try:
+        yield pool
+    finally:
+        for inst in p.client.instances():
+            if inst["expanded_devices"].get("root", {}).get("pool") == pool:
+                with contextlib.suppress(LXDError):
+                    p.client.stop(inst["name"], force=True)
+                p.client.delete_instance(inst["name"])
+        source = pool_source(p.admin, pool)
+        for sub in ("containers", "containers-snapshots"):
+            for d in (source / sub).glob("*") if (source / sub).exists() else []:
+                shutil.rmtree(d)
+        p.admin.delete_storage_pool(pool)
+
+
+def test_recover_lists_the_other_unknown_volumes_and_needs_yes(lxd_project: Any, own_dir_pool: str,
+                                                               dedupe: RunCli) -> None:
+    p, pool = lxd_project, own_dir_pool
+    root = {"root": {"type": "disk", "path": "/", "pool": pool}}
+    c, other = f"c{secrets.token_hex(3)}", f"c{secrets.token_hex(3)}"
+    for name in (c, other):
+        p.client.create_instance(name, "tiny", devices=root)
+        p.containers.append(name)
     dedupe("init")
     obj = backup(dedupe, c, "--project", p.name)["by_group"][f"lxd/{p.name}/instance/{c}"]
-    p.client.stop(c, force=True)
     p.client.delete_instance(c)
     orphan(p, other)
     done = restore(dedupe, obj["id"], "--recover", check=False)
     assert_clean_error(done, 60, "every unknown volume", f"container {other} (project {p.name})", "--yes")
-    assert not p.rootfs(c).parent.exists()  # refused before anything was laid out
+    assert not (pool_source(p.admin, pool) / "containers" / f"{p.name}_{c}").exists()  # nothing laid out
     out = restore(dedupe, obj["id"], "--recover", "--yes")
     assert [(o["name"], o["action"]) for o in out] == [(c, "recovered")]
     assert out[0]["also"] == [f"container {other} (project {p.name})"]
@@ -197,3 +228,28 @@ def test_instance_only_backups_form_their_own_series(lxd_project: Any, dedupe: R
     # the newest backup of the full group is the legacy instance-only one: it counts in
     # the instance-only series, so the full backup (the one with the snapshots) stays
     assert {b.id for b in api.list_backups(repo)} == {full.backup_id, only.backup_id}
+
+
+# -- 1. replace keeps the running state; --start, --no-start
+
+
+def test_replace_keeps_the_running_state_unless_no_start_and_start_starts(lxd_project: Any, dedupe: RunCli) -> None:
+    p = lxd_project
+    c = p.container(files=False)  # running
+    dedupe("init")
+    obj = backup(dedupe, c, "--project", p.name, "--only", "instances")["by_group"][f"lxd/{p.name}/instance/{c}"]
+    done = restore(dedupe, obj["id"], "--force", "--no-start")[0]
+    assert done["warnings"] == ["it was running: stopped for the replacement; left stopped (--no-start)"]
+    assert p.client.instance(c)["status"] == "Stopped"
+    text = dedupe("restore", obj["id"], "--to-lxd", "--force", "--start").stdout.decode()
+    assert f"replaced instance {c}" in text and "note: started (--start)" in text
+    assert p.client.instance(c)["status"] == "Running"
+    done = restore(dedupe, obj["id"], "--force")[0]  # the default: running again, as it was
+    assert done["warnings"] == ["it was running: stopped for the replacement and started again"]
+    assert p.client.instance(c)["status"] == "Running"
+    copy = restore(dedupe, obj["id"], "--as", f"{c}-copy", "--start")[0]
+    assert (copy["action"], copy["warnings"]) == ("created", ["started (--start)"])
+    assert p.client.instance(f"{c}-copy")["status"] == "Running"
+    p.client.stop(f"{c}-copy", force=True)
+    usage = dedupe("restore", obj["id"], "--to-file", "x", "--no-start", check=False)
+    assert usage.returncode == 2 and "--start/--no-start" in usage.stderr.decode()

@@ -7,7 +7,8 @@ inside ``backup.yaml`` is refreshed by LXD at the next change.
 
 Replacing (``force``) never risks the original: the backup is imported under a
 temporary name (``temp_name``), checked, and only then is the original stopped (if it
-runs), deleted, the copy renamed to its name and started again. Anything that fails
+runs), deleted, the copy renamed to its name and started again (unless ``start`` is
+False: ``--no-start``). Anything that fails
 before the delete removes the copy and leaves the original as it was (running again if
 it was stopped for the delete). A restore killed midway leaves the copy under its
 temporary name, which says what it is; nothing deletes such objects by itself.
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dedupe.lxd.errors import LXDError, LXDObjectExists, LXDReplaceIncomplete, LXDRestoreError
+from dedupe.lxd.errors import LXDError, LXDObjectExists, LXDOperationFailed, LXDReplaceIncomplete, LXDRestoreError
 from dedupe.lxd.sink.records import exists
 from dedupe.lxd.sink.rename import rewrite_tar_members, yaml_changes
 from dedupe.lxd.api.client import LXDClient
@@ -140,10 +141,13 @@ def import_instance(
     source: tuple[str, str | None],
     force: bool,
     snapshots: list[str] | None = None,
+    start: bool | None = None,
 ) -> Imported:
     """An instance from its backup tarball, renamed inside when ``name`` or ``project``
     differ from ``source`` (the backed-up name and project); ``snapshots``: the names it
-    must come with. With ``force`` it replaces an instance of that name."""
+    must come with. With ``force`` it replaces an instance of that name. ``start``: True
+    starts it, False leaves it stopped, None (the default) starts it only when it
+    replaces a running instance."""
     c = client
     current = existing(c, "instance", name, project, lambda: c.instance(name, project), force)
     new_name = name if name != source[0] else None
@@ -152,20 +156,30 @@ def import_instance(
         pieces = rewrite_tar_members(pieces, lambda path: yaml_changes(path, new_name, new_project))
     if current is None:
         c.import_instance(pieces, name=name, pool=pool, project=project)
-        return Imported("created")
+        if not start:
+            return Imported("created")
+        start_instance(c, name, project, "was restored")
+        return Imported("created", ("started (--start)",))
     # The copy's files keep naming the final instance: LXD's rename rewrites only the
     # instance's own backup.yaml, not its snapshots' (lxd-facts.md 2.3 for why they matter)
     temp = temp_name(name)
     with removed_on_failure(lambda: c.delete_instance(temp, project)):
         c.import_instance(pieces, name=temp, pool=pool, project=project)
         check_snapshots("instance", temp, [s["name"] for s in c.snapshots(temp, project)], snapshots)
-    return swap_instance(c, name, temp, project)
+    return swap_instance(c, name, temp, project, start)
 
 
-def swap_instance(client: LXDClient, name: str, temp: str, project: str) -> Imported:
+def start_instance(client: LXDClient, name: str, project: str, done: str) -> None:
+    try:
+        client.start(name, project)
+    except LXDError as e:
+        raise LXDOperationFailed(f"instance {name!r} in project {project} {done}, but did not start: {e}") from e
+
+
+def swap_instance(client: LXDClient, name: str, temp: str, project: str, start: bool | None = None) -> Imported:
     """Replace instance ``name`` by its imported copy ``temp``: stop it if it runs (as
     late as possible: the copy is in and checked), delete it, rename the copy, and start
-    it when the original was running."""
+    it when the original was running (``start``: True always, False never)."""
     c = client
     status = str(c.instance(name, project).get("status") or "Stopped")
     running = status != "Stopped"
@@ -187,16 +201,17 @@ def swap_instance(client: LXDClient, name: str, temp: str, project: str) -> Impo
         lambda: c.delete_instance(temp, project),
         lambda: c.rename_instance(temp, name, project),
     )
-    if not running:
-        return Imported("replaced")
+    stopped = (f"it was {status.lower()}: stopped for the replacement",) if running else ()
+    if not (running if start is None else start):
+        return Imported("replaced", tuple(f"{n}; left stopped (--no-start)" for n in stopped))
     try:
         c.start(name, project)
     except LXDError as e:
         raise LXDReplaceIncomplete(
-            f"instance {name!r} {where} was replaced by the backup, but it did not start again "
-            f"(it was {status.lower()}): {e}"
+            f"instance {name!r} {where} was replaced by the backup, but it did not start"
+            f"{f' again (it was {status.lower()})' if running else ''}: {e}"
         ) from e
-    return Imported("replaced", (f"it was {status.lower()}: stopped for the replacement and started again",))
+    return Imported("replaced", tuple(f"{n} and started again" for n in stopped) or ("started (--start)",))
 
 
 def import_image(
