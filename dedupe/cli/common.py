@@ -33,20 +33,31 @@ def read_new(read: int, new_stored: int) -> str:
 
 
 class StatusLine:
-    """A one-line progress display on a terminal's stderr."""
+    """A one-line progress display on a terminal's stderr, redrawn at most every
+    ``INTERVAL`` seconds (and when a new object starts, or one is complete)."""
+
+    INTERVAL = 0.1
 
     def __init__(self) -> None:
         self.start = time.monotonic()
         self.shown = False
+        self.drawn_at = float("-inf")
+        self.drawn_what: tuple[str, str] | None = None
 
     def __call__(self, p: Progress) -> None:
-        elapsed = max(time.monotonic() - self.start, 1e-6)
+        now = time.monotonic()
+        what = (p.phase, p.name)
+        complete = bool(p.bytes_total) and p.bytes_done >= p.bytes_total
+        if now - self.drawn_at < self.INTERVAL and what == self.drawn_what and not complete:
+            return
+        self.drawn_at, self.drawn_what = now, what
+        elapsed = max(now - self.start, 1e-6)
         rate = p.bytes_done / elapsed
         parts = [f"{p.phase} {p.name}", f"{human(p.bytes_done)}"]
         if p.bytes_total:
             parts[-1] += f" / {human(p.bytes_total)} ({100 * p.bytes_done / p.bytes_total:.0f}%)"
         if p.phase == "backup":
-            parts.append(f"new {human(p.new_bytes)} -> {human(p.new_stored)} stored")
+            parts.append(f"{human(p.new_stored)} new")
         parts.append(f"{human(rate)}/s")
         line = "  ".join(parts)
         sys.stderr.write("\r\033[K" + line[:200])

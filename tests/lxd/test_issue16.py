@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import pty
 import secrets
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +30,7 @@ from dedupe.lxd.source import objects
 from dedupe.lxd.source.plan import LXDSelection
 
 from lxd.conftest import pool_source
-from lxd.test_backup_restore import backup, restore
+from lxd.test_backup_restore import add_large_file, backup, restore
 
 pytestmark = pytest.mark.lxd
 POOL = "default"
@@ -253,3 +257,29 @@ def test_replace_keeps_the_running_state_unless_no_start_and_start_starts(lxd_pr
     p.client.stop(f"{c}-copy", force=True)
     usage = dedupe("restore", obj["id"], "--to-file", "x", "--no-start", check=False)
     assert usage.returncode == 2 and "--start/--no-start" in usage.stderr.decode()
+
+
+def test_restore_progress_redraws_at_most_about_ten_times_a_second(lxd_project: Any, dedupe: RunCli,
+                                                                   repo_path: Path) -> None:
+    p = lxd_project
+    c = p.container(start=False, files=False, snapshot=None)
+    add_large_file(p, c, 10 << 20)
+    dedupe("init")
+    obj = backup(dedupe, c, "--project", p.name, "--only", "instances")["by_group"][f"lxd/{p.name}/instance/{c}"]
+    argv = [sys.executable, "-m", "dedupe", "restore", obj["id"], "--to-lxd", "--as", f"{c}-copy"]
+    env = {**os.environ, "DEDUPE_REPO": str(repo_path)}
+    started = time.monotonic()
+    pid, fd = pty.fork()  # on a terminal, as a user sees it
+    if pid == 0:
+        os.execvpe(argv[0], argv, env)
+    out = b""
+    with contextlib.suppress(OSError):  # EIO: the child closed the terminal
+        while chunk := os.read(fd, 65536):
+            out += chunk
+    _, status = os.waitpid(pid, 0)
+    elapsed = time.monotonic() - started
+    p.containers.append(f"{c}-copy")
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert b"created instance" in out
+    redraws = out.count(b"\r\x1b[K")
+    assert 1 <= redraws <= 10 * elapsed + 3, (redraws, elapsed)
