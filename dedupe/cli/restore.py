@@ -39,6 +39,8 @@ from dedupe.cli.common import warn_exit as _warn_exit
 @click.option("--start/--no-start", "start", default=None,
               help="With --to-lxd: start the restored instance / leave it stopped (default: a replaced running "
                    "instance is started again).")
+@click.option("--keep-identity", is_flag=True,
+              help="With --as: keep the original's volatile.uuid, MAC addresses and cloud-init instance id.")
 @click.option("--yes", is_flag=True, help="With --recover: also bring back the other unknown volumes of the pool.")
 @lxd_connection_options
 @common
@@ -46,7 +48,7 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
             paths: tuple[str, ...], snapshot: str | None, host_ids: bool, names: bool, to_lxd: bool,
             to_instance: str | None, target: str | None, run: str | None, as_name: str | None,
             project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
-            start: bool | None, yes: bool,
+            start: bool | None, keep_identity: bool, yes: bool,
             remote: str | None, cert: Path | None, key: Path | None, server_cert: Path | None,
             repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Restore a backup: the original bytes (stream, tar; a PAX tar of a directory
@@ -78,6 +80,7 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
         return
     lxd_only = {"--run": run, "--as": as_name, "--project": project, "--pool": pool, "--force": force,
                 "--with-deps": with_deps, "--recover": recover, "--yes": yes, "--start/--no-start": start is not None,
+                "--keep-identity": keep_identity,
                 "--remote": remote}
     if not to_lxd and any(lxd_only.values()):
         raise click.UsageError(f"{', '.join(k for k, v in lxd_only.items() if v)} go(es) with --to-lxd")
@@ -91,6 +94,7 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
         from dedupe.lxd.cli import restore_to_lxd
         restore_to_lxd(c, r, backup_id=backup_id, run=run, as_name=as_name, project=project, pool=pool,
                        force=force, with_deps=with_deps, recover=recover, yes=yes, start=start,
+                       keep_identity=keep_identity,
                        connection=LXDConnection(remote, cert, key, server_cert))
         return
     assert backup_id is not None

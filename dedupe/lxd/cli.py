@@ -139,10 +139,13 @@ def _restored_text(objects: list[RestoredObject], endpoint: str) -> str:
 
 def restore_to_lxd(c: Context, repo: Repository, *, backup_id: str | None, run: str | None, as_name: str | None,
                    project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
-                   connection: LXDConnection, yes: bool = False, start: bool | None = None) -> None:
+                   connection: LXDConnection, yes: bool = False, start: bool | None = None,
+                   keep_identity: bool = False) -> None:
     """The ``--to-lxd`` branch of ``dedupe restore``."""
     if yes and not recover:
         raise click.UsageError("--yes goes with --recover")
+    if keep_identity and not as_name:
+        raise click.UsageError("--keep-identity goes with --as (a copy under a new name)")
     if run is not None and (as_name or with_deps or recover):
         raise click.UsageError("--as, --with-deps and --recover go with a backup ID, not --run")
     from dedupe.lxd.recover import recover_instance
@@ -150,7 +153,7 @@ def restore_to_lxd(c: Context, repo: Repository, *, backup_id: str | None, run: 
     from dedupe.lxd.restore_run import restore_run
     from dedupe.lxd.stored import lxd_meta
     opts = RestoreOptions(as_name=as_name, project=project, pool=pool, force=force, with_deps=with_deps, yes=yes,
-                          start=start)
+                          start=start, keep_identity=keep_identity)
     info = None
     if backup_id is not None:
         info = api.get_backup(repo, backup_id)

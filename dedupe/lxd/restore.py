@@ -47,6 +47,7 @@ class RestoreOptions:
     with_deps: bool = False
     yes: bool = False  # --recover: also bring back the other unknown volumes of the pool
     start: bool | None = None  # instances: --start (True), --no-start (False); None: as the replaced one ran
+    keep_identity: bool = False  # --as copies: keep the original's volatile.uuid, MACs, cloud-init id
 
 
 @dataclass
@@ -168,6 +169,7 @@ class Restorer:
                 self.opts.force,
                 snapshots(meta),
                 self.opts.start,
+                fresh=name != meta["name"] and not self.opts.keep_identity,
             )
         return [*done, self._done(info, meta, name, project, action)]
 

@@ -283,3 +283,33 @@ def test_restore_progress_redraws_at_most_about_ten_times_a_second(lxd_project: 
     assert b"created instance" in out
     redraws = out.count(b"\r\x1b[K")
     assert 1 <= redraws <= 10 * elapsed + 3, (redraws, elapsed)
+
+
+# -- 7. --as copies get fresh identities
+
+
+IDENTITY = ("volatile.uuid", "volatile.cloud-init.instance-id", "volatile.eth1.hwaddr")
+
+
+def test_as_copies_get_fresh_identities_unless_keep_identity(lxd_project: Any, dedupe: RunCli) -> None:
+    p = lxd_project
+    c = p.container(start=False, files=False, snapshot=None)
+    p.lxc("config", "device", "add", c, "eth1", "nic", "nictype=p2p")
+    original = {k: p.client.instance(c)["config"][k] for k in IDENTITY}
+    dedupe("init")
+    obj = backup(dedupe, c, "--project", p.name, "--only", "instances")["by_group"][f"lxd/{p.name}/instance/{c}"]
+    done = restore(dedupe, obj["id"], "--as", f"{c}-copy")[0]
+    p.containers.append(f"{c}-copy")
+    assert done["warnings"] == ["a copy: new volatile.uuid, cloud-init instance id, MAC address of eth1 "
+                                "(--keep-identity keeps the original's)"]
+    copy = p.client.instance(f"{c}-copy")["config"]
+    assert all(copy[k] and copy[k] != original[k] for k in IDENTITY), (copy, original)
+    assert copy["volatile.eth1.hwaddr"].startswith("00:16:3e:")
+    p.client.start(f"{c}-copy")  # LXD takes the new identity
+    p.client.stop(f"{c}-copy", force=True)
+    kept = restore(dedupe, obj["id"], "--as", f"{c}-same", "--keep-identity")[0]
+    p.containers.append(f"{c}-same")
+    assert kept["warnings"] == []
+    assert {k: p.client.instance(f"{c}-same")["config"][k] for k in IDENTITY} == original
+    usage = dedupe("restore", obj["id"], "--to-lxd", "--keep-identity", check=False)
+    assert usage.returncode == 2 and "--keep-identity goes with --as" in usage.stderr.decode()

@@ -57,6 +57,10 @@ class Lifecycle(Transport):
         """Delete an instance with its snapshots and backups (it must be stopped)."""
         self._sync("DELETE", ["1.0", "instances", name], project=project)
 
+    def patch_instance_config(self, name: str, config: dict[str, str], project: Project = None) -> None:
+        """PATCH the instance: set the given config keys (volatile ones too), leave the others."""
+        self._sync("PATCH", ["1.0", "instances", name], project=project, json={"config": config})
+
     def rename_instance(self, name: str, new_name: str, project: Project = None) -> None:
         """Rename a stopped instance (its snapshots move with it). LXD 5.0.2 rewrites the
         instance's ``backup.yaml`` for the new name, not its snapshots' ones, and sets

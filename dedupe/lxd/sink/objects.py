@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -142,12 +143,14 @@ def import_instance(
     force: bool,
     snapshots: list[str] | None = None,
     start: bool | None = None,
+    fresh: bool = False,
 ) -> Imported:
     """An instance from its backup tarball, renamed inside when ``name`` or ``project``
     differ from ``source`` (the backed-up name and project); ``snapshots``: the names it
     must come with. With ``force`` it replaces an instance of that name. ``start``: True
     starts it, False leaves it stopped, None (the default) starts it only when it
-    replaces a running instance."""
+    replaces a running instance. ``fresh``: a copy, given an identity of its own
+    (``fresh_identity``) before it is started."""
     c = client
     current = existing(c, "instance", name, project, lambda: c.instance(name, project), force)
     new_name = name if name != source[0] else None
@@ -156,17 +159,39 @@ def import_instance(
         pieces = rewrite_tar_members(pieces, lambda path: yaml_changes(path, new_name, new_project))
     if current is None:
         c.import_instance(pieces, name=name, pool=pool, project=project)
+        notes = fresh_identity(c, name, project) if fresh else ()
         if not start:
-            return Imported("created")
+            return Imported("created", notes)
         start_instance(c, name, project, "was restored")
-        return Imported("created", ("started (--start)",))
+        return Imported("created", (*notes, "started (--start)"))
     # The copy's files keep naming the final instance: LXD's rename rewrites only the
     # instance's own backup.yaml, not its snapshots' (lxd-facts.md 2.3 for why they matter)
     temp = temp_name(name)
     with removed_on_failure(lambda: c.delete_instance(temp, project)):
         c.import_instance(pieces, name=temp, pool=pool, project=project)
         check_snapshots("instance", temp, [s["name"] for s in c.snapshots(temp, project)], snapshots)
-    return swap_instance(c, name, temp, project, start)
+        notes = fresh_identity(c, temp, project) if fresh else ()
+    done = swap_instance(c, name, temp, project, start)
+    return Imported(done.action, (*notes, *done.notes))
+
+
+IDENTITY_KEYS: Final = ("volatile.uuid", "volatile.uuid.generation", "volatile.cloud-init.instance-id")
+
+
+def fresh_identity(client: LXDClient, name: str, project: str) -> tuple[str, ...]:
+    """Give an imported copy an identity of its own, as ``lxc copy`` does: new
+    ``volatile.uuid`` (and VM generation id), cloud-init instance id and MAC addresses
+    (``volatile.<nic>.hwaddr``, in LXD's 00:16:3e prefix). Returns the note saying so."""
+    config = client.instance(name, project).get("config") or {}
+    changes = {k: str(uuid.uuid4()) for k in IDENTITY_KEYS if config.get(k)}
+    nics = sorted(k for k in config if k.startswith("volatile.") and k.endswith(".hwaddr"))
+    changes.update({k: "00:16:3e:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3)) for k in nics})
+    if not changes:
+        return ()
+    client.patch_instance_config(name, changes, project)
+    said = ["volatile.uuid"] + (["cloud-init instance id"] if "volatile.cloud-init.instance-id" in changes else [])
+    said += [f"MAC address of {k.split('.')[1]}" for k in nics]
+    return (f"a copy: new {', '.join(said)} (--keep-identity keeps the original's)",)
 
 
 def start_instance(client: LXDClient, name: str, project: str, done: str) -> None:
