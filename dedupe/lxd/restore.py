@@ -86,7 +86,7 @@ class Restorer:
         if kind == "database":
             raise WrongBackupKind(
                 f"backup {info.id[:12]} is LXD's {meta['name']} database dump, which LXD cannot "
-                "load while running; restore it with --to-file"
+                "load while running; restore it with --to-file (SQLite loads it: README, LXD section)"
             )
         handler = {
             "instance": self._instance,

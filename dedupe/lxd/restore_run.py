@@ -2,7 +2,7 @@
 in dependency order: projects, trusted certificates (which may name projects), storage
 pools, network ACLs, network zones (a network's ``dns.zone.forward`` names one),
 networks, profiles, images, volumes, instances, server config. Database dumps are not
-loaded into LXD (restore them with ``--to-file``)."""
+loaded into LXD (restore them with ``--to-file``: SQLite loads them)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def restore_run(
                         name,
                         b.id,
                         "skipped",
-                        warnings=["database dumps are not loaded into LXD; use --to-file"],
+                        warnings=["database dumps are not loaded into LXD; use --to-file (SQLite loads it)"],
                     )
                 )
                 continue

@@ -11,6 +11,7 @@ import os
 import pty
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -313,3 +314,47 @@ def test_as_copies_get_fresh_identities_unless_keep_identity(lxd_project: Any, d
     assert {k: p.client.instance(f"{c}-same")["config"][k] for k in IDENTITY} == original
     usage = dedupe("restore", obj["id"], "--to-lxd", "--keep-identity", check=False)
     assert usage.returncode == 2 and "--keep-identity goes with --as" in usage.stderr.decode()
+
+
+# -- 8. records without other projects' names, leases, the database dump
+
+
+def test_records_leave_used_by_out_networks_keep_leases_dumps_load_into_sqlite(
+        lxd: Any, lxd_project: Any, dedupe: RunCli, tmp_path: Path) -> None:
+    p = lxd_project
+    tag = secrets.token_hex(3)
+    net, c = f"dtbr{tag}", f"c{tag}"
+    subnet = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(250)}"
+    try:
+        lxd.create_network({"name": net, "type": "bridge", "description": "leases",
+                            "config": {"ipv4.address": f"{subnet}.1/24", "ipv4.nat": "false",
+                                       "ipv6.address": "none", "ipv4.firewall": "false",
+                                       "ipv6.firewall": "false"}}, "default")
+        p.client.create_instance(c, "tiny", devices={
+            "eth0": {"type": "nic", "network": net, "name": "eth0", "ipv4.address": f"{subnet}.10"}})
+        p.containers.append(c)
+        dedupe("init")
+        run = backup(dedupe, c, "--project", p.name)
+        network = json.loads(dedupe("show", run["by_group"][f"lxd/default/network/{net}"]["id"], "--json").stdout)
+        leases = network["meta"]["lxd"]["leases"]
+        assert {"hostname": c, "address": f"{subnet}.10"}.items() <= next(
+            lease for lease in leases if lease.get("hostname") == c).items()
+        for group in (f"lxd/{p.name}/profile/default", f"lxd/global/storage-pool/{POOL}", f"lxd/default/network/{net}"):
+            out = tmp_path / group.replace("/", "_")
+            dedupe("restore", run["by_group"][group]["id"], "--to-file", str(out))
+            assert "used_by" not in json.loads(out.read_bytes()), group
+        # the dump comes back as a file that SQLite loads: the server's state, to query
+        dumps = backup(dedupe, "--only", "database")["by_group"]
+        dump = tmp_path / "global.sql"
+        dedupe("restore", dumps["lxd/global/database/global"]["id"], "--to-file", str(dump))
+        db = sqlite3.connect(str(tmp_path / "global.db"))
+        db.executescript(dump.read_text())
+        names = db.execute("SELECT instances.name FROM instances JOIN projects ON projects.id = instances.project_id "
+                           "WHERE projects.name = ?", (p.name,)).fetchall()
+        assert names == [(c,)]
+        db.close()
+    finally:
+        with contextlib.suppress(LXDError):
+            p.client.delete_instance(c)
+        with contextlib.suppress(LXDError):
+            lxd.delete_network(net, "default")

@@ -71,6 +71,10 @@ class Listings(Transport):
     def network(self, name: str, project: Project = None) -> Record:
         return dict(self._get("networks", name, project=project))
 
+    def network_leases(self, name: str, project: Project = None) -> list[Record]:
+        """The DHCP leases (and static assignments) LXD's dnsmasq holds on a managed bridge."""
+        return list(self._get("networks", name, "leases", project=project) or [])
+
     def network_acls(self, project: Project = None) -> list[Record]:
         return self._list("network-acls", project=project)
 

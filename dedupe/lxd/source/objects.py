@@ -90,12 +90,19 @@ class LXDObject:
         return group_of(self.kind, self.project, self.name, self.pool, self.only)
 
 
-def record_object(kind: str, project: str | None, name: str, record: Record) -> LXDObject:
+def record_object(
+    kind: str, project: str | None, name: str, record: Record, meta: dict[str, Any] | None = None
+) -> LXDObject:
+    """A config record, stored without ``used_by``: LXD computes it (a restore ignores it),
+    and for profiles, networks and pools it names every project's instances, so it would
+    change whenever any project changes and show other projects' instance names."""
+    record = {k: v for k, v in record.items() if k != "used_by"}
+
     @contextmanager
     def open_(meta: dict[str, Any]) -> Iterator[SupportsRead]:
         yield io.BytesIO(canonical_json(record))
 
-    return LXDObject(kind, project, name, manifest.KIND_STREAM, open_, meta={"record": record})
+    return LXDObject(kind, project, name, manifest.KIND_STREAM, open_, meta={"record": record, **(meta or {})})
 
 
 def database_object(client: LXDClient, database: str) -> LXDObject:

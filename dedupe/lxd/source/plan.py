@@ -147,7 +147,10 @@ def plan(client: LXDClient, sel: LXDSelection, kinds: frozenset[str]) -> list[LX
         for proj in owned("profiles", seen=True):
             objects += [record_object("profile", proj, r["name"], r) for r in client.profiles(proj)]
         for proj in owned("networks", seen=True):
-            objects += [record_object("network", proj, r["name"], r) for r in client.networks(proj)]
+            objects += [
+                record_object("network", proj, r["name"], r, {"leases": _leases(client, r, sorted(scope))})
+                for r in client.networks(proj)
+            ]
             objects += [
                 record_object("network-acl", proj, r["name"], r) for r in client.network_acls(proj)
             ]
@@ -182,6 +185,24 @@ def plan(client: LXDClient, sel: LXDSelection, kinds: frozenset[str]) -> list[LX
                "its own: they are backed up with the default project)" if sel.project not in (None, "default") else "")
         )
     return objects
+
+
+def _leases(client: LXDClient, network: Record, projects: list[str]) -> list[Record]:
+    """A bridge's DHCP leases as the projects of the run see them (LXD lists, per
+    project, that project's instances), each with its ``project``; kept in the backup's
+    ``meta.lxd.leases``, not in the record: they change all the time and LXD takes none
+    back, but they say which instance had which address. An error gives none, not a
+    failed run."""
+    if network.get("type") != "bridge":
+        return []
+    out: list[Record] = []
+    for proj in projects:
+        try:
+            leases = client.network_leases(str(network["name"]), proj)
+        except LXDError:
+            continue
+        out += [{**lease, "project": proj} for lease in leases if {**lease, "project": proj} not in out]
+    return out
 
 
 def _where(sel: LXDSelection) -> str:
