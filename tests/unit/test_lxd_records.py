@@ -234,14 +234,14 @@ class PlanLXD(FakeLXD):
 def test_a_run_backs_up_zones_per_project_and_certificates_only_over_all_projects() -> None:
     pem = _pem()
     fp = certificate_fingerprint(pem)
-    everything, _ = plan(PlanLXD(pem), LXDSelection(only=frozenset({"config"})), frozenset({"config"}))
+    everything = plan(PlanLXD(pem), LXDSelection(only=frozenset({"config"})), frozenset({"config"}))
     groups = {o.group: o for o in everything}
     assert f"lxd/global/certificate/{fp}" in groups
     assert groups[f"lxd/global/certificate/{fp}"].meta["record"]["certificate"] == pem
     zone = groups["lxd/web/network-zone/z.example"].meta["record"]
     assert [r["name"] for r in zone["records"]] == ["www"]
     assert "lxd/default/network-zone/z.example" in groups  # the fake serves one zone to both projects
-    one, _ = plan(PlanLXD(pem), LXDSelection(project="web", only=frozenset({"config"})), frozenset({"config"}))
+    one = plan(PlanLXD(pem), LXDSelection(project="web", only=frozenset({"config"})), frozenset({"config"}))
     kinds = {o.kind for o in one}
     assert "certificate" not in kinds and "server-config" not in kinds
     assert "lxd/web/network-zone/z.example" in {o.group for o in one}
