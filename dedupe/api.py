@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
@@ -109,10 +109,13 @@ def list_backups(repo: Repository, group: str | None = None, run: str | None = N
 
 @dataclass
 class RunInfo:
-    """The backups one ``dedupe backup`` invocation committed (all share its run id)."""
+    """The backups one ``dedupe backup`` invocation committed (all share its run id), and
+    the objects that failed (they commit nothing: known from this machine's records of
+    ``backup lxd`` runs, ``record_run``), as {group, error}."""
 
     run: str
     backups: list[BackupInfo]
+    failed: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         ms = [b.manifest for b in self.backups]
@@ -126,6 +129,7 @@ class RunInfo:
             "new_stored": sum(m.stats.get("new_stored", 0) for m in ms),
             "stored_bytes": sum(m.stats.get("stored_bytes", 0) for m in ms),
             "backups": [b.to_json() for b in self.backups],
+            "failed": self.failed,
         }
 
 
@@ -147,7 +151,12 @@ def get_run(repo: Repository, prefix: str) -> RunInfo:
         raise BackupNotFound(f"no backup run {prefix.strip().lower()!r} in {repo.storage.location}")
     if len(found) > 1:
         raise AmbiguousBackupId(f"run id {prefix} is ambiguous: {len(found)} runs start with it")
-    return found[0]
+    run = found[0]
+    for rec in records_of(repo, "run"):
+        if rec.get("run") == run.run:
+            run.failed = [{"group": o.get("group"), "error": o["error"]} for o in rec.get("objects") or []
+                          if o.get("error")]
+    return run
 
 
 def get_backup_or_run(repo: Repository, prefix: str) -> BackupInfo | RunInfo:
@@ -317,6 +326,7 @@ def prune_dry_run(repo: Repository, policy: dict[str, Any],
     """What a recorded prune policy would keep and remove now (``prune --dry-run``), as
     the decisions' JSON (id, keep, reasons ...); ``backups``: those already loaded."""
     from dedupe.maintenance import prune
+    from dedupe.maintenance.series import series_group
     within = policy.get("keep_within")
     rules = prune.Policy(last=policy.get("keep_last"), hourly=policy.get("keep_hourly"),
                          daily=policy.get("keep_daily"), weekly=policy.get("keep_weekly"),
@@ -324,7 +334,8 @@ def prune_dry_run(repo: Repository, policy: dict[str, Any],
                          within=prune.parse_duration(within) if within else None)
     protected = prune.protected_ids(repo)
     listed = backups if backups is not None else list_backups(repo)
-    candidates = [prune.Backup(b.id, b.manifest.group, b.manifest.time_ns, b.id in protected, b.manifest.host)
+    candidates = [prune.Backup(b.id, b.manifest.group, b.manifest.time_ns, b.id in protected, b.manifest.host,
+                               series_group(b.manifest.group, b.manifest.meta))
                   for b in listed]
     plan = prune.plan(candidates, rules, list(policy.get("groups") or []), force=True,
                       group_by=policy.get("group_by", "host,group"))

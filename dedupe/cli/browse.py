@@ -50,7 +50,7 @@ def _run_text(j: dict[str, Any]) -> str:
              f"backups:       {len(j['backups'])} ({human(j['size'])} original, {human(j['new_stored'])} new)"]
     for b in j["backups"]:
         lines.append(f"  {b['short_id']:<12}  {human(b['size']):>10}  {human(b['new_stored']):>10} new  {b['group']}")
-    lines.append("(the run's objects that failed committed nothing: its output named them)")
+    lines += [f"  {'FAILED':<12}  {f['group']}: {f['error']}" for f in j["failed"]]
     return "\n".join(lines)
 
 

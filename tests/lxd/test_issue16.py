@@ -358,3 +358,24 @@ def test_records_leave_used_by_out_networks_keep_leases_dumps_load_into_sqlite(
             p.client.delete_instance(c)
         with contextlib.suppress(LXDError):
             lxd.delete_network(net, "default")
+
+
+def test_show_run_names_the_objects_that_failed(lxd_project: Any, tmp_path: Path) -> None:
+    p = lxd_project
+    keep, gone = (p.container(start=False, files=False, snapshot=None) for _ in range(2))
+    repo = api.init(str(tmp_path / "repo"))
+    client, real_list = p.client, p.client.instances
+
+    def instances(project: Any = None) -> list[dict[str, Any]]:
+        listed = real_list(project)
+        if any(i["name"] == gone for i in listed):  # listed, then deleted before its turn
+            client.delete_instance(gone)
+        return listed
+
+    client.instances = instances  # type: ignore[method-assign]
+    result = backup_lxd(repo, client, LXDSelection(project=p.name, only=frozenset({"instances"})))
+    api.record_run(repo, result.to_json())  # as `backup lxd` does
+    run = api.get_run(repo, result.run[:12])
+    assert [b.manifest.group for b in run.backups] == [f"lxd/{p.name}/instance/{keep}"]
+    assert [f["group"] for f in run.failed] == [f"lxd/{p.name}/instance/{gone}"]
+    assert "not found" in run.failed[0]["error"] and run.to_json()["failed"] == run.failed
