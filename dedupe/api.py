@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
 from dedupe import locking  # noqa: F401  (api.locking: tests reach the locks through it)
 from dedupe.backup.session import BackupResult, BackupSession
+from dedupe.errors import DedupeError
 from dedupe.locking import locked
 from dedupe.passphrase import ExplicitPassphrase, for_other, for_this
 from dedupe.progress import ProgressCallback
@@ -221,8 +222,16 @@ def restore_file(repo: Repository, id_prefix: str, path: Path, progress: Progres
 
 def restore_stdout(repo: Repository, id_prefix: str, out: BinaryIO, progress: ProgressCallback | None = None) -> int:
     b = get_backup(repo, id_prefix)
+    from dedupe.read import target_error
     with locked(repo, "restore"):
-        return _stream_writer(b.manifest)(repo, b.manifest, out, b.id, progress)
+        try:
+            n: int = _stream_writer(b.manifest)(repo, b.manifest, out, b.id, progress)
+            out.flush()
+            return n
+        except (BrokenPipeError, DedupeError):
+            raise
+        except OSError as e:  # standard output's own failures (a full disk under it)
+            raise target_error(e, "standard output") from e
 
 
 def restore_dir(repo: Repository, id_prefix: str, target: Path, paths: list[str] | None = None,

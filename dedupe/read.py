@@ -43,6 +43,18 @@ class WrongBackupKind(DedupeError):
     exit_code = 32
 
 
+class RestoreTargetError(DedupeError):
+    """The file or stream a restore writes to cannot be written (missing directory,
+    permissions, disk full)."""
+
+    exit_code = 24
+
+
+def target_error(e: OSError, target: str) -> RestoreTargetError:
+    what = e.strerror or type(e).__name__
+    return RestoreTargetError(f"cannot write {target}: {what}")
+
+
 Batch = tuple[str, int, int, list[tuple[bytes, Location]]]
 T = TypeVar("T")
 Opener = Callable[[bytes, memoryview, str], T]  # (chunk id, stored blob, pack name) -> what to yield
@@ -308,9 +320,14 @@ def restore_to_file(repo: Repository, m: manifest.Manifest, path: Path, backup_i
     """Write to ``path`` through a temporary name; on any failure nothing is left behind."""
     tmp = path.with_name(f".{path.name}.dedupe-partial")
     try:
-        with open(tmp, "wb") as f:
-            n = writer(repo, m, f, backup_id, progress)
-        os.replace(tmp, path)  # only a verified stream gets the final name
+        try:
+            with open(tmp, "wb") as f:
+                n = writer(repo, m, f, backup_id, progress)
+            os.replace(tmp, path)  # only a verified stream gets the final name
+        except DedupeError:
+            raise
+        except OSError as e:  # the target's own failures; the repository's are typed
+            raise target_error(e, str(path)) from e
         return n
     except BaseException:
         tmp.unlink(missing_ok=True)

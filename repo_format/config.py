@@ -30,13 +30,23 @@ class ChunkerParams:
         return [self.min_size, self.avg_size, self.max_size, self.normalization, self.seed]
 
     @classmethod
-    def from_list(cls, v: Any, what: str) -> ChunkerParams:
+    def from_list(cls, v: Any, what: str, fastcdc: bool = True) -> ChunkerParams:
+        """``fastcdc``: the content chunker, held to FastCDC's ranges; the item chunker
+        (min, avg and max only, section 9.1) to ``64 <= min <= avg <= max <= 16 MiB``."""
         if not (isinstance(v, list) and len(v) == 5 and all(isinstance(x, int) for x in v)):
             raise FormatError(f"{what}: chunker parameters malformed")
         p = cls(*v)
-        if not (64 <= p.min_size <= p.avg_size <= p.max_size <= 16 << 20):
-            raise FormatError(f"{what}: chunker parameters out of range {p}")
+        if not (p.in_range() if fastcdc else 64 <= p.min_size <= p.avg_size <= p.max_size <= 16 << 20):
+            raise FormatError(f"{what}: chunker parameters out of range {p.to_list()} (section 4.2: "
+                              f"64 <= min <= 1 MiB, 256 <= avg <= 4 MiB, 1 KiB <= max <= 16 MiB, min <= avg <= max, "
+                              f"normalization 0 to 3, 0 <= seed < 2^63)")
         return p
+
+    def in_range(self) -> bool:
+        """Section 4.2's ranges: the ones FastCDC 2020 (pyfastcdc) can cut with."""
+        return (64 <= self.min_size <= 1 << 20 and 256 <= self.avg_size <= 4 << 20
+                and 1024 <= self.max_size <= 16 << 20 and self.min_size <= self.avg_size <= self.max_size
+                and 0 <= self.normalization <= 3 and 0 <= self.seed < 1 << 63)
 
 
 # Chosen by measurement: benchmarks/RESULTS.md, "Chunker parameters".
@@ -95,7 +105,7 @@ def decode(data: bytes, what: str = "config") -> RepoConfig:
     return RepoConfig(
         repo_id=bytes(body["repo_id"]), id_key=bytes(body["id_key"]),
         chunker=ChunkerParams.from_list(body["chunker"], what),
-        item_chunker=ChunkerParams.from_list(body["item_chunker"], what),
+        item_chunker=ChunkerParams.from_list(body["item_chunker"], what, fastcdc=False),
         id_scheme=body["id_scheme"], features=tuple(body["features"]),
         created_ns=int(body.get("created_ns", 0)), extra=extra,
     )

@@ -182,6 +182,10 @@ def entry_fields(item: dict[str, Any]) -> dict[str, Any]:
     """An entry map's fields by name (those ``entry_map`` takes), defaults filled in."""
     rdev = item.get("dv")
     sparse = item.get("sp")
+    for key, what in (("u", "owner"), ("g", "group")):
+        value = item.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise FormatError(f"entry {_name_in(item['p'])!r}: {what} {value!r} is not a numeric id (section 9.3)")
     return dict(
         path=_name_in(item["p"]), type=item["t"], mode=item.get("m", 0o644), uid=item.get("u", 0),
         gid=item.get("g", 0), uname=item.get("un", ""), gname=item.get("gn", ""),

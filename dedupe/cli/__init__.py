@@ -23,7 +23,19 @@ __all__ = ["main"]
 
 
 class DedupeGroup(click.Group):
-    """Turns errors into one line on stderr and the error's exit code."""
+    """Turns errors into one line on stderr and the error's exit code: the README's
+    promise holds for usage errors too (click's own four-line ``Usage: ... Error: ...``
+    becomes ``dedupe: <what>`` with exit code 2; ``--help`` shows the usage)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:  # ``dedupe`` alone: the help, as before
+            raise
+        except click.ClickException as e:  # the group's own options
+            _fail(_one_line(e), e.exit_code)
+            raise  # not reached
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -35,12 +47,28 @@ class DedupeGroup(click.Group):
         except BrokenPipeError:
             sys.stderr.close()
             os._exit(141)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except click.exceptions.NoArgsIsHelpError:  # ``dedupe backup`` alone: its help
+            raise
+        except click.ClickException as e:  # a command's options or arguments
+            _fail(_one_line(e), e.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as e:  # a bug: say what, without a traceback unless asked
             if os.environ.get("DEDUPE_DEBUG"):
                 raise
             _fail(f"internal error: {type(e).__name__}: {e} (set DEDUPE_DEBUG=1 for a traceback)", 1)
+
+
+def _one_line(e: click.ClickException) -> str:
+    """click's message without its usage block, after the command it concerns (``backup
+    stream: ...``); its newlines (a few of click's messages have them) become spaces."""
+    message = " ".join(e.format_message().split())
+    names = []
+    ctx = getattr(e, "ctx", None)
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return f"{' '.join(reversed(names))}: {message}" if names else message
 
 
 def _fail(message: str, code: int) -> None:

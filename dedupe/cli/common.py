@@ -221,7 +221,7 @@ class CompressionSpec(click.ParamType):
         codec, _, level = spec.partition(",")
         if codec == "zstd" and not level:
             return DEFAULT_ZSTD_LEVEL
-        if codec == "zstd" and level.isdigit() and 1 <= int(level) <= MAX_ZSTD_LEVEL:
+        if codec == "zstd" and level.isascii() and level.isdigit() and 1 <= int(level) <= MAX_ZSTD_LEVEL:
             return int(level)
         self.fail(f"{value!r}: use zstd,N (N from 1 to {MAX_ZSTD_LEVEL}), zstd or none", param, ctx)
 

@@ -38,6 +38,7 @@ def _engine() -> Any:
 
 def _gc_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--max-unused", default="5%", show_default=True, metavar="PERCENT",
+                        callback=lambda _ctx, _param, value: _percent(value),
                         help="Rewrite partly used packs until at most this much of the stored data is unused.")(f)
 
 
@@ -126,14 +127,14 @@ def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, a
 @common
 def prune_cmd(keep_last: int | None, keep_hourly: int | None, keep_daily: int | None,
               keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None, groups: tuple[str, ...], group_by: str, dry_run: bool, force: bool,
-              no_gc: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+              no_gc: bool, max_unused: float, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Remove backups that no retention rule keeps, per group and host, then free their space."""
     engine = _engine()
     policy = engine.Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
                            monthly=keep_monthly, yearly=keep_yearly,
                            within=engine.parse_duration(keep_within) if keep_within is not None else None)
     from dedupe.maintenance.gc import GcOptions
-    options = None if no_gc else GcOptions(max_unused=_percent(max_unused))
+    options = None if no_gc else GcOptions(max_unused=max_unused)
     c = _ctx(repo, as_json, quiet)
     r = _open_unindexed(c)
     res = engine.run_prune(r, policy, list(groups), dry_run=dry_run, force=force, gc_options=options,
@@ -190,11 +191,11 @@ unprotect_cmd = _protect_command("unprotect", False, "Remove a backup's protecti
 @click.option("--dry-run", "-n", is_flag=True, help="Show what would be freed; change nothing.")
 @_gc_options
 @common
-def gc_cmd(dry_run: bool, max_unused: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+def gc_cmd(dry_run: bool, max_unused: float, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Free the space of data no backup references."""
     from dedupe.maintenance.gc import GcOptions
     c = _ctx(repo, as_json, quiet)
-    r = _engine().run_gc(_open_unindexed(c), GcOptions(max_unused=_percent(max_unused), dry_run=dry_run))
+    r = _engine().run_gc(_open_unindexed(c), GcOptions(max_unused=max_unused, dry_run=dry_run))
     c.out(r.to_json(), lambda: _gc_text(r, human))
 
 

@@ -110,8 +110,7 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
     if to_stdout:
         if sys.stdout.isatty():
             raise click.UsageError("refusing to write a backup to a terminal; redirect --stdout")
-        n = api.restore_stdout(r, backup_id, sys.stdout.buffer)
-        sys.stdout.flush()
+        api.restore_stdout(r, backup_id, sys.stdout.buffer)
         return
     assert to_file is not None
     n = api.restore_file(r, backup_id, to_file, c.progress())

@@ -59,6 +59,9 @@ class BackupProtected(DedupeError):
 _DURATION = re.compile(r"(\d+)([ymwdh])")
 
 
+MAX_DURATION_YEARS = 10000  # a longer --keep-within is refused (exit code 80), not an overflow
+
+
 @dataclass(frozen=True)
 class Duration:
     years: int = 0
@@ -70,13 +73,20 @@ class Duration:
     def before(self, t: dt.datetime) -> dt.datetime:
         """``t`` minus this duration; years and months are calendar steps, the day
         clamped to the month's length (31 March minus 1m is 28/29 February)."""
-        months = t.year * 12 + (t.month - 1) - (self.years * 12 + self.months)
-        year, month = divmod(months, 12)
-        month += 1
-        next_month = dt.date(year + (month == 12), month % 12 + 1, 1)
-        last_day = (next_month - dt.timedelta(days=1)).day
-        shifted = t.replace(year=year, month=month, day=min(t.day, last_day))
-        return shifted - dt.timedelta(weeks=self.weeks, days=self.days, hours=self.hours)
+        try:
+            months = t.year * 12 + (t.month - 1) - (self.years * 12 + self.months)
+            year, month = divmod(months, 12)
+            month += 1
+            next_month = dt.date(year + (month == 12), month % 12 + 1, 1)
+            last_day = (next_month - dt.timedelta(days=1)).day
+            shifted = t.replace(year=year, month=month, day=min(t.day, last_day))
+            return shifted - dt.timedelta(weeks=self.weeks, days=self.days, hours=self.hours)
+        except (OverflowError, ValueError):  # before year 1: every backup is within
+            return dt.datetime.min.replace(tzinfo=t.tzinfo)
+
+    def too_long(self) -> bool:
+        hours = ((self.years * 12 + self.months) * 31 + self.weeks * 7 + self.days) * 24 + self.hours
+        return hours > MAX_DURATION_YEARS * 366 * 24
 
     def __str__(self) -> str:
         parts = zip((self.years, self.months, self.weeks, self.days, self.hours), "ymwdh")
@@ -95,7 +105,10 @@ def parse_duration(text: str) -> Duration:
         pos = m.end()
     if not s or pos != len(s):
         raise BadPolicy(f"malformed duration {text!r}: expected e.g. 1y2m3w4d5h (years, months, weeks, days, hours)")
-    return Duration(got.get("y", 0), got.get("m", 0), got.get("w", 0), got.get("d", 0), got.get("h", 0))
+    d = Duration(got.get("y", 0), got.get("m", 0), got.get("w", 0), got.get("d", 0), got.get("h", 0))
+    if d.too_long():
+        raise BadPolicy(f"duration {text!r} is too long: at most {MAX_DURATION_YEARS} years")
+    return d
 
 
 # -- the policy -----------------------------------------------------------------------

@@ -67,6 +67,9 @@ _NEW_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | 
 _MAX_OPEN_DIRS: Final = 64
 
 
+ID_NONE = (1 << 32) - 1  # uid_t -1: chown's "leave it"; valid ids are below
+
+
 class UnsafePathError(DedupeError):
     """A member would write outside the target or through a symlink."""
 
@@ -316,6 +319,9 @@ class _Restorer:
         if not self.numeric_owner:
             uid = _uid_of(entry.uname, uid)
             gid = _gid_of(entry.gname, gid)
+        if not (0 <= uid < ID_NONE and 0 <= gid < ID_NONE):  # a hostile tar's or a crafted item's
+            self._warn(f"{path}: owner {uid}:{gid} is not a valid uid:gid, left as restored")
+            return
         try:
             chown(uid, gid)
         except PermissionError as e:
