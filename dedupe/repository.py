@@ -112,6 +112,9 @@ class Repository:
         self.packs: dict[str, PackInfo] = {}
         self.segments: list[str] = []
         self._listed: frozenset[str] = frozenset()  # segment names present at the last reload_index
+        # segments that did not decode at the last reload_index (name -> why); their chunks
+        # are unknown: a backup stores them again, a restore that needs one says so
+        self.damaged_segments: dict[str, str] = {}
 
     # -- create / open -------------------------------------------------------------
 
@@ -216,8 +219,13 @@ class Repository:
 
     def reload_index(self, on_error: Callable[[str, DedupeError], None] | None = None) -> None:
         """Load every index segment (FORMAT.md section 7.3): segments superseded by
-        another present segment are skipped. With ``on_error``, a damaged segment is
-        reported there and skipped instead of raising (for check)."""
+        another present segment are skipped. A damaged segment is skipped and kept in
+        ``damaged_segments``: one bad segment does not take the repository down. Other
+        failures (storage, a newer format) raise, or with ``on_error`` (for check) are
+        reported there and the segment skipped. What it indexed is then unknown, which is safe: a backup
+        stores such chunks again (never referencing a chunk only a damaged segment
+        knows), a restore that needs one fails naming ``dedupe repair index``, and gc
+        refuses (its own pass reads every segment)."""
         self._index.clear()
         self._pack_names.clear()
         self._pack_numbers.clear()
@@ -225,6 +233,7 @@ class Repository:
         names = [n.rsplit("/", 1)[-1] for n, _ in self.storage.list(layout.INDEX_DIR)]
         self._listed = frozenset(names)
         segments: dict[str, tuple[list[tuple[str, int, int, bytes]], list[str]]] = {}
+        damaged: dict[str, CorruptObject] = {}
         for name in names:
             try:
                 path = layout.index_path(name)
@@ -232,11 +241,17 @@ class Repository:
                                                     index.decode_packed)
             except ObjectNotFound:
                 continue  # removed by a concurrent compaction after it wrote its replacement
-            except DedupeError as e:
+            except CorruptObject as e:
+                damaged[name] = e
+            except DedupeError as e:  # not damage (a storage error, a newer format): not skipped silently
                 if on_error is None:
                     raise
                 on_error(name, e)
-        superseded = {s for _, sup in segments.values() for s in sup if s in segments}
+        superseded = {s for _, sup in segments.values() for s in sup}
+        # a damaged segment that an intact one supersedes is a leftover (repair index, or
+        # a compaction, was interrupted before deleting it): nothing is lost with it
+        self.damaged_segments = {n: str(e) for n, e in damaged.items() if n not in superseded}
+        superseded &= set(segments)
         self.segments = sorted(n for n in segments if n not in superseded)
         for name in self.segments:
             for pname, size, table_len, entries in segments.pop(name)[0]:
@@ -256,6 +271,7 @@ class Repository:
         view = copy.copy(self)
         view._index, view._pack_names, view._pack_numbers, view.packs, view.segments = ChunkIndex(), [], {}, {}, []
         view._listed = frozenset()
+        view.damaged_segments = {}
         return view
 
     def _pack_number(self, name: str, size: int, table_len: int) -> int:
@@ -293,9 +309,18 @@ class Repository:
     def locate(self, cid: bytes) -> Location:
         found = self._index.get(cid)
         if found is None:
-            raise ChunkNotInIndex(f"chunk {cid.hex()[:16]}... is not in the index of {self.storage.location}") from None
+            raise ChunkNotInIndex(f"chunk {cid.hex()[:16]}... is not in the index of {self.storage.location}"
+                                  + self.damage_hint()) from None
         num, off, length, raw = found
         return Location(self._pack_names[num], off, length, raw)
+
+    def damage_hint(self) -> str:
+        """For errors about chunks the index lacks: the damaged segments, if any."""
+        if not self.damaged_segments:
+            return ""
+        names = ", ".join(n[:16] + "..." for n in sorted(self.damaged_segments))
+        return (f" ({len(self.damaged_segments)} index segment(s) damaged: {names}; 'dedupe repair index' "
+                f"rebuilds the index from the packs' tables)")
 
     def index_counts(self) -> dict[str, int]:
         """Pack name -> how many chunk ids the index maps to it."""

@@ -238,4 +238,30 @@ def stats_cmd(groups: tuple[str, ...], fmt: str | None, repo: str | None, as_jso
     c.out(st.to_json(), text)
 
 
-COMMANDS = (check_cmd, prune_cmd, forget_cmd, protect_cmd, unprotect_cmd, gc_cmd, stats_cmd)
+@click.group("repair")
+def repair_group() -> None:
+    """Repair a damaged repository (after 'dedupe check' names the damage)."""
+
+
+@repair_group.command("index")
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would be indexed and removed; change nothing.")
+@common
+def repair_index_cmd(dry_run: bool, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
+    """Rebuild the index from the packs' own tables: index every pack no intact segment
+    does, then remove the damaged segments."""
+    from dedupe.maintenance.repair import repair_index
+    c = _ctx(repo, as_json, quiet)
+    r = repair_index(c.open(load_index=False), dry_run=dry_run)
+
+    def text() -> str:
+        verb = "would index" if dry_run else "indexed"
+        lines = [f"{verb} {r.chunks_indexed} chunk(s) of {r.packs_indexed} pack(s); "
+                 f"{'would remove' if dry_run else 'removed'} {len(r.damaged_segments)} damaged index segment(s)"]
+        lines += [f"warning: pack {p[:12]}: table unreadable ({why}); its chunks stay unknown"
+                  for p, why in sorted(r.unreadable_packs.items())]
+        return "\n".join(lines)
+
+    c.out(r.to_json(), text)
+
+
+COMMANDS = (check_cmd, prune_cmd, forget_cmd, protect_cmd, unprotect_cmd, gc_cmd, stats_cmd, repair_group)

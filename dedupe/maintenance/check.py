@@ -122,6 +122,14 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
             r.damaged_backups[name] = problems
             r.errors.append(f"backup {name[:12]}: {problems[0]}")
 
+    # Damaged segments, with the backups that now lack chunks (the segment may have held them).
+    lacking = sorted(b for b, why in r.damaged_backups.items() if any("not in the index" in w for w in why))
+    for name, why in sorted(repo.damaged_segments.items()):
+        affected = (f"backups lacking chunks: {', '.join(b[:12] for b in lacking)}" if lacking
+                    else "no backup lacks a chunk")
+        r.errors.append(f"index segment {name[:16]}...: {why}; {affected}; 'dedupe repair index' rebuilds the "
+                        f"index from the packs' tables")
+
     # Packs: present, right size, table agrees with the index (section 13: ``packcheck``).
     stored = {path.rsplit("/", 1)[-1]: size for path, size in repo.storage.list(layout.DATA_DIR)}
     to_read: set[str] = set()
@@ -162,6 +170,8 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
 
     unreferenced = sorted(set(stored) - set(repo.packs))
     if unreferenced:
-        r.notes.append(f"{len(unreferenced)} pack(s) not in the index (left by an interrupted backup; "
-                       f"gc reclaims them): {', '.join(p[:12] for p in unreferenced[:5])}")
+        why = ("indexed by a damaged segment, or left by an interrupted backup; 'dedupe repair index' "
+               "indexes them again" if repo.damaged_segments else "left by an interrupted backup; gc reclaims them")
+        r.notes.append(f"{len(unreferenced)} pack(s) not in the index ({why}): "
+                       f"{', '.join(p[:12] for p in unreferenced[:5])}")
     return r

@@ -1,0 +1,15 @@
+"""Issue #18, point 1, on the real gateway: the scenarios of tests/damage_testing.py
+(a damaged index segment isolated, reported and repaired; a damaged pack table named)."""
+
+from __future__ import annotations
+
+import damage_testing
+from dedupe_testing import RunCli
+
+
+def test_one_damaged_segment_is_isolated_and_repaired_on_s3(dedupe: RunCli, s3_url: str) -> None:
+    damage_testing.one_damaged_segment_is_isolated_and_repaired(dedupe, s3_url)
+
+
+def test_repair_index_names_a_pack_whose_table_is_damaged_on_s3(dedupe: RunCli, s3_url: str) -> None:
+    damage_testing.damaged_pack_table_is_named_by_repair(dedupe, s3_url)
