@@ -93,13 +93,21 @@ class BackupInfo:
         }
 
 
-def list_backups(repo: Repository, group: str | None = None, run: str | None = None) -> list[BackupInfo]:
+def list_backups(repo: Repository, group: str | None = None, run: str | None = None,
+                 on_damaged: Callable[[str, DedupeError], None] | None = None) -> list[BackupInfo]:
     """The backups (of ``group`` and the groups below it; of the runs whose id starts with
-    ``run``), oldest first."""
+    ``run``), oldest first. With ``on_damaged``, a manifest that cannot be read is
+    reported there and left out instead of failing the whole list."""
     out = []
     run = run.strip().lower() if run is not None else None
     for name in repo.manifest_names():
-        m = repo.load_manifest(name)
+        try:
+            m = repo.load_manifest(name)
+        except DedupeError as e:
+            if on_damaged is None:
+                raise
+            on_damaged(name, e)
+            continue
         if run is not None and not m.run.startswith(run):
             continue
         if group is None or m.group == group or m.group.startswith(group.rstrip("/") + "/"):

@@ -91,3 +91,24 @@ def damaged_pack_table_is_named_by_repair(dedupe: RunCli, location: str) -> None
     assert dedupe("restore", b, "--stdout").stdout == b_data
     p = dedupe("restore", a, "--stdout", check=False)
     assert p.returncode == 21
+
+
+def damaged_manifest_is_isolated(dedupe: RunCli, location: str) -> None:
+    """A damaged manifest: list shows the others (warning, exit 3), they restore, check
+    names it, forget removes it, then gc runs again."""
+    dedupe("init")
+    a = _backup(dedupe, "a", os.urandom(100_000))
+    b_data = os.urandom(100_000)
+    b = _backup(dedupe, "b", b_data)
+    damage(location, layout.manifest_path(a))
+    p = dedupe("list", "--json", check=False)
+    assert p.returncode == 3 and f"backup {a[:12]} left out" in p.stderr.decode()
+    assert [x["id"] for x in json.loads(p.stdout)] == [b]
+    assert dedupe("restore", b, "--stdout").stdout == b_data
+    p = dedupe("check", check=False)
+    assert p.returncode == 25 and f"backup {a[:12]}" in p.stdout.decode() and "damaged manifest" in p.stdout.decode()
+    assert dedupe("gc", check=False).returncode == 82
+    dedupe("forget", a)
+    dedupe("gc")
+    dedupe("check", "--read-data")
+    assert dedupe("restore", b, "--stdout").stdout == b_data

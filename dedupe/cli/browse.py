@@ -10,6 +10,7 @@ import click
 from dedupe import api
 from dedupe.cli.common import common, human
 from dedupe.cli.common import ctx as _ctx
+from dedupe.cli.common import warn_exit as _warn_exit
 
 def _when(time_ns: int) -> str:
     return dt.datetime.fromtimestamp(time_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
@@ -25,7 +26,8 @@ def list_cmd(group: str | None, run: str | None, repo: str | None, as_json: bool
     r = c.open()
     if run is not None:
         run = api.get_run(r, run).run  # an unknown or ambiguous run is an error, not an empty list
-    infos = api.list_backups(r, group, run)
+    warnings: list[str] = []
+    infos = api.list_backups(r, group, run, lambda name, e: warnings.append(f"backup {name[:12]} left out: {e}"))
     rows = [i.to_json() for i in infos]
 
     def text() -> str:
@@ -42,6 +44,7 @@ def list_cmd(group: str | None, run: str | None, repo: str | None, as_json: bool
         return "\n".join(lines)
 
     c.out(rows, text)
+    _warn_exit(c, warnings, "list")
 
 
 def _run_text(j: dict[str, Any]) -> str:

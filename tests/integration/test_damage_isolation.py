@@ -16,3 +16,7 @@ def test_one_damaged_segment_is_isolated_and_repaired(dedupe: RunCli, repo_path:
 
 def test_repair_index_names_a_pack_whose_table_is_damaged(dedupe: RunCli, repo_path: Path) -> None:
     damage_testing.damaged_pack_table_is_named_by_repair(dedupe, str(repo_path))
+
+
+def test_a_damaged_manifest_is_isolated(dedupe: RunCli, repo_path: Path) -> None:
+    damage_testing.damaged_manifest_is_isolated(dedupe, str(repo_path))

@@ -13,3 +13,7 @@ def test_one_damaged_segment_is_isolated_and_repaired_on_s3(dedupe: RunCli, s3_u
 
 def test_repair_index_names_a_pack_whose_table_is_damaged_on_s3(dedupe: RunCli, s3_url: str) -> None:
     damage_testing.damaged_pack_table_is_named_by_repair(dedupe, s3_url)
+
+
+def test_a_damaged_manifest_is_isolated_on_s3(dedupe: RunCli, s3_url: str) -> None:
+    damage_testing.damaged_manifest_is_isolated(dedupe, s3_url)
