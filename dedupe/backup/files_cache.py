@@ -14,11 +14,13 @@ its snapshot are ~70k records, which as Python lists took ~60 MB, as bytes ~15 M
 The cache is local (``$XDG_CACHE_HOME/dedupe/<repo id>/files-<group hash>``), one
 file per repository and group, rewritten after each successful backup. A missing,
 damaged or foreign cache is simply empty: it can only save work, never change
-what is stored.
+what is stored. It holds every relative path in clear, so it is 0600 in 0700 directories;
+one that cannot be written is one warning (every file is read again next time).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -144,17 +146,23 @@ class FilesCache:
         self.new.update(kept)
         return len(kept)
 
-    def save(self, backup_id: str | None = None) -> None:
+    def save(self, backup_id: str | None = None) -> str | None:
         """Write the cache of this backup (call after the commit; ``backup_id`` is kept
-        as ``previous`` for the next one)."""
+        as ``previous`` for the next one): 0600 in 0700 directories; a warning if it cannot be."""
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+            for d in (self.path.parent.parent, self.path.parent):
+                d.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(d, 0o700)
             # paths that are not UTF-8 (carried with surrogateescape) go as their raw bytes
             files = {path: r if isinstance(r, bytes) else r[0] + msgpack.packb(list(r[1:]), use_bin_type=True)
                      for path, r in self.new.items()} if self._remembered else self.new
-            tmp.write_bytes(msgpack.packb({"v": VERSION, "files": files, "backup": backup_id}, use_bin_type=True,
-                                          unicode_errors="surrogateescape"))
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+                f.write(msgpack.packb({"v": VERSION, "files": files, "backup": backup_id}, use_bin_type=True,
+                                      unicode_errors="surrogateescape"))
             os.replace(tmp, self.path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time next night
+            return None
+        except OSError as e:  # only costs time next night (every file is read again), but say so
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return f"files cache {self.path} not written ({e.strerror or e}): the next backup reads every file"

@@ -44,8 +44,8 @@ def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | 
         meta["exclude_caches"] = True
     result = session.commit(total, None, meta)
     result.warnings = warnings
-    if files_cache is not None:
-        files_cache.save()
+    if files_cache is not None and (failed := files_cache.save()):
+        result.warnings.append(failed)
     return result
 
 
