@@ -244,7 +244,7 @@ def restore_stdout(repo: Repository, id_prefix: str, out: BinaryIO, progress: Pr
 
 def restore_dir(repo: Repository, id_prefix: str, target: Path, paths: list[str] | None = None,
                 on_warning: Any = None, numeric_owner: bool = True, snapshot: str | None = None,
-                host_ids: bool = False) -> RestoreResult:
+                host_ids: bool = False, no_special: bool = False) -> RestoreResult:
     """The tree (or ``paths``) into ``target``. For an LXD instance or volume backup,
     paths as the instance sees them (``/etc/hosts``; ``snapshot``: that snapshot's) land
     below ``target`` with the instance's owners (the host's with ``host_ids``); raw
@@ -255,7 +255,7 @@ def restore_dir(repo: Repository, id_prefix: str, target: Path, paths: list[str]
     view = view_of(b.manifest.meta, paths, snapshot, host_ids)
     with locked(repo, "restore"):
         return restore_tree_dir(repo, b.manifest, target, paths, on_warning, numeric_owner, view,
-                                f"backup {b.id[:12]}")
+                                f"backup {b.id[:12]}", no_special)
 
 
 def ls(repo: Repository, id_prefix: str, paths: list[str] | None = None, snapshot: str | None = None,

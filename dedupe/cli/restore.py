@@ -24,6 +24,9 @@ from dedupe.cli.common import warn_exit as _warn_exit
 @click.option("--numeric-host-ids", "host_ids", is_flag=True,
               help="With --to-dir and an LXD backup: owners as on the host's disk (shifted), not the instance's.")
 @click.option("--names", is_flag=True, help="With --to-dir: map owners by user/group name, not by number.")
+@click.option("--no-special", is_flag=True,
+              help="With --to-dir, for backups you do not trust: no device nodes, no setuid/setgid bits, "
+                   "no file capabilities.")
 @click.option("--to-lxd", "to_lxd", is_flag=True, help="Restore into LXD (an instance, volume, image or record).")
 @click.option("--to-instance", "to_instance", metavar="NAME",
               help="Write the --path files into this LXD instance (running or stopped) through LXD's file API.")
@@ -45,7 +48,7 @@ from dedupe.cli.common import warn_exit as _warn_exit
 @lxd_connection_options
 @common
 def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir: Path | None,
-            paths: tuple[str, ...], snapshot: str | None, host_ids: bool, names: bool, to_lxd: bool,
+            paths: tuple[str, ...], snapshot: str | None, host_ids: bool, names: bool, no_special: bool, to_lxd: bool,
             to_instance: str | None, target: str | None, run: str | None, as_name: str | None,
             project: str | None, pool: str | None, force: bool, with_deps: bool, recover: bool,
             start: bool | None, keep_identity: bool, yes: bool,
@@ -65,6 +68,9 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
         raise click.UsageError("--path goes with --to-dir or --to-instance")
     if (snapshot or host_ids) and not (to_dir or to_instance):
         raise click.UsageError("--snapshot and --numeric-host-ids go with --to-dir (or --to-instance)")
+    if no_special and not to_dir:
+        raise click.UsageError("--no-special goes with --to-dir (a tar written by --to-file or --stdout creates "
+                               "nothing: its extractor decides)")
     if target and not to_instance:
         raise click.UsageError("--target goes with --to-instance")
     if to_instance:
@@ -101,7 +107,7 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
     if to_dir is not None:
         warnings: list[str] = []
         res = api.restore_dir(r, backup_id, to_dir, list(paths) or None, warnings.append, not names, snapshot,
-                              host_ids)
+                              host_ids, no_special)
         c.out({"restored": str(to_dir), "entries": res.restored, "skipped": res.skipped,
                "bytes": res.bytes_written, "warnings": warnings},
               lambda: f"restored {res.restored} entries ({human(res.bytes_written)}) to {to_dir} (verified)")

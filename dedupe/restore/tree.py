@@ -17,7 +17,7 @@ from dedupe.repository import Repository
 from dedupe.read import WrongBackupKind, iter_items, read_chunks
 from dedupe.restore import instance_view
 from dedupe.restore.instance_view import Matcher, View
-from dedupe.sinks.directory import RestoreResult, Warn, restore_tree
+from dedupe.sinks.directory import RestoreResult, TarNames, Warn, restore_tree
 from dedupe.sinks.pax_writer import write_pax
 from repo_format import items, manifest
 
@@ -92,10 +92,11 @@ def iter_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None
 
 def restore_dir(repo: Repository, m: manifest.Manifest, target: Path, paths: list[str] | None = None,
                 on_warning: Warn | None = None, numeric_owner: bool = True, view: View | None = None,
-                where: str = "the backup") -> RestoreResult:
+                where: str = "the backup", no_special: bool = False) -> RestoreResult:
     """Restore the tree (or ``paths``) into ``target``. A path that matches nothing is
     ``PathNotFound``, found by a pass over the entries before anything is written.
-    With a ``view`` whose root is chosen, the paths below that root land in ``target``."""
+    With a ``view`` whose root is chosen, the paths below that root land in ``target``.
+    ``no_special``: no device nodes, setuid/setgid bits or file capabilities (restore_tree)."""
     if paths or (view is not None and view.root is not None):
         check_paths(repo, m, paths or [], view, where)
     if view is None and paths:  # a leading / names the tree's root; "/" or "." all of it
@@ -107,7 +108,8 @@ def restore_dir(repo: Repository, m: manifest.Manifest, target: Path, paths: lis
         entries = ((view.for_restore(e), d) for e, d in entries)
         rel = [view.relative(view.to_entry(p)) for p in paths or [""]]
         sink_paths = None if "" in rel else rel
-    return restore_tree(target, entries, paths=sink_paths, on_warning=on_warning, numeric_owner=numeric_owner)
+    return restore_tree(target, entries, paths=sink_paths, on_warning=on_warning, numeric_owner=numeric_owner,
+                        no_special=no_special)
 
 
 def match_paths(repo: Repository, m: manifest.Manifest, paths: list[str], view: View | None) -> Matcher | None:
@@ -134,8 +136,17 @@ def check_paths(repo: Repository, m: manifest.Manifest, paths: list[str], view: 
 
 def write_tree_tar(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup_id: str = "",
                    progress: Any = None) -> int:
-    """A PAX tar of a directory backup (its root entry, path "", is not a member)."""
-    return write_pax(out, ((e, d) for e, d in iter_entries(repo, m) if e.path not in ("", ".")))
+    """A PAX tar of a directory backup (its root entry, path "", is not a member), its
+    names held to the rules of ``--to-dir`` (``TarNames``: a hostile one is refused, 51)."""
+    names = TarNames()
+
+    def checked() -> Iterator[tuple[Entry, Any]]:
+        for e, d in iter_entries(repo, m):
+            if e.path not in ("", "."):
+                names.check(e)
+                yield e, d
+
+    return write_pax(out, checked())
 
 
 def list_entries(repo: Repository, m: manifest.Manifest, paths: list[str] | None = None,

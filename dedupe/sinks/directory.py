@@ -12,11 +12,12 @@ restored before it stays, nothing outside the target is ever touched):
    ``symlinkat``, ``linkat`` without ``AT_SYMLINK_FOLLOW``, ``mknodat``), so a member
    whose parent path crosses a symlink, whether created by this restore or already in
    the target, is refused, and nothing is written through a symlink.
-3. Symlinks are created with their target verbatim, including absolute and dangling
-   targets (in a restored root file system ``/etc/...`` means the restored tree's
-   ``etc``, and by rule 2 nothing is written through them). A *relative* target that
-   climbs above the target directory, counted lexically from the link's own directory
-   (``a/l -> ../../x``), is refused.
+3. Symlinks are created with their target verbatim: absolute, relative (also one that
+   climbs above the target, ``a/l -> ../../x``) and dangling. A symlink's target is data,
+   as in tar: in a restored root file system ``/etc/...`` means the restored tree's
+   ``etc``, and by rules 2 and 4 the restore never follows one, whatever it points to.
+   (One rule for every target: ``TarNames`` holds a tar written by ``restore --to-file``
+   or ``--stdout`` to rules 1, 2, 4 and 6 too.)
 4. A member may not take the place of a symlink created earlier by this restore,
    unless it is itself a symlink (so ``l -> /etc/passwd`` followed by a file ``l`` is
    refused, not written). A symlink that was in the target before the restore is
@@ -56,7 +57,7 @@ from pathlib import Path
 from typing import Final
 
 from dedupe.acl import DEFAULT_XATTR
-from dedupe.entries import CHARDEV, DIR, ENTRY_TYPES, FIFO, FILE, HARDLINK, SYMLINK, Entry
+from dedupe.entries import BLOCKDEV, CHARDEV, DIR, ENTRY_TYPES, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from dedupe.errors import DedupeError
 
 Warn = Callable[[str], None]
@@ -65,6 +66,7 @@ DataSource = Callable[[], Iterator[bytes]] | None
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_OPEN_DIRS: Final = 64
+CAPABILITY_XATTR: Final = "security.capability"  # file capabilities: what --no-special leaves out
 
 
 ID_NONE = (1 << 32) - 1  # uid_t -1: chown's "leave it"; valid ids are below
@@ -91,14 +93,16 @@ class RestoreResult:
 
 
 def restore_tree(target: Path, entries: Iterable[tuple[Entry, DataSource]], *, paths: list[str] | None = None,
-                 on_warning: Warn | None = None, numeric_owner: bool = True) -> RestoreResult:
+                 on_warning: Warn | None = None, numeric_owner: bool = True, no_special: bool = False) -> RestoreResult:
     """Restore ``entries`` (with their content sources) under ``target`` (see the module doc).
 
     ``paths`` restores only those paths and what is below them (their parents are
     created as plain directories). With ``numeric_owner=False`` owners are looked up
-    by ``uname``/``gname`` on this host, falling back to the numeric ids.
+    by ``uname``/``gname`` on this host, falling back to the numeric ids. ``no_special``
+    (for backups one does not trust): no device nodes (skipped), no setuid or setgid
+    bit, no ``security.capability``.
     """
-    restorer = _Restorer(target, paths, on_warning, numeric_owner)
+    restorer = _Restorer(target, paths, on_warning, numeric_owner, no_special)
     try:
         for entry, data in entries:
             restorer.restore(entry, data)
@@ -120,9 +124,45 @@ def split_member(name: str, what: str = "member") -> list[str]:
     return parts
 
 
+class TarNames:
+    """The rules above for a tar that ``restore --to-file``/``--stdout`` writes of a
+    directory backup, so that extracting it cannot do what ``--to-dir`` refuses: names
+    (rule 1), no member under a symlink of the archive (2), no member but a symlink in a
+    symlink's place (4), hard links to a relative name not under a symlink (6). Lexical:
+    the archive is the whole world here. ``check`` raises ``UnsafePathError``."""
+
+    def __init__(self) -> None:
+        self.symlinks: set[str] = set()
+
+    def _under_symlink(self, parts: list[str]) -> str | None:
+        for n in range(1, len(parts)):
+            if "/".join(parts[:n]) in self.symlinks:
+                return "/".join(parts[:n])
+        return None
+
+    def check(self, entry: Entry) -> None:
+        parts = split_member(entry.path)
+        path = "/".join(parts)
+        link = self._under_symlink(parts)
+        if link is not None:
+            raise UnsafePathError(f"member {entry.path!r}: parent {link!r} is a symlink; refusing to write through it")
+        if path in self.symlinks and entry.type != SYMLINK:
+            raise UnsafePathError(f"member {entry.path!r}: would replace the symlink {path!r} created earlier")
+        if entry.type == SYMLINK:
+            if "\0" in entry.link:
+                raise UnsafePathError(f"member {entry.path!r}: symlink target contains NUL")
+            self.symlinks.add(path)
+        elif entry.type == HARDLINK:
+            target = split_member(entry.link, f"hard link {entry.path!r} ->")
+            if not target or self._under_symlink(target) is not None:
+                raise UnsafePathError(f"member {entry.path!r}: hard link to {entry.link!r} leaves the archive's tree")
+
+
 class _Restorer:
-    def __init__(self, target: Path, paths: list[str] | None, on_warning: Warn | None, numeric_owner: bool) -> None:
+    def __init__(self, target: Path, paths: list[str] | None, on_warning: Warn | None, numeric_owner: bool,
+                 no_special: bool = False) -> None:
         self.result = RestoreResult()
+        self.no_special = no_special
         self.on_warning = on_warning
         self.numeric_owner = numeric_owner
         self.selected = None if paths is None else {tuple(split_member(p, "path")) for p in paths}
@@ -140,6 +180,13 @@ class _Restorer:
 
     def restore(self, entry: Entry, data: DataSource) -> None:
         parts = split_member(entry.path)
+        if self.no_special:
+            if entry.type in (CHARDEV, BLOCKDEV):
+                self.result.skipped += 1
+                return
+            if entry.mode & 0o6000 or CAPABILITY_XATTR in entry.xattrs:
+                entry = entry.replace(mode=entry.mode & ~0o6000,
+                                      xattrs={k: v for k, v in entry.xattrs.items() if k != CAPABILITY_XATTR})
         if entry.type not in ENTRY_TYPES:
             raise RestoreError(f"restore {entry.path!r}: unknown entry type {entry.type!r}")
         if self.selected is not None and not any(tuple(parts[:n]) in self.selected for n in range(1, len(parts) + 1)):
@@ -164,7 +211,7 @@ class _Restorer:
     def _restore_member(self, entry: Entry, parts: list[str], data: DataSource) -> None:
         path = "/".join(parts)
         if entry.type == SYMLINK:
-            self._check_symlink_target(entry, parts)
+            self._check_symlink_target(entry)
         parent = self.dirs.open(parts[:-1], entry.path)
         name = parts[-1]
         if entry.type == HARDLINK:
@@ -217,22 +264,13 @@ class _Restorer:
         self.symlinks.discard(path)
         return False
 
-    def _check_symlink_target(self, entry: Entry, parts: list[str]) -> None:
+    def _check_symlink_target(self, entry: Entry) -> None:
+        """Rule 3: any target but an empty one or one with NUL (kept verbatim, never followed)."""
         link = entry.link
         if "\0" in link:
             raise UnsafePathError(f"member {entry.path!r}: symlink target contains NUL")
         if not link:
             raise RestoreError(f"restore {entry.path!r}: empty symlink target")
-        if link.startswith("/"):
-            return  # rule 3: kept verbatim, never followed
-        depth = len(parts) - 1
-        for part in link.split("/"):
-            if part == "..":
-                depth -= 1
-                if depth < 0:
-                    raise UnsafePathError(f"member {entry.path!r}: symlink target {link!r} points outside the target")
-            elif part not in ("", "."):
-                depth += 1
 
     def _open_link_source(self, entry: Entry) -> tuple[int, str] | None:
         parts = split_member(entry.link, f"hard link {entry.path!r} ->")
