@@ -16,6 +16,7 @@ from dedupe.backup.chunking import ChunkPipeline, Refs, cut_file
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository, default_host
 from dedupe.backup.writer import DEFAULT_PACK_SIZE, Transaction
+from dedupe.storage import cache
 from repo_format import codecs, items, manifest
 from repo_format.ids import chunk_id
 
@@ -230,6 +231,7 @@ class BackupSession:
             meta={**self.meta, **(meta or {})},
         )
         name = self.txn.commit(m)
+        cache.update_seen(self.repo.config.repo_id, added={name: [m.group, m.time_ns]})
         self._report(final=True)
         return BackupResult(name, m)
 

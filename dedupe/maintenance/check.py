@@ -11,6 +11,7 @@ a random percentage).
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import random
 from collections import defaultdict
@@ -21,9 +22,14 @@ from dedupe.errors import DedupeError
 from dedupe.maintenance import packcheck
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository
+from dedupe.storage import cache
 from dedupe.read import iter_items
 from repo_format import items, layout
 from repo_format.errors import FormatError
+
+
+def _when(time_ns: int) -> str:
+    return dt.datetime.fromtimestamp(time_ns / 1e9, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if time_ns else "?"
 
 
 class BadSubset(DedupeError):
@@ -100,11 +106,15 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
 
     # Backups: which packs each one needs.
     users: dict[str, set[str]] = defaultdict(set)  # pack -> backup ids
+    seen_before = cache.seen_backups(repo.config.repo_id)
+    now_seen: dict[str, list[object]] = {}
     for name in repo.manifest_names():
         r.backups += 1
         problems: list[str] = []
+        now_seen[name] = seen_before.get(name, ["?", 0])
         try:
             m = repo.load_manifest(name)
+            now_seen[name] = [m.group, m.time_ns]
             for cid, _n in m.items:
                 if not repo.has_chunk(cid):
                     problems.append(f"item chunk {cid.hex()[:16]}... not in the index")
@@ -121,6 +131,16 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
         if problems:
             r.damaged_backups[name] = problems
             r.errors.append(f"backup {name[:12]}: {problems[0]}")
+
+    # Backups this machine saw at its last check (or made) that are gone: pruned or
+    # forgotten elsewhere, or deleted by whoever can write the storage.
+    for name, (group, time_ns) in sorted(seen_before.items(), key=lambda kv: kv[1][1]):
+        if name not in now_seen:
+            r.errors.append(f"backup {name[:12]} ({group}, {_when(time_ns)}) has vanished since this machine last "
+                            f"saw the repository (forgotten or pruned elsewhere, or deleted in the storage)")
+    warning = cache.write_record(repo.config.repo_id, cache.SEEN_BACKUPS, now_seen)
+    if warning:
+        r.notes.append(warning)
 
     # Damaged segments, with the backups that now lack chunks (the segment may have held them).
     lacking = sorted(b for b, why in r.damaged_backups.items() if any("not in the index" in w for w in why))

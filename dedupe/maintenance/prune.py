@@ -32,6 +32,7 @@ from dedupe.errors import DedupeError
 from dedupe.locking import maintenance_lock
 from dedupe.maintenance.series import GROUP_BY, describe_series, series_group, series_of
 from dedupe.repository import Repository
+from dedupe.storage import cache
 from repo_format import layout, manifest
 
 if TYPE_CHECKING:
@@ -311,6 +312,7 @@ def forget(repo: Repository, ids: Iterable[str]) -> list[str]:
             raise BackupProtected(f"backup {bid[:12]} is protected; 'dedupe unprotect {bid[:12]}' first")
     for bid in ids:
         repo.storage.delete(layout.manifest_path(bid))
+    cache.update_seen(repo.config.repo_id, removed=ids)
     return ids
 
 
