@@ -14,6 +14,7 @@ from typing import Callable, Iterator, NamedTuple, TypeVar
 from dedupe.chunk_index import ChunkIndex
 from dedupe.errors import DedupeError
 from dedupe.storage import ObjectNotFound, Storage
+from dedupe.storage import cache
 from repo_format import blob, config, crypto, index, keys, layout, manifest, pack
 from repo_format.errors import FormatError, UnsupportedVersionError
 from repo_format.ids import ID_KEY_LEN, chunk_id, object_name
@@ -91,6 +92,23 @@ class PackInfo:
     table_len: int
 
 
+CONFIG_RECORD = "config"  # the local record (storage.cache) of the config this machine first saw
+
+
+def _same_config_as_before(repo_id: bytes, raw: bytes, where: str) -> None:
+    """A config never changes: the first one this machine saw of a repository is
+    remembered (its BLAKE3) and any other refused. This catches what no MAC can: an
+    unencrypted repository's config, or an encrypted one's turned into an unencrypted one."""
+    digest = object_name(raw)
+    seen = cache.read_record(repo_id, CONFIG_RECORD)
+    if not isinstance(seen, dict) or not isinstance(seen.get("blake3"), str):
+        cache.write_record(repo_id, CONFIG_RECORD, {"blake3": digest})
+    elif seen["blake3"] != digest:
+        raise CorruptObject(f"{where}: differs from the config this machine saw before: changed by someone who can "
+                            f"write the storage? (a config never changes; if you know why it did, remove "
+                            f"{cache.record_path(repo_id, CONFIG_RECORD)})")
+
+
 def wrap_format_error(e: FormatError) -> DedupeError:
     if isinstance(e, UnsupportedVersionError):
         return NewerFormat(str(e))
@@ -132,7 +150,7 @@ class Repository:
         the_id_key = id_key or os.urandom(ID_KEY_LEN)
         key = None
         if passphrase is not None:
-            key = keys.Secrets(enc_key=os.urandom(32), id_key=the_id_key)
+            key = keys.Secrets(enc_key=os.urandom(32), id_key=the_id_key, config_mac=True)
         cfg = config.RepoConfig(
             repo_id=repo_id, id_key=b"" if key else the_id_key, chunker=chunker or config.DEFAULT_CHUNKER,
             features=(config.FEATURE_AEAD,) if key else (), created_ns=time.time_ns(),
@@ -141,7 +159,10 @@ class Repository:
         if key is not None:
             assert passphrase is not None
             storage.put(layout.KEY_FILE, keys.encode(key, repo_id, passphrase, kdf_params))
-        storage.create(layout.CONFIG, config.encode(cfg))  # the config last: a half-made repository has none
+        # the config last (a half-made repository has none); authenticated when encrypted
+        raw = config.encode(cfg, key.enc_key if key is not None else None)
+        storage.create(layout.CONFIG, raw)
+        _same_config_as_before(repo_id, raw, f"{storage.location}/{layout.CONFIG}")  # the machine that made it saw it
         return cls(storage, cfg, key)
 
     @classmethod
@@ -162,9 +183,18 @@ class Repository:
             raise NewerFormat(str(e)) from None
         except FormatError as e:
             raise NotARepository(f"{storage.location}: not a dedupe repository ({e})") from None
+        where = f"{storage.location}/{layout.CONFIG}"
+        if not cfg.encrypted and storage.exists(layout.KEY_FILE):
+            raise CorruptObject(f"{where}: says the repository is not encrypted, but it has a key file: changed by "
+                                f"someone who can write the storage? refusing to write unencrypted data")
         key = None
         if cfg.encrypted:
             key = cls.unlock(storage, cfg, passphrase)
+            try:  # before anything is read or written with it (FORMAT.md section 4.4)
+                config.authenticate(raw, key.enc_key, key.config_mac, where)
+            except FormatError as e:
+                raise CorruptObject(str(e)) from None
+        _same_config_as_before(cfg.repo_id, raw, where)
         repo = cls(storage, cfg, key)
         if load_index:
             repo.reload_index()

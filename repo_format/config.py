@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import blake3
 
 from repo_format import header, msgpack_codec
 from repo_format.errors import FormatError, UnsupportedVersionError
 from repo_format.ids import ID_KEY_LEN, ID_SCHEME
 
-VERSION: Final = 1
-SUPPORTED_VERSIONS: Final = (1,)
+VERSION: Final = 1  # an unencrypted repository's config (nothing to authenticate it with)
+VERSION_MAC: Final = 2  # an encrypted repository's: the same map plus ``mac`` (section 4.4)
+SUPPORTED_VERSIONS: Final = (1, 2)
+MAC_CONTEXT: Final = "dedupe 2026-12 config mac v2"  # BLAKE3 derive_key context (section 4.4)
 # Features a reader must understand to use the repository (section 4.3).
 FEATURE_AEAD: Final = "aead-1"  # blobs sealed with suite 1; secrets in the key file (sections 5.3, 5.4)
 KNOWN_FEATURES: Final = frozenset({FEATURE_AEAD})
@@ -72,7 +77,17 @@ class RepoConfig:
         return FEATURE_AEAD in self.features
 
 
-def encode(cfg: RepoConfig) -> bytes:
+def mac_key(enc_key: bytes) -> bytes:
+    """The config's MAC key, derived from the repository's encryption key (section 4.4)."""
+    return blake3.blake3(enc_key, derive_key_context=MAC_CONTEXT).digest()
+
+
+def _mac(head: bytes, body: dict[str, Any], enc_key: bytes) -> bytes:
+    return blake3.blake3(head + msgpack_codec.pack(body), key=mac_key(enc_key)).digest()
+
+
+def encode(cfg: RepoConfig, enc_key: bytes | None = None) -> bytes:
+    """Version 1 without ``enc_key``; version 2, authenticated, with it."""
     body = {
         "repo_id": cfg.repo_id,
         "id_scheme": cfg.id_scheme,
@@ -83,7 +98,33 @@ def encode(cfg: RepoConfig) -> bytes:
         "created_ns": cfg.created_ns,
         **cfg.extra,
     }
-    return header.encode_header(header.CONFIG_MAGIC, VERSION) + msgpack_codec.pack(body)
+    if enc_key is None:
+        return header.encode_header(header.CONFIG_MAGIC, VERSION) + msgpack_codec.pack(body)
+    head = header.encode_header(header.CONFIG_MAGIC, VERSION_MAC)
+    body["mac"] = _mac(head, body, enc_key)
+    return head + msgpack_codec.pack(body)
+
+
+def authenticate(data: bytes, enc_key: bytes, required: bool, what: str = "config") -> bool:
+    """Check a config's MAC with the repository's key (section 4.4): True for a version 2
+    config whose MAC holds; False for a version 1 config (none), which is an error when
+    ``required`` (the key file says this repository's config is authenticated)."""
+    version = data[4] if len(data) > 4 else 0
+    if version < VERSION_MAC:
+        if required:
+            raise ConfigNotAuthentic(f"{what}: not authenticated (version {version}), but this repository's key "
+                                     f"says it must be: replaced by someone who can write the storage")
+        return False
+    body = msgpack_codec.unpack_map(memoryview(data)[header.HEADER_LEN:], what, ("mac",))
+    mac = body.pop("mac")
+    if not (isinstance(mac, bytes) and hmac.compare_digest(mac, _mac(bytes(data[:header.HEADER_LEN]), body, enc_key))):
+        raise ConfigNotAuthentic(f"{what}: does not match its MAC: changed (by someone who can write the storage) "
+                                 f"or damaged; refusing to use it")
+    return True
+
+
+class ConfigNotAuthentic(FormatError):
+    """An encrypted repository's config fails its MAC, or lacks one it must have."""
 
 
 _REQUIRED = ("repo_id", "id_scheme", "id_key", "chunker", "item_chunker", "features")
@@ -101,7 +142,7 @@ def decode(data: bytes, what: str = "config") -> RepoConfig:
     id_len = 0 if FEATURE_AEAD in body["features"] else ID_KEY_LEN
     if not isinstance(body["id_key"], bytes) or len(body["id_key"]) != id_len:
         raise FormatError(f"{what}: id key malformed")
-    extra = {k: v for k, v in body.items() if k not in _REQUIRED and k != "created_ns"}
+    extra = {k: v for k, v in body.items() if k not in _REQUIRED and k not in ("created_ns", "mac")}
     return RepoConfig(
         repo_id=bytes(body["repo_id"]), id_key=bytes(body["id_key"]),
         chunker=ChunkerParams.from_list(body["chunker"], what),

@@ -57,6 +57,7 @@ class DamagedKeyFile(FormatError):
 class Secrets:
     enc_key: bytes
     id_key: bytes
+    config_mac: bool = False  # the config must carry a MAC (section 4.4): no downgrade to version 1
 
 
 def _kek(passphrase: bytes, salt: bytes, p: dict[str, int]) -> bytes:
@@ -72,7 +73,10 @@ def encode(secrets_: Secrets, repo_id: bytes, passphrase: bytes, kdf_params: dic
 
     params = dict(kdf_params or DEFAULT_KDF)
     salt = os.urandom(16)
-    plain = msgpack_codec.pack({"enc_key": secrets_.enc_key, "id_key": secrets_.id_key})
+    secret_map: dict[str, object] = {"enc_key": secrets_.enc_key, "id_key": secrets_.id_key}
+    if secrets_.config_mac:
+        secret_map["config_mac"] = True
+    plain = msgpack_codec.pack(secret_map)
     sealed = AESGCM(_kek(passphrase, salt, params)).encrypt(bytes(12), plain, _AAD + repo_id)
     body = {"kdf": "argon2id", "kdf_params": params, "salt": salt, "repo_id": repo_id, "sealed": sealed}
     body["check"] = blake3.blake3(msgpack_codec.pack(body)).digest()
@@ -108,4 +112,4 @@ def decode(data: bytes, passphrase: bytes, what: str) -> tuple[Secrets, bytes]:
     except (KeyError, TypeError, ValueError) as e:
         raise DamagedKeyFile(f"{what}: key file damaged ({e})") from None
     keys = msgpack_codec.unpack_map(plain, what, ("enc_key", "id_key"))
-    return Secrets(bytes(keys["enc_key"]), bytes(keys["id_key"])), bytes(body["repo_id"])
+    return Secrets(bytes(keys["enc_key"]), bytes(keys["id_key"]), keys.get("config_mac") is True), bytes(body["repo_id"])

@@ -39,9 +39,34 @@ def test_config_round_trip_and_newer_version() -> None:
     cfg = config.RepoConfig(repo_id=b"r" * 16, id_key=b"k" * 32, created_ns=5)
     data = config.encode(cfg)
     assert config.decode(data) == cfg
-    newer = data[:4] + bytes([2]) + data[5:]
+    newer = data[:4] + bytes([3]) + data[5:]
     with pytest.raises(UnsupportedVersionError, match="newer dedupe"):
         config.decode(newer)
+
+
+def test_authenticated_config_vector_and_tampering() -> None:
+    """FORMAT.md 4.4: version 2 with a MAC under a key derived from enc_key; any changed
+    byte fails (as a decode error or as the MAC), a version 1 copy fails when required."""
+    from repo_format.errors import FormatError
+    enc_key = bytes(range(32))
+    cfg = config.RepoConfig(repo_id=b"r" * 16, id_key=b"", features=(config.FEATURE_AEAD,), created_ns=5)
+    data = config.encode(cfg, enc_key)
+    assert data[:5] == b"DDCF\x02" and config.decode(data) == cfg
+    assert config.authenticate(data, enc_key, required=True) is True
+    assert config.mac_key(enc_key).hex() == __import__("blake3").blake3(
+        enc_key, derive_key_context="dedupe 2026-12 config mac v2").hexdigest()
+    for i in range(len(data)):
+        bad = bytearray(data)
+        bad[i] ^= 0x01
+        with pytest.raises(FormatError):
+            config.decode(bytes(bad))
+            config.authenticate(bytes(bad), enc_key, required=True)
+    with pytest.raises(config.ConfigNotAuthentic):
+        config.authenticate(data, bytes(32), required=True)  # another repository's key
+    v1 = config.encode(cfg)
+    assert config.authenticate(v1, enc_key, required=False) is False
+    with pytest.raises(config.ConfigNotAuthentic, match="not authenticated"):
+        config.authenticate(v1, enc_key, required=True)
 
 
 def test_config_with_unknown_mandatory_feature_is_refused() -> None:
