@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from dedupe.errors import DedupeError
 from dedupe.locking import maintenance_lock
 from dedupe.maintenance.series import GROUP_BY, describe_series, series_group, series_of
 from dedupe.repository import Repository
-from dedupe.storage import cache
+from dedupe.storage import ObjectNotFound, cache
 from repo_format import layout, manifest
 
 if TYPE_CHECKING:
@@ -338,6 +339,16 @@ class PruneResult:
                 "gc": self.gc.to_json() if self.gc is not None else None}
 
 
+def may_delete(repo: Repository) -> None:
+    """Fail (S3: access denied, exit 26) before anything is written when these
+    credentials may not delete data, as a write-only backup host's (README, "Write-only
+    backup hosts"): deleting a name that does not exist asks the storage just that."""
+    try:
+        repo.storage.delete(layout.pack_path(os.urandom(32).hex()))
+    except ObjectNotFound:
+        pass
+
+
 def run_prune(repo: Repository, policy: Policy, patterns: list[str], *, dry_run: bool = False,
               force: bool = False, gc_options: GcOptions | None = None, lock_wait_s: float = 60.0,
               group_by: str = GROUP_BY[0]) -> PruneResult:
@@ -349,6 +360,7 @@ def run_prune(repo: Repository, policy: Policy, patterns: list[str], *, dry_run:
         marked = survey(repo, skip=p.remove)  # the structure check, and gc's mark pass of what stays
         if dry_run:
             return PruneResult(p, p.remove, None, True)
+        may_delete(repo)
         removed = forget(repo, p.remove)
         report = collect(repo, held, gc_options, marked) if gc_options is not None else None
         return PruneResult(p, removed, report, False)
@@ -369,4 +381,6 @@ def run_protect(repo: Repository, id_prefix: str, protected: bool, lock_wait_s: 
 def run_gc(repo: Repository, options: GcOptions | None = None, lock_wait_s: float = 60.0) -> GcReport:
     from dedupe.maintenance.gc import collect
     with maintenance_lock(repo.storage, "gc", lock_wait_s) as held:
+        if options is None or not options.dry_run:
+            may_delete(repo)
         return collect(repo, held, options)  # its mark pass checks the structure first

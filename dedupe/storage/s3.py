@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
 from dedupe.storage.base import Data, NoDirectory, ObjectExists, ObjectNotFound, StorageError, joined
+from repo_format import layout
 
 SCHEME = "s3://"
 LONG_SCHEMES = ("s3:http://", "s3:https://")
@@ -50,6 +51,14 @@ READ_SPAN = 32 << 20  # stored bytes one restore read may cover
 READ_THREADS = 4  # restore reads in flight
 
 T = TypeVar("T")
+
+
+# Every object is written granting the bucket's owner full control: on a bucket shared
+# with write-only backup hosts (README, "Write-only backup hosts"), an object a host wrote
+# belongs to that host's user, and without this grant the trusted side (the bucket owner:
+# prune, gc, check) could not even read it (measured on Ceph RGW: AccessDenied).
+OWNER_ACL = "bucket-owner-full-control"
+CONTENT_NAMED = frozenset({layout.DATA_DIR, layout.INDEX_DIR, layout.MANIFEST_DIR})  # named by their content
 
 
 class S3AccessDenied(StorageError):
@@ -247,14 +256,30 @@ class S3Storage(NoDirectory):
         data = joined(data)
         if len(data) >= self.multipart_threshold:
             self._put_multipart(name, data)
+        elif name.split("/", 1)[0] in CONTENT_NAMED:
+            self._call("write", name, lambda: self._put_new(name, data))
         else:
             self._call("write", name, lambda: self._put_object(name, data))
+
+    def _put_new(self, name: str, data: bytes) -> None:
+        """A content-named object is never overwritten (If-None-Match): one already there
+        under its name holds this content, or is damage that reading it shows. So a
+        backup host needs no right to overwrite (which no Ceph bucket policy can deny)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._put_object(name, data, IfNoneMatch="*")
+        except ClientError as e:
+            exists = (e.response.get("Error", {}).get("Code") == "PreconditionFailed"
+                      or e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412)
+            if not exists:
+                raise
 
     def _put_object(self, name: str, data: bytes, **extra: Any) -> dict[str, Any]:
         _digest, md5 = _md5_b64(data)
         # Content-MD5: the server refuses (BadDigest) a body that arrived damaged.
         return self.client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data,  # type: ignore[no-any-return]
-                                      ContentMD5=md5, ContentLength=len(data), **extra)
+                                      ContentMD5=md5, ContentLength=len(data), ACL=OWNER_ACL, **extra)
 
     def _put_multipart(self, name: str, data: bytes) -> None:
         """Parts with a Content-MD5 each; the object appears only when the upload is
@@ -262,7 +287,7 @@ class S3Storage(NoDirectory):
         checked afterwards. Any failure aborts the upload."""
         key = self._key(name)
         upload = self._call("write", name, lambda: self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=key))["UploadId"]
+            Bucket=self.bucket, Key=key, ACL=OWNER_ACL))["UploadId"]
         try:
             parts, digests = [], []
             view = memoryview(data)

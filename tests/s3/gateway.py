@@ -101,3 +101,19 @@ def empty_bucket(client: Any, bucket: str) -> None:
         keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
         if keys:
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def ensure_user(uid: str, access_key: str, secret_key: str) -> Gateway:
+    """A second user of the gateway (made with radosgw-admin once), as a Gateway whose
+    credentials are that user's: a backup host of a shared bucket."""
+    gw = found()
+    assert gw is not None
+    conf = S3_DIR / "ceph.conf"
+    info = subprocess.run(["radosgw-admin", "-c", str(conf), "user", "info", f"--uid={uid}"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    if info.returncode != 0:
+        require_root("radosgw-admin user create")
+        subprocess.run(["radosgw-admin", "-c", str(conf), "user", "create", f"--uid={uid}",
+                        f"--display-name={uid}", f"--access-key={access_key}", f"--secret-key={secret_key}"],
+                       capture_output=True, text=True, timeout=120, check=True)
+    return Gateway(gw.endpoint, access_key, secret_key)
