@@ -188,6 +188,7 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
         if progress is not None:
             progress(Progress("check", pname[:12], r.bytes_read, None, items=r.packs))
 
+    _note_leftovers(repo, r)
     unreferenced = sorted(set(stored) - set(repo.packs))
     if unreferenced:
         why = ("indexed by a damaged segment, or left by an interrupted backup; 'dedupe repair index' "
@@ -195,3 +196,26 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
         r.notes.append(f"{len(unreferenced)} pack(s) not in the index ({why}): "
                        f"{', '.join(p[:12] for p in unreferenced[:5])}")
     return r
+
+
+def _note_leftovers(repo: Repository, r: CheckReport) -> None:
+    """Temporary files (a local repository) and incomplete multipart uploads (S3) that
+    interrupted writes left: not damage, but space; gc removes those over an hour old."""
+    storage = getattr(repo.storage, "inner", repo.storage)
+    temp_files = getattr(storage, "temp_files", None)
+    if temp_files is not None:
+        sizes = []
+        for name in temp_files():
+            try:
+                sizes.append(storage.size(name))
+            except DedupeError:
+                continue
+        if sizes:
+            r.notes.append(f"{len(sizes)} temporary file(s) ({sum(sizes)} bytes) left by interrupted writes; "
+                           f"gc removes those older than an hour")
+    uploads = getattr(storage, "incomplete_uploads", None)
+    if uploads is not None:
+        n = len(uploads())
+        if n:
+            r.notes.append(f"{n} incomplete multipart upload(s) left by interrupted writes; gc aborts those older "
+                           f"than an hour")

@@ -45,7 +45,13 @@ class GcReport:
 
     @property
     def freed(self) -> int:
-        return self.bytes_before - self.bytes_after
+        """What this gc removed less what it wrote. Not ``bytes_before - bytes_after``:
+        packs that backups running meanwhile added are in the second and not the first,
+        which made that difference negative (issue #18). A dry run writes nothing: its
+        estimate is the difference, the rewritten packs' live bytes counted in after."""
+        if self.dry_run:
+            return self.bytes_before - self.bytes_after
+        return self.bytes_deleted - self.bytes_written
 
     def to_json(self) -> dict[str, object]:
         return {**asdict(self), "freed": self.freed}
