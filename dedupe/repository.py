@@ -14,7 +14,6 @@ from typing import Callable, Iterator, NamedTuple, TypeVar
 from dedupe.chunk_index import ChunkIndex
 from dedupe.errors import DedupeError
 from dedupe.storage import ObjectNotFound, Storage
-from dedupe.storage import cache
 from repo_format import blob, config, crypto, index, keys, layout, manifest, pack
 from repo_format.errors import FormatError, UnsupportedVersionError
 from repo_format.ids import ID_KEY_LEN, chunk_id, object_name
@@ -99,6 +98,8 @@ def _same_config_as_before(repo_id: bytes, raw: bytes, where: str) -> None:
     """A config never changes: the first one this machine saw of a repository is
     remembered (its BLAKE3) and any other refused. This catches what no MAC can: an
     unencrypted repository's config, or an encrypted one's turned into an unencrypted one."""
+    from dedupe.storage import cache  # here: not every command needs the cache module (test_layers)
+
     digest = object_name(raw)
     seen = cache.read_record(repo_id, CONFIG_RECORD)
     if not isinstance(seen, dict) or not isinstance(seen.get("blake3"), str):

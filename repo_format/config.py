@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -115,6 +114,8 @@ def authenticate(data: bytes, enc_key: bytes, required: bool, what: str = "confi
             raise ConfigNotAuthentic(f"{what}: not authenticated (version {version}), but this repository's key "
                                      f"says it must be: replaced by someone who can write the storage")
         return False
+    import hmac  # here, not at start: the command line loads only what it needs (tests/unit/test_layers.py)
+
     body = msgpack_codec.unpack_map(memoryview(data)[header.HEADER_LEN:], what, ("mac",))
     mac = body.pop("mac")
     if not (isinstance(mac, bytes) and hmac.compare_digest(mac, _mac(bytes(data[:header.HEADER_LEN]), body, enc_key))):

@@ -16,7 +16,6 @@ from dedupe.backup.chunking import ChunkPipeline, Refs, cut_file
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository, default_host
 from dedupe.backup.writer import DEFAULT_PACK_SIZE, Transaction
-from dedupe.storage import cache
 from repo_format import codecs, items, manifest
 from repo_format.ids import chunk_id
 
@@ -231,6 +230,7 @@ class BackupSession:
             meta={**self.meta, **(meta or {})},
         )
         name = self.txn.commit(m)
+        from dedupe.storage import cache  # here: a tar backup loads only what it needs (test_layers)
         cache.update_seen(self.repo.config.repo_id, added={name: [m.group, m.time_ns]})
         self._report(final=True)
         return BackupResult(name, m)

@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 import struct
 from pathlib import Path
 from typing import Any, Iterator
@@ -162,7 +161,7 @@ class CachedStorage(NoDirectory):
     def _write(self, path: Path, data: bytes) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+            tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
         except OSError:
