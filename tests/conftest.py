@@ -23,6 +23,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         require_root(mark.args[0] if mark.args else "owners, devices, trusted.* xattrs")
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own ``$XDG_CACHE_HOME`` (files caches, local records), also
+    for the commands it runs as processes: nothing lands in the user's ``~/.cache``, and
+    no test sees what another left there. A test that sets its own still wins."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
 @pytest.fixture
 def mem_repo() -> Repository:
     return Repository.create(MemoryStorage())
