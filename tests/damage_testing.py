@@ -112,3 +112,72 @@ def damaged_manifest_is_isolated(dedupe: RunCli, location: str) -> None:
     dedupe("gc")
     dedupe("check", "--read-data")
     assert dedupe("restore", b, "--stdout").stdout == b_data
+
+
+# -- repair packs ----------------------------------------------------------------------------
+
+def _pack_of(location: str, before: set[str]) -> str:
+    (p,) = _names(location, layout.DATA_DIR) - before
+    return p
+
+
+def damaged_pack_is_salvaged(dedupe: RunCli, location: str) -> None:
+    """One flipped byte in a blob of a pack: ``repair packs`` keeps every blob that
+    verifies, drops the damaged one, names the backup that needs it, and a later backup
+    of the same data stores the lost chunk again."""
+    dedupe("init")
+    a_data, b_data = os.urandom(6_000_000), os.urandom(300_000)
+    a = _backup(dedupe, "a", a_data)
+    a_pack = _pack_of(location, set())
+    b = _backup(dedupe, "b", b_data)
+    damage(location, a_pack)
+    p = dedupe("check", "--read-data", check=False)
+    assert p.returncode == 25 and a_pack.rsplit("/", 1)[-1][:12] in p.stdout.decode()
+
+    # dry run: the same report, nothing changed
+    before = _names(location, layout.DATA_DIR) | _names(location, layout.INDEX_DIR)
+    p = dedupe("repair", "packs", "--dry-run", "--json", check=False)
+    assert p.returncode == 3, p.stderr
+    dry = json.loads(p.stdout)
+    assert list(dry["damaged_packs"]) == [a_pack.rsplit("/", 1)[-1]] and len(dry["lost_chunks"]) == 1
+    assert set(dry["backups_affected"]) == {a}
+    assert _names(location, layout.DATA_DIR) | _names(location, layout.INDEX_DIR) == before
+
+    p = dedupe("repair", "packs", "--json", check=False)
+    assert p.returncode == 3 and "1 chunk(s) lost, needed by 1 backup(s)" in p.stderr.decode()
+    report = json.loads(p.stdout)
+    assert report["lost_chunks"] == dry["lost_chunks"] and report["chunks_salvaged"] >= 2
+    assert set(report["backups_affected"]) == {a} and report["backups_affected"][a]["content_chunks"] == 1
+    assert a_pack not in _names(location, layout.DATA_DIR)
+    # the intact backup restores; the damaged one says which chunk it lacks
+    assert dedupe("restore", b, "--stdout").stdout == b_data
+    p = dedupe("restore", a, "--stdout", check=False)
+    assert p.returncode == 21 and report["lost_chunks"][0][:16] in p.stderr.decode()
+    # nothing damaged is left: a second run finds nothing; every pack reads clean
+    p = dedupe("repair", "packs")
+    assert "none is damaged" in p.stdout.decode()
+    # self-healing: the same data backed up again stores the lost chunk, and a is whole
+    _backup(dedupe, "a", a_data)
+    assert dedupe("restore", a, "--stdout").stdout == a_data
+    dedupe("check", "--read-data")
+
+
+def missing_pack_is_dropped(dedupe: RunCli, location: str) -> None:
+    """A deleted pack: every chunk of it is lost, the index no longer names it, and the
+    backups that need it are named; the others are untouched."""
+    dedupe("init")
+    a_data, b_data = os.urandom(200_000), os.urandom(200_000)
+    a = _backup(dedupe, "a", a_data)
+    a_pack = _pack_of(location, set())
+    b = _backup(dedupe, "b", b_data)
+    api.open_storage(location).delete(a_pack)
+    p = dedupe("repair", "packs", a_pack.rsplit("/", 1)[-1][:10], "--json", check=False)
+    assert p.returncode == 3
+    report = json.loads(p.stdout)
+    assert report["damaged_packs"] == {a_pack.rsplit("/", 1)[-1]: "missing"} and report["new_packs"] == []
+    assert set(report["backups_affected"]) == {a} and report["backups_affected"][a]["item_chunks"] == 1
+    p = dedupe("check", check=False)
+    assert p.returncode == 25 and a[:12] in p.stdout.decode() and "pack" not in p.stdout.decode().split("error:")[1]
+    assert dedupe("restore", b, "--stdout").stdout == b_data
+    # an unknown pack name is one line
+    assert_clean_error(dedupe("repair", "packs", "ffffffffff", check=False), 22, "no indexed pack")

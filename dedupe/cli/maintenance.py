@@ -264,4 +264,39 @@ def repair_index_cmd(dry_run: bool, repo: str | None, as_json: bool | None, quie
     c.out(r.to_json(), text)
 
 
+@repair_group.command("packs")
+@click.argument("packs", nargs=-1, metavar="[PACK...]")
+@click.option("--dry-run", "-n", is_flag=True, help="Read and verify, report what would be salvaged and lost; "
+                                                    "change nothing.")
+@common
+def repair_packs_cmd(packs: tuple[str, ...], dry_run: bool, repo: str | None, as_json: bool | None,
+                     quiet: bool | None) -> None:
+    """Salvage damaged packs: read the named packs (every pack when none is named) whole,
+    copy each blob that verifies into new packs, drop the rest from the index, then
+    remove the damaged packs. Reports the lost chunks and the backups that need them."""
+    from dedupe.maintenance.repair_packs import repair_packs
+    c = _ctx(repo, as_json, quiet)
+    r = repair_packs(c.open(), list(packs), dry_run=dry_run, progress=c.progress())
+
+    def text() -> str:
+        if not r.damaged_packs:
+            return f"read {r.packs_read} pack(s): none is damaged"
+        verb = "would" if dry_run else ""
+        lines = [f"pack {p[:12]}: {why}" for p, why in sorted(r.damaged_packs.items())]
+        lines.append(f"{verb + ' salvage' if dry_run else 'salvaged'} {r.chunks_salvaged} chunk(s) of "
+                     f"{len(r.damaged_packs)} damaged pack(s) into {len(r.new_packs)} new pack(s); "
+                     f"{len(r.lost_chunks)} chunk(s) {'would be ' if dry_run else ''}lost")
+        lines += [f"backup {b[:12]} lacks {lack['content_chunks']} content chunk(s) ({lack['content_bytes']} bytes)"
+                  + (f" and {lack['item_chunks']} item chunk(s)" if lack["item_chunks"] else "")
+                  for b, lack in sorted(r.backups_affected.items())]
+        if r.backups_affected:
+            lines.append("'dedupe repair backups' rewrites them with the lost pieces marked")
+        return "\n".join(lines)
+
+    c.out(r.to_json(), text)
+    if r.lost_chunks:  # the repair worked, but data is gone: exit 3, as a warning
+        warn_exit(c, [f"{len(r.lost_chunks)} chunk(s) {'would be ' if dry_run else ''}lost, needed by "
+                      f"{len(r.backups_affected)} backup(s)"], "repair packs")
+
+
 COMMANDS = (check_cmd, prune_cmd, forget_cmd, protect_cmd, unprotect_cmd, gc_cmd, stats_cmd, repair_group)

@@ -20,3 +20,11 @@ def test_repair_index_names_a_pack_whose_table_is_damaged(dedupe: RunCli, repo_p
 
 def test_a_damaged_manifest_is_isolated(dedupe: RunCli, repo_path: Path) -> None:
     damage_testing.damaged_manifest_is_isolated(dedupe, str(repo_path))
+
+
+def test_repair_packs_salvages_a_damaged_pack(dedupe: RunCli, repo_path: Path) -> None:
+    damage_testing.damaged_pack_is_salvaged(dedupe, str(repo_path))
+
+
+def test_repair_packs_drops_a_missing_pack(dedupe: RunCli, repo_path: Path) -> None:
+    damage_testing.missing_pack_is_dropped(dedupe, str(repo_path))

@@ -17,3 +17,11 @@ def test_repair_index_names_a_pack_whose_table_is_damaged_on_s3(dedupe: RunCli, 
 
 def test_a_damaged_manifest_is_isolated_on_s3(dedupe: RunCli, s3_url: str) -> None:
     damage_testing.damaged_manifest_is_isolated(dedupe, s3_url)
+
+
+def test_repair_packs_salvages_a_damaged_pack_on_s3(dedupe: RunCli, s3_url: str) -> None:
+    damage_testing.damaged_pack_is_salvaged(dedupe, s3_url)
+
+
+def test_repair_packs_drops_a_missing_pack_on_s3(dedupe: RunCli, s3_url: str) -> None:
+    damage_testing.missing_pack_is_dropped(dedupe, s3_url)
