@@ -89,8 +89,22 @@ class BackupInfo:
             "stored_bytes": m.stats.get("stored_bytes", 0), "unique_bytes": m.stats.get("unique_bytes", 0),
             "chunks": m.stats.get("chunks", 0), "items": m.item_count,
             "blake3": m.stream_b3.hex() if m.stream_b3 is not None else None,
-            "meta": m.meta, "tags": m.tags,
+            "meta": m.meta, "tags": m.tags, "repaired": _repaired(m),
         }
+
+
+def _repaired(m: manifest.Manifest) -> dict[str, Any] | None:
+    if m.repaired is None:
+        return None
+    from dedupe.maintenance.repair_backups import describe
+    return describe(m)
+
+
+def repaired_warning(repo: Repository, id_prefix: str) -> str | None:
+    """The warning a restore of a repaired backup gives (FORMAT.md 8.4), else None."""
+    from dedupe.maintenance.repair_backups import restore_warning
+    name = repo.resolve_backup_id(id_prefix)
+    return restore_warning(repo.load_manifest(name), name)
 
 
 def list_backups(repo: Repository, group: str | None = None, run: str | None = None,

@@ -38,6 +38,7 @@ class Manifest:
     stats: dict[str, int] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)  # source-specific (section 8.3)
     tags: list[str] = field(default_factory=list)
+    repaired: dict[str, Any] | None = None  # written by ``repair backups`` (section 8.4)
 
 
 _REQUIRED = ("schema", "kind", "group", "time_ns", "host", "run", "size", "items", "item_count")
@@ -54,6 +55,8 @@ def encode(m: Manifest, cipher: crypto.BlobCipher | None = None, repo_id: bytes 
     }
     if m.stream_b3 is not None:
         body["b3"] = m.stream_b3
+    if m.repaired is not None:
+        body["repaired"] = m.repaired
     return header.encode_header(header.MANIFEST_MAGIC, VERSION) + blob.seal(
         msgpack_codec.pack(body), cipher=cipher, context=CONTEXT + repo_id)
 
@@ -70,11 +73,14 @@ def decode(data: bytes, what: str, cipher: crypto.BlobCipher | None = None, repo
         if any(len(cid) != ID_LEN for cid, _ in items):
             raise FormatError(f"{what}: item chunk id malformed")
         b3 = b.get("b3")
+        repaired = b.get("repaired")
+        if repaired is not None and not isinstance(repaired, dict):
+            raise FormatError(f"{what}: manifest's repaired record malformed")
         return Manifest(
             kind=str(b["kind"]), group=str(b["group"]), time_ns=int(b["time_ns"]), host=str(b["host"]),
             run=str(b["run"]), size=int(b["size"]), items=items, item_count=int(b["item_count"]),
             stream_b3=bytes(b3) if b3 is not None else None, stats=dict(b.get("stats", {})),
-            meta=dict(b.get("meta", {})), tags=list(b.get("tags", [])),
+            meta=dict(b.get("meta", {})), tags=list(b.get("tags", [])), repaired=repaired,
         )
     except (TypeError, ValueError) as e:
         raise FormatError(f"{what}: manifest malformed ({e})") from None

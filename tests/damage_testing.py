@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from dedupe import api
 from dedupe_testing import RunCli, assert_clean_error
@@ -181,3 +182,103 @@ def missing_pack_is_dropped(dedupe: RunCli, location: str) -> None:
     assert dedupe("restore", b, "--stdout").stdout == b_data
     # an unknown pack name is one line
     assert_clean_error(dedupe("repair", "packs", "ffffffffff", check=False), 22, "no indexed pack")
+
+
+# -- repair backups --------------------------------------------------------------------------
+
+def _tree(root: Path) -> dict[str, bytes]:
+    files = {"a.txt": b"alpha\n" * 100, "sub/b.txt": os.urandom(5000), "sub/deep/c.bin": os.urandom(70_000),
+             "big.bin": os.urandom(4_000_000)}
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        os.chmod(p, 0o640)
+        os.utime(p, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+    return files
+
+
+def _first_chunk_of(location: str, backup_id: str, path: str) -> tuple[str, int]:
+    """The pack and the middle byte of the first content chunk of ``path`` in a backup."""
+    repo = api.open_repo(location)
+    m = repo.load_manifest(backup_id)
+    for entry, _ in api.tree_entries(repo, m):
+        if entry.path == path:
+            loc = repo.locate(bytes(entry.chunks[0][0]))
+            return layout.pack_path(loc.pack), loc.offset + loc.length // 2
+    raise AssertionError(f"{path} not in the backup")
+
+
+def repaired_backups_restore_what_is_intact(dedupe: RunCli, location: str, tmp: Path) -> None:
+    """A blob of one file damaged: ``repair packs`` drops it, ``repair backups`` rewrites
+    the backup with that piece as zeros (named), ``check --read-data`` is clean once the
+    original is forgotten, and the intact files restore byte for byte with their
+    metadata; the damaged file keeps its size, zeros where the piece was."""
+    dedupe("init")
+    src = tmp / "src"
+    files = _tree(src)
+    d = str(json.loads(dedupe("backup", "dir", "t", str(src), "--json").stdout)["id"])
+    s_data = os.urandom(300_000)
+    s = _backup(dedupe, "s", s_data)
+    pack_path, at = _first_chunk_of(location, d, "big.bin")
+    damage(location, pack_path, at=at)
+    p = dedupe("repair", "packs", "--json", check=False)
+    assert p.returncode == 3 and set(json.loads(p.stdout)["backups_affected"]) == {d}
+
+    manifests = _names(location, layout.MANIFEST_DIR)
+    dry = json.loads(dedupe("repair", "backups", "--dry-run", "--json").stdout)
+    assert [b["original"] for b in dry["backups"]] == [d] and dry["backups"][0]["repaired"] is None
+    assert _names(location, layout.MANIFEST_DIR) == manifests
+
+    report = json.loads(dedupe("repair", "backups", "--json").stdout)
+    (done,) = report["backups"]
+    r = done["repaired"]
+    assert done["original"] == d and not done["forgotten"] and report["checked"] == 2
+    ((path, offset, length),) = done["lost"]
+    assert path == "big.bin" and offset == 0 and length > 0
+    listed = {x["id"]: x for x in json.loads(dedupe("list", "--json").stdout)}
+    assert set(listed) == {d, s, r} and listed[r]["repaired"]["of"] == d and listed[d]["repaired"] is None
+    assert "repaired" in listed[r]["tags"]
+    assert "(repaired)" in dedupe("list").stdout.decode()
+    shown = dedupe("show", r).stdout.decode()
+    assert f"repaired:      from {d[:12]}" in shown and "big.bin bytes 0.." in shown
+    # the original is kept (check still names it) until forgotten; --forget does that
+    assert dedupe("check", check=False).returncode == 25
+    again = json.loads(dedupe("repair", "backups", "--forget", "--json").stdout)
+    assert [b["original"] for b in again["backups"]] == [d] and again["backups"][0]["forgotten"]
+    assert d not in _names(location, layout.MANIFEST_DIR) and layout.manifest_path(r) in _names(
+        location, layout.MANIFEST_DIR)
+    dedupe("check", "--read-data")
+
+    # restore: intact files byte for byte with metadata; the marked one as documented; exit 3
+    out = tmp / "out"
+    p = dedupe("restore", r, "--to-dir", str(out), check=False)
+    assert p.returncode == 3 and f"backup {r[:12]} was repaired from {d[:12]}" in p.stderr.decode()
+    assert "'big.bin'" in p.stderr.decode()
+    for rel, data in files.items():
+        got = (out / rel).read_bytes()
+        st = (out / rel).stat()
+        assert (st.st_mode & 0o7777, st.st_mtime_ns) == (0o640, 1_600_000_000_123_456_789), rel
+        if rel == "big.bin":
+            assert len(got) == len(data)
+            assert got[:length] == bytes(length) and got[length:] == data[length:]
+        else:
+            assert got == data, rel
+    p = dedupe("restore", r, "--to-file", str(tmp / "t.tar"), check=False)
+    assert p.returncode == 3
+    # other backups restore as before, exit 0
+    assert dedupe("restore", s, "--stdout").stdout == s_data
+
+
+def lost_item_chunk_drops_its_items(dedupe: RunCli, location: str) -> None:
+    """A stream backup whose only pack is gone (its item chunk with it): the repaired
+    backup has no items and an empty stream; it restores as such, with the warning."""
+    dedupe("init")
+    a = _backup(dedupe, "a", os.urandom(100_000))
+    api.open_storage(location).delete(_pack_of(location, set()))
+    dedupe("repair", "packs", check=False)
+    (done,) = json.loads(dedupe("repair", "backups", "--forget", "--json").stdout)["backups"]
+    assert done["original"] == a and done["lost_item_chunks"] == 1 and done["lost"] == []
+    p = dedupe("restore", done["repaired"], "--stdout", check=False)
+    assert p.returncode == 3 and p.stdout == b"" and "item(s) are missing" in p.stderr.decode()
+    dedupe("check", "--read-data")

@@ -40,7 +40,7 @@ def list_cmd(group: str | None, run: str | None, repo: str | None, as_json: bool
         for j in rows:
             lines.append(f"{j['short_id']:<12}  {_when(j['time_ns']):<19}  {j['kind']:<6}  {human(j['size']):>10}  "
                          f"{human(j['new_stored']):>10}  {human(j['stored_bytes']):>10}  {j['host']:<{width}}  "
-                         f"{j['run'][:12]:<12}  {j['group']}")
+                         f"{j['run'][:12]:<12}  {j['group']}" + (" (repaired)" if j["repaired"] else ""))
         return "\n".join(lines)
 
     c.out(rows, text)
@@ -77,10 +77,23 @@ def show(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | N
             f"new:           {human(j['new_stored'])} (stored bytes it added to the repository)",
             f"stored size:   {human(j['stored_bytes'])} ({j['chunks']} chunks, {j['items']} items)",
             *([f"blake3:        {j['blake3']}"] if j["blake3"] else []),
+            *_repaired_lines(j["repaired"]),
             *_lxd_lines(j["meta"].get("lxd")),
         ])
 
     c.out(j, text)
+
+
+def _repaired_lines(r: dict[str, Any] | None) -> list[str]:
+    """What ``show`` says of a backup ``repair backups`` rewrote (FORMAT.md 8.4)."""
+    if r is None:
+        return []
+    lines = [f"repaired:      from {str(r['of'])[:12]} at {_when(r['time_ns'] or 0)}: {len(r['lost'])} lost piece(s) "
+             f"are zeros" + (f", {r['lost_items']} item(s) missing" if r["lost_items"] else "")]
+    lines += [f"  zeros:       {path or '(stream)'} bytes {off}..{off + n}" for path, off, n in r["lost"][:20]]
+    if len(r["lost"]) > 20:
+        lines.append(f"  ... and {len(r['lost']) - 20} more (--json lists them all)")
+    return lines
 
 
 def _lxd_lines(meta: object) -> list[str]:

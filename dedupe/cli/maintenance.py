@@ -299,4 +299,38 @@ def repair_packs_cmd(packs: tuple[str, ...], dry_run: bool, repo: str | None, as
                       f"{len(r.backups_affected)} backup(s)"], "repair packs")
 
 
+@repair_group.command("backups")
+@click.argument("backup_ids", nargs=-1, metavar="[ID...]")
+@click.option("--dry-run", "-n", is_flag=True, help="Report which backups lack chunks and what; change nothing.")
+@click.option("--forget", is_flag=True, help="Remove each original once its repaired backup is committed.")
+@common
+def repair_backups_cmd(backup_ids: tuple[str, ...], dry_run: bool, forget: bool, repo: str | None,
+                       as_json: bool | None, quiet: bool | None) -> None:
+    """Rewrite the backups (every one when none is named) that reference lost chunks:
+    each lost piece becomes zeros of the same length, named in the new backup's
+    'repaired' record; lost item chunks take their files with them. The originals stay
+    unless --forget (a later backup of the same data can make them whole again)."""
+    from dedupe.maintenance.repair_backups import repair_backups
+    c = _ctx(repo, as_json, quiet)
+    r = repair_backups(c.open(), list(backup_ids), dry_run=dry_run, forget=forget)
+
+    def text() -> str:
+        lines = []
+        for b in r.backups:
+            what = (f"{len(b.lost)} lost piece(s) ({sum(n for _p, _o, n in b.lost)} bytes)"
+                    + (f", {b.lost_items} item(s) in {b.lost_item_chunks} lost item chunk(s)"
+                       if b.lost_item_chunks else ""))
+            if dry_run:
+                lines.append(f"backup {b.original[:12]}: would be rewritten: {what}")
+            else:
+                lines.append(f"backup {b.original[:12]} rewritten as {str(b.repaired)[:12]}: {what} "
+                             + ("(original forgotten)" if b.forgotten else "(original kept: 'dedupe forget' it, or "
+                                                                           "'--forget')"))
+        lines.append(f"checked {r.checked} backup(s): {len(r.backups)} "
+                     f"{'would be rewritten' if dry_run else 'rewritten'}")
+        return "\n".join(lines)
+
+    c.out(r.to_json(), text)
+
+
 COMMANDS = (check_cmd, prune_cmd, forget_cmd, protect_cmd, unprotect_cmd, gc_cmd, stats_cmd, repair_group)

@@ -104,8 +104,9 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
                        connection=LXDConnection(remote, cert, key, server_cert))
         return
     assert backup_id is not None
+    repaired = api.repaired_warning(r, backup_id)  # a repaired backup restores with a warning, exit 3
     if to_dir is not None:
-        warnings: list[str] = []
+        warnings: list[str] = [repaired] if repaired else []
         res = api.restore_dir(r, backup_id, to_dir, list(paths) or None, warnings.append, not names, snapshot,
                               host_ids, no_special)
         c.out({"restored": str(to_dir), "entries": res.restored, "skipped": res.skipped,
@@ -117,10 +118,12 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
         if sys.stdout.isatty():
             raise click.UsageError("refusing to write a backup to a terminal; redirect --stdout")
         api.restore_stdout(r, backup_id, sys.stdout.buffer)
+        _warn_exit(c, [repaired] if repaired else [], "restore")
         return
     assert to_file is not None
     n = api.restore_file(r, backup_id, to_file, c.progress())
     c.out({"restored": str(to_file), "bytes": n}, lambda: f"restored {human(n)} to {to_file} (verified)")
+    _warn_exit(c, [repaired] if repaired else [], "restore")
 
 
 COMMANDS = (restore,)

@@ -14,7 +14,7 @@ from typing import Any
 
 from dedupe.errors import DedupeError
 from dedupe.read import read_chunks
-from dedupe.repository import Repository
+from dedupe.repository import CorruptObject, MissingObject, Repository
 from repo_format import items, manifest
 from repo_format.errors import FormatError
 
@@ -37,13 +37,17 @@ class Lacking:
 
 def item_chunks(repo: Repository, m: manifest.Manifest, what: str) -> Iterator[tuple[bytes, int, list[dict[str, Any]] | None]]:
     """``(id, raw length, items)`` of each item chunk of ``m``, ``items`` None when the
-    chunk is not in the index."""
+    chunk is lost: not in the index, or its blob or its items damaged (storage errors
+    are raised, never taken for loss)."""
     for cid, n in m.items:
-        if not repo.has_chunk(cid):
-            yield cid, n, None
-            continue
-        (data,) = read_chunks(repo, [(cid, n)])
-        yield cid, n, list(items.decode_items([bytes(data)], what))
+        its: list[dict[str, Any]] | None = None
+        if repo.has_chunk(cid):
+            try:
+                (data,) = read_chunks(repo, [(cid, n)])
+                its = list(items.decode_items([bytes(data)], what))
+            except (CorruptObject, MissingObject, FormatError):
+                its = None
+        yield cid, n, its
 
 
 def lacking(repo: Repository, m: manifest.Manifest, what: str) -> Lacking:

@@ -4,10 +4,18 @@ rebuilds the index from the packs' tables (the S3 twin: tests/s3/test_s3_damage.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 import damage_testing
 from dedupe_testing import RunCli
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no litter in ~/.cache
 
 
 def test_one_damaged_segment_is_isolated_and_repaired(dedupe: RunCli, repo_path: Path) -> None:
@@ -28,3 +36,24 @@ def test_repair_packs_salvages_a_damaged_pack(dedupe: RunCli, repo_path: Path) -
 
 def test_repair_packs_drops_a_missing_pack(dedupe: RunCli, repo_path: Path) -> None:
     damage_testing.missing_pack_is_dropped(dedupe, str(repo_path))
+
+
+def test_repair_backups_rewrites_a_backup_with_a_lost_piece(dedupe: RunCli, repo_path: Path, tmp_path: Path) -> None:
+    damage_testing.repaired_backups_restore_what_is_intact(dedupe, str(repo_path), tmp_path)
+
+
+def test_repair_backups_leaves_out_the_items_of_a_lost_item_chunk(dedupe: RunCli, repo_path: Path) -> None:
+    damage_testing.lost_item_chunk_drops_its_items(dedupe, str(repo_path))
+
+
+def test_repair_backups_refuses_while_an_index_segment_is_damaged(dedupe: RunCli, repo_path: Path) -> None:
+    """Chunks of a damaged segment only look lost: rewriting backups then would zero data
+    ``repair index`` brings back."""
+    from dedupe_testing import assert_clean_error
+    dedupe("init")
+    dedupe("backup", "stream", "a", "-", input=b"x" * 1000)
+    (segment,) = (p for p, _ in damage_testing.api.open_storage(str(repo_path)).list("index/"))
+    damage_testing.damage(str(repo_path), segment)
+    assert_clean_error(dedupe("repair", "backups", check=False), 82, "repair index")
+    dedupe("repair", "index")
+    assert json.loads(dedupe("repair", "backups", "--json").stdout)["backups"] == []

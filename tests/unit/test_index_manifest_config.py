@@ -23,6 +23,23 @@ def test_manifest_round_trip() -> None:
     assert manifest.decode(manifest.encode(m), "m") == m
 
 
+def test_repaired_manifest_round_trip_and_a_malformed_record_refused() -> None:
+    """FORMAT 8.4: the optional ``repaired`` record round-trips; absent, it is None."""
+    rec = {"of": "ab" * 32, "time_ns": 9, "lost": [["big.bin", 0, 1024], [b"\xff.bin", 5, 3], ["", 7, 2]],
+           "lost_items": 1, "lost_item_chunks": 1}
+    m = manifest.Manifest(kind="dir", group="g", time_ns=1, host="h", run="ab" * 16, size=5, items=[],
+                          item_count=0, tags=["repaired"], repaired=rec)
+    back = manifest.decode(manifest.encode(m), "m")
+    assert back == m and back.repaired == rec
+    assert manifest.decode(manifest.encode(manifest.Manifest(**{**m.__dict__, "repaired": None})), "m").repaired is None
+    from repo_format import blob, msgpack_codec
+    body = {"schema": 1, "kind": "stream", "group": "g", "time_ns": 1, "host": "h", "run": "r", "size": 0,
+            "items": [], "item_count": 0, "repaired": 3}
+    data = header.encode_header(header.MANIFEST_MAGIC, 1) + blob.seal(msgpack_codec.pack(body))
+    with pytest.raises(FormatError, match="repaired"):
+        manifest.decode(data, "m")
+
+
 def test_manifest_unknown_fields_are_ignored_and_missing_ones_refused() -> None:
     from repo_format import blob, msgpack_codec
     body = {"schema": 1, "kind": "stream", "group": "g", "time_ns": 1, "host": "h", "run": "r", "size": 0,
