@@ -14,8 +14,21 @@ its snapshot are ~70k records, which as Python lists took ~60 MB, as bytes ~15 M
 The cache is local (``$XDG_CACHE_HOME/dedupe/<repo id>/files-<group hash>``), one
 file per repository and group, rewritten after each successful backup. A missing,
 damaged or foreign cache is simply empty: it can only save work, never change
-what is stored. It holds every relative path in clear, so it is 0600 in 0700 directories;
-one that cannot be written is one warning (every file is read again next time).
+what is stored. It is 0600 in 0700 directories; one that cannot be written is one
+warning (every file is read again next time).
+
+No path is in clear for an encrypted repository: the whole file is sealed with
+AES-256-GCM (a random 12-byte nonce per write; the repository id as associated data)
+under a key derived by HKDF-SHA256 from the repository's encryption key with a label of
+its own (``CACHE_INFO``), and its name's group hash is keyed with a second derived key.
+Only ``load``/``save`` see the difference: in memory the records are keyed by path as
+before, so ``lookup``/``remember`` cost the same and ``carry(prefix)`` still takes a
+whole subtree by path prefix. A cache that does not open (another key, damaged, cut
+short) is empty, never an error. For an unencrypted repository the file stays plain
+msgpack (0600): the repository itself holds every path in clear for whoever can read it,
+and there is no secret to derive a key from (its id key is in its config, in clear).
+A plain cache left by an older version for an encrypted repository is read once (so
+the next backup still hits) and deleted when the sealed one is written.
 """
 
 from __future__ import annotations
@@ -33,6 +46,9 @@ import msgpack
 from dedupe.repository import Repository
 
 VERSION = 3  # 3: records are packed bytes with the xattrs; older caches are read as empty
+SEALED_MAGIC = b"DDFC\x01"  # a sealed cache file: magic, 12-byte nonce, AES-256-GCM of the msgpack
+CACHE_INFO = b"dedupe 2026-12 files cache v1"  # HKDF label: these keys serve nothing else
+NONCE_LEN = 12
 # Files modified this close to the start of the backup are not cached: a change in
 # the same timestamp tick would go unnoticed next time.
 RECENT_NS = 2_000_000_000
@@ -57,10 +73,27 @@ class Hit(NamedTuple):
     xattrs: dict[str, bytes]
 
 
+def _cache_keys(repo: Repository) -> tuple[bytes, bytes] | None:
+    """(file key, name key) for an encrypted repository, None for an unencrypted one."""
+    if repo.secrets is None:
+        return None
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    both = HKDF(algorithm=hashes.SHA256(), length=64, salt=repo.config.repo_id, info=CACHE_INFO).derive(
+        repo.secrets.enc_key)
+    return both[:32], both[32:]
+
+
 class FilesCache:
     def __init__(self, repo: Repository, group: str, root: Path | None = None) -> None:
+        self._keys = _cache_keys(repo)
         digest = hashlib.blake2b(group.encode(), digest_size=12).hexdigest()
-        self.path = (root or cache_root()) / repo.config.repo_id.hex() / f"files-{digest}"
+        folder = (root or cache_root()) / repo.config.repo_id.hex()
+        self._plain_path: Path | None = None  # an older, unsealed cache of an encrypted repository
+        if self._keys is not None:
+            self._plain_path = folder / f"files-{digest}"
+            digest = hashlib.blake2b(group.encode(), digest_size=12, key=self._keys[1]).hexdigest()
+        self.path = folder / f"files-{digest}"
         self.repo = repo
         self.old: dict[str, bytes] = {}
         # records for the next cache: carried as they were, or (key packed, refs, sparse,
@@ -75,9 +108,40 @@ class FilesCache:
         self._unpacked: list[str] = []
         self._load()
 
-    def _load(self) -> None:
+    def _aad(self) -> bytes:
+        return CACHE_INFO + self.repo.config.repo_id
+
+    def _read(self) -> bytes:
+        """The cache's msgpack: opened when sealed; b"" when there is none or it does not
+        open (another key, damaged)."""
+        if self._keys is None:
+            return self.path.read_bytes()
         try:
             data = self.path.read_bytes()
+        except FileNotFoundError:
+            if self._plain_path is None:
+                raise
+            return self._plain_path.read_bytes()  # once, after an upgrade: save() deletes it
+        if not data.startswith(SEALED_MAGIC):
+            return b""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        nonce = data[len(SEALED_MAGIC):len(SEALED_MAGIC) + NONCE_LEN]
+        try:
+            return AESGCM(self._keys[0]).decrypt(nonce, data[len(SEALED_MAGIC) + NONCE_LEN:], self._aad())
+        except (InvalidTag, ValueError):
+            return b""
+
+    def _sealed(self, plain: bytes) -> bytes:
+        if self._keys is None:
+            return plain
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        nonce = os.urandom(NONCE_LEN)
+        return SEALED_MAGIC + nonce + AESGCM(self._keys[0]).encrypt(nonce, plain, self._aad())
+
+    def _load(self) -> None:
+        try:
+            data = self._read()
             obj = msgpack.unpackb(data, raw=False, strict_map_key=False, unicode_errors="surrogateescape")
             if isinstance(obj, dict) and obj.get("v") == VERSION and isinstance(obj.get("files"), dict):
                 self.old = obj["files"]
@@ -158,9 +222,12 @@ class FilesCache:
             files = {path: r if isinstance(r, bytes) else r[0] + msgpack.packb(list(r[1:]), use_bin_type=True)
                      for path, r in self.new.items()} if self._remembered else self.new
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-                f.write(msgpack.packb({"v": VERSION, "files": files, "backup": backup_id}, use_bin_type=True,
-                                      unicode_errors="surrogateescape"))
+                f.write(self._sealed(msgpack.packb({"v": VERSION, "files": files, "backup": backup_id},
+                                                   use_bin_type=True, unicode_errors="surrogateescape")))
             os.replace(tmp, self.path)
+            if self._plain_path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self._plain_path.unlink()  # an older cache with paths in clear
             return None
         except OSError as e:  # only costs time next night (every file is read again), but say so
             with contextlib.suppress(OSError):

@@ -1,5 +1,5 @@
-"""Issue #18, point 3: the local files cache (which holds paths) is 0600 in 0700
-directories, and one that cannot be written is one warning (exit 3)."""
+"""Issue #18, point 3: the local files cache is 0600 in 0700 directories, holds no path
+in clear (an encrypted repository), and one that cannot be written is one warning (exit 3)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ def test_the_files_cache_is_private(dedupe: RunCli, tree: Path, tmp_path: Path,
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
     for d in (cache / "dedupe", files[0].parent):
         assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+    # the repository is encrypted (the tests' default): no path in clear in anything cached
+    for f in (cache / "dedupe").rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
 
 
 def test_a_cache_that_cannot_be_written_is_one_warning(dedupe: RunCli, tree: Path, tmp_path: Path,
