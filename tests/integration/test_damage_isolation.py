@@ -1,21 +1,16 @@
 """Issue #18, point 1, on a local repository: one damaged index segment no longer takes
 the repository down; ``check`` names it with the backups it affects; ``repair index``
-rebuilds the index from the packs' tables (the S3 twin: tests/s3/test_s3_damage.py)."""
+rebuilds the index from the packs' tables; ``repair packs`` salvages damaged packs and
+``repair backups`` rewrites the backups that lost chunks (the S3 twin:
+tests/s3/test_s3_damage.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
-
 import damage_testing
 from dedupe_testing import RunCli
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no litter in ~/.cache
 
 
 def test_one_damaged_segment_is_isolated_and_repaired(dedupe: RunCli, repo_path: Path) -> None:

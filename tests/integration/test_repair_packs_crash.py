@@ -17,11 +17,6 @@ from dedupe_testing import RunCli
 from repo_format import layout
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no litter in ~/.cache
-
-
 class Killed(Exception):
     pass
 
