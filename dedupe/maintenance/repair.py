@@ -25,6 +25,19 @@ from repo_format.errors import FormatError
 REPAIR_LOCK_WAIT_S = 60.0
 
 
+class IndexDamaged(DedupeError):
+    """Damaged index segments make chunks look lost that ``repair index`` would find:
+    ``repair packs`` and ``repair backups`` refuse until it ran."""
+
+    exit_code = 82
+
+
+def require_whole_index(repo: Repository) -> None:
+    if repo.damaged_segments:
+        raise IndexDamaged(f"{len(repo.damaged_segments)} index segment(s) are damaged: chunks they listed would "
+                           f"look lost; run 'dedupe repair index' first")
+
+
 @dataclass
 class IndexRepairReport:
     damaged_segments: list[str] = field(default_factory=list)  # removed (superseded by the new one)

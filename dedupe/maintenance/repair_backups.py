@@ -26,7 +26,7 @@ from typing import Any
 from dedupe.backup.writer import Transaction
 from dedupe.errors import DedupeError
 from dedupe.locking import acquire
-from dedupe.maintenance.repair import REPAIR_LOCK_WAIT_S
+from dedupe.maintenance.repair import REPAIR_LOCK_WAIT_S, require_whole_index
 from dedupe.maintenance.repair_refs import item_chunks
 from dedupe.repository import Repository
 from dedupe.storage import cache
@@ -34,12 +34,6 @@ from repo_format import codecs, items, layout, manifest
 from repo_format.ids import chunk_id
 
 REPAIRED_TAG = "repaired"
-
-
-class IndexDamaged(DedupeError):
-    """Damaged index segments make chunks look lost that ``repair index`` would find."""
-
-    exit_code = 82
 
 
 @dataclass
@@ -196,9 +190,7 @@ def repair_backups(repo: Repository, prefixes: list[str] | None = None, *, dry_r
     report = BackupsRepairReport(dry_run=dry_run)
     with acquire(repo.storage, exclusive=not dry_run, purpose="repair", wait_s=lock_wait_s):
         repo.reload_index()
-        if repo.damaged_segments:
-            raise IndexDamaged(f"{len(repo.damaged_segments)} index segment(s) are damaged: chunks they listed would "
-                               f"look lost; run 'dedupe repair index' first")
+        require_whole_index(repo)
         names = [repo.resolve_backup_id(p) for p in prefixes] if prefixes else repo.manifest_names()
         protected = {p.rsplit("/", 1)[-1] for p, _ in repo.storage.list(layout.PROTECT_DIR)}
         for name in names:

@@ -37,7 +37,7 @@ from dedupe.backup.writer import DEFAULT_PACK_SIZE
 from dedupe.errors import DedupeError
 from dedupe.locking import acquire
 from dedupe.maintenance.gc_mark import Record, packed_rows
-from dedupe.maintenance.repair import REPAIR_LOCK_WAIT_S
+from dedupe.maintenance.repair import REPAIR_LOCK_WAIT_S, require_whole_index
 from dedupe.maintenance.repair_refs import damaged_backups
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository
@@ -157,6 +157,7 @@ def repair_packs(repo: Repository, prefixes: list[str] | None = None, *, dry_run
     report = PackRepairReport(dry_run=dry_run)
     with acquire(repo.storage, exclusive=not dry_run, purpose="repair", wait_s=lock_wait_s):
         repo.reload_index()
+        require_whole_index(repo)  # else the chunks of its packs look lost and backups look damaged
         chosen = _choose(repo, list(prefixes or []))
         segments = _segments(repo)
         records = {rec[0]: rec for recs in segments.values() for rec in recs}

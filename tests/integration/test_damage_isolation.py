@@ -41,7 +41,7 @@ def test_repair_backups_leaves_out_the_items_of_a_lost_item_chunk(dedupe: RunCli
     damage_testing.lost_item_chunk_drops_its_items(dedupe, str(repo_path))
 
 
-def test_repair_backups_refuses_while_an_index_segment_is_damaged(dedupe: RunCli, repo_path: Path) -> None:
+def test_repair_packs_and_backups_refuse_while_an_index_segment_is_damaged(dedupe: RunCli, repo_path: Path) -> None:
     """Chunks of a damaged segment only look lost: rewriting backups then would zero data
     ``repair index`` brings back."""
     from dedupe_testing import assert_clean_error
@@ -50,5 +50,7 @@ def test_repair_backups_refuses_while_an_index_segment_is_damaged(dedupe: RunCli
     (segment,) = (p for p, _ in damage_testing.api.open_storage(str(repo_path)).list("index/"))
     damage_testing.damage(str(repo_path), segment)
     assert_clean_error(dedupe("repair", "backups", check=False), 82, "repair index")
+    assert_clean_error(dedupe("repair", "packs", check=False), 82, "repair index")
     dedupe("repair", "index")
+    assert "none is damaged" in dedupe("repair", "packs").stdout.decode()
     assert json.loads(dedupe("repair", "backups", "--json").stdout)["backups"] == []
