@@ -54,3 +54,40 @@ def test_repair_packs_and_backups_refuse_while_an_index_segment_is_damaged(dedup
     dedupe("repair", "index")
     assert "none is damaged" in dedupe("repair", "packs").stdout.decode()
     assert json.loads(dedupe("repair", "backups", "--json").stdout)["backups"] == []
+
+
+def test_a_repaired_tar_backup_restores_the_same_tar_with_zeros_in_the_lost_piece(
+        dedupe: RunCli, repo_path: Path, tmp_path: Path) -> None:
+    """Zeros keep the tar whole: the same length, every byte outside the lost piece as it
+    was, so the archive still lists and extracts (the damaged member with zeros)."""
+    import io
+    import os
+    import tarfile
+    from repo_format import layout
+    dedupe("init")
+    buf = io.BytesIO()
+    members = {"small.txt": b"hello\n" * 50, "big.bin": os.urandom(3_000_000)}
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_600_000_000
+            tar.addfile(info, io.BytesIO(data))
+    original = buf.getvalue()
+    t = json.loads(dedupe("backup", "tar", "t", "-", "--json", input=original).stdout)["id"]
+    pack_path, at = damage_testing._first_chunk_of(str(repo_path), t, "big.bin")
+    damage_testing.damage(str(repo_path), pack_path, at=at)
+    assert dedupe("repair", "packs", check=False).returncode == 3
+    (done,) = json.loads(dedupe("repair", "backups", "--forget", "--json").stdout)["backups"]
+    ((path, offset, length),) = done["lost"]
+    assert (path, offset) == ("big.bin", 0)
+    p = dedupe("restore", done["repaired"], "--stdout", check=False)
+    assert p.returncode == 3 and "big.bin" in p.stderr.decode()
+    got = p.stdout
+    assert len(got) == len(original)
+    start = original.index(members["big.bin"][:64])
+    assert got[:start] == original[:start] and got[start + length:] == original[start + length:]
+    assert got[start:start + length] == bytes(length)
+    with tarfile.open(fileobj=io.BytesIO(got)) as tar:
+        assert tar.extractfile("small.txt").read() == members["small.txt"]  # type: ignore[union-attr]
+    assert layout.manifest_path(t) not in {p for p, _ in damage_testing.api.open_storage(str(repo_path)).list("manifests/")}
+    dedupe("check", "--read-data")
