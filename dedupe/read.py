@@ -2,7 +2,7 @@
 check, gc, stats, copy and the LXD restores all read through it).
 
 Chunks are fetched in spans (neighbouring blobs of one pack in one ranged read:
-up to 8 MiB locally, whole packs from remote storages), opened and verified in
+up to 4 MiB locally, whole packs from remote storages), opened and verified in
 batches on worker threads, and handed out in order; memory is bounded by the spans
 and batches in flight, whatever the size of the backup.
 """
@@ -22,8 +22,10 @@ from dedupe.repository import Location, Repository
 from repo_format import items, manifest
 from repo_format.ids import stream_hash
 
-MAX_BATCH_SPAN = 8 << 20  # stored bytes one ranged read covers, unless the storage asks for more
-MAX_BATCH_RAW = 8 << 20  # plaintext one batch may decompress to (bounds memory)
+# Spans and batches: 4 MiB reads and 2 MiB batches keep a tar restore of the 1.9 GiB corpus
+# of issue #15 at 105 MB peak (8 and 8 MiB: 179 MB) for no more CPU (benchmarks/RESULTS.md).
+MAX_BATCH_SPAN = 4 << 20  # stored bytes one ranged read covers, unless the storage asks for more
+MAX_BATCH_RAW = 2 << 20  # plaintext one batch may decompress to (bounds memory)
 MAX_GAP = 1 << 20  # unneeded stored bytes a ranged read may span to join two needed blobs
 BATCHES_IN_FLIGHT = 4
 READS_IN_FLIGHT = 8  # at most this many ranged reads queued or running (for small scattered spans)
@@ -165,7 +167,7 @@ def read_blobs(repo: Repository, refs: Iterable[tuple[bytes, int]], open_blob: O
     within one batch is opened once).
 
     Two stages. Reads: runs of neighbouring blobs, each one ranged read of up to
-    ``Storage.read_span`` stored bytes (a whole pack on S3; locally up to 8 MiB and
+    ``Storage.read_span`` stored bytes (a whole pack on S3; locally up to 4 MiB and
     one batch), run on their own threads about half a span ahead of the opens. Opens:
     each read is cut into batches of at most MAX_BATCH_RAW plaintext, opened and
     verified on worker threads, at most BATCHES_IN_FLIGHT ahead of the consumer.

@@ -156,16 +156,18 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
     if read_data:
         to_read = subset.choose(repo.packs) if subset is not None else set(repo.packs)
 
-    def count_read(n: int) -> None:
-        r.bytes_read += n
-        r.packs_read += 1
-
-    for pname, info in sorted(repo.packs.items()):
+    jobs = ((pname, stored.get(pname), info.size, info.table_len, pname in to_read)
+            for pname, info in sorted(repo.packs.items()))
+    for pname, table, nread in packcheck.pack_tables(repo, jobs):
         r.packs += 1
+        if nread:
+            r.bytes_read += nread
+            r.packs_read += 1
         what = f"pack {layout.pack_path(pname)}"
         try:
-            entries = packcheck.pack_table(repo, pname, stored.get(pname), info.size, info.table_len,
-                                           whole=pname in to_read, on_read=count_read)
+            if not isinstance(table, list):
+                raise table
+            entries = table
             # every index entry for this pack must be a row of its table: count the rows the
             # index agrees with, and compare with how many entries the index has for the pack
             agreeing = 0

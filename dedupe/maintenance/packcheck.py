@@ -5,11 +5,17 @@ what is wrong with the pack (the callers name the pack)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from dedupe.errors import DedupeError
 from dedupe.repository import Repository
 from repo_format import layout, pack
+from repo_format.errors import FormatError
+
+PACKS_AHEAD = 1  # whole packs read ahead of the one being verified (memory: that many packs more)
 
 
 def pack_table(repo: Repository, name: str, stored_size: int | None, size: int, table_len: int, *,
@@ -27,10 +33,7 @@ def pack_table(repo: Repository, name: str, stored_size: int | None, size: int, 
         data = repo.storage.get(layout.pack_path(name))
         if on_read is not None:
             on_read(len(data))
-        entries = repo.parse_pack(name, data)
-        for e, sealed in pack.iter_blobs(data, entries):
-            repo.open_chunk(e.chunk_id, sealed, name)
-        return entries
+        return _verify_whole(repo, name, data, None, 1)
     tail = repo.read_pack_range(name, size - table_len, table_len)
     return repo.pack_table(name, tail, size)
 
@@ -39,3 +42,88 @@ def require_listed(missing: int) -> None:
     """Fail when the index lists ``missing`` chunks for a pack that its table lacks."""
     if missing != 0:
         raise DedupeError(f"the index lists {missing} chunk(s) in this pack that its table does not have")
+
+
+def _verify_whole(repo: Repository, name: str, data: bytes, openers: ThreadPoolExecutor | None,
+                  n: int) -> list[pack.PackEntry]:
+    """Check the whole pack ``data`` (its name, its table) and open every blob: on
+    ``openers`` in as many slices as it has threads (zstd and BLAKE3 let go of the
+    GIL), or here. The error is the first damaged blob's, in pack order, either way."""
+    entries = repo.parse_pack(name, data)
+    blobs = list(pack.iter_blobs(data, entries))
+
+    def open_all(part: list[tuple[pack.PackEntry, memoryview]]) -> None:
+        for e, sealed in part:
+            repo.open_chunk(e.chunk_id, sealed, name)
+
+    if openers is None or n <= 1 or len(blobs) < 2:
+        open_all(blobs)
+        return entries
+    step = -(-len(blobs) // n)
+    parts = [openers.submit(open_all, blobs[i:i + step]) for i in range(0, len(blobs), step)]
+    try:
+        for part in parts:
+            part.result()  # in order: the first slice that fails holds the first damaged blob
+    finally:
+        for part in parts:
+            part.cancel()
+        for part in parts:
+            if not part.cancelled():
+                part.exception()  # wait: no slice reads ``data`` after this returns
+    return entries
+
+
+PackJob = tuple[str, int | None, int, int, bool]  # name, stored size, indexed size, table length, whole
+TableResult = tuple[str, list[pack.PackEntry] | DedupeError | FormatError, int]  # name, table or error, bytes read
+
+
+def pack_tables(repo: Repository, jobs: Iterable[PackJob], workers: int | None = None) -> Iterator[TableResult]:
+    """``pack_table`` of each job, in order, with whole packs read ahead and verified in
+    parallel: each whole pack is read once, sequentially (one storage read on a thread of
+    its own, PACKS_AHEAD packs ahead of the one being verified), and its blobs are opened
+    and re-hashed on ``workers`` threads. Errors come back as results, never raised:
+    ``(name, error, bytes read)``. Memory: PACKS_AHEAD + 1 whole packs, plus a chunk
+    per worker."""
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    ahead: deque[tuple[PackJob, Future[bytes] | None]] = deque()
+    source = iter(jobs)
+
+    def read(name: str) -> bytes:
+        return repo.storage.get(layout.pack_path(name))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-read") as readers, \
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check-open") as openers:
+        def fill(reads: int) -> None:
+            """Queue jobs until ``reads`` whole-pack reads are queued (or 64 jobs)."""
+            while len(ahead) < 64 and sum(1 for _j, f in ahead if f is not None) < reads:
+                job = next(source, None)
+                if job is None:
+                    return
+                name, stored_size, size, _table_len, whole = job
+                sent = whole and stored_size is not None and stored_size == size
+                ahead.append((job, readers.submit(read, name) if sent else None))
+
+        try:
+            while True:
+                fill(PACKS_AHEAD + 1)  # the next pack to verify and the reads ahead of it
+                if not ahead:
+                    return
+                (name, stored_size, size, table_len, whole), fut = ahead.popleft()
+                nread = 0
+                try:
+                    if fut is None:
+                        result: list[pack.PackEntry] | DedupeError | FormatError = pack_table(
+                            repo, name, stored_size, size, table_len, whole=whole)
+                    else:
+                        data = fut.result()
+                        nread = len(data)
+                        fill(PACKS_AHEAD)  # the next read starts before this pack is verified
+                        result = _verify_whole(repo, name, data, openers, workers)
+                        del data
+                except (DedupeError, FormatError) as e:
+                    result = e
+                yield name, result, nread
+        finally:
+            for _job, f in ahead:
+                if f is not None:
+                    f.cancel()
