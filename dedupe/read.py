@@ -272,42 +272,53 @@ def _tar_pieces(repo: Repository, m: manifest.Manifest) -> Iterator[bytes | memo
 
 def write_stream(repo: Repository, m: manifest.Manifest, out: BinaryIO, backup_id: str,
                  progress: ProgressCallback | None = None) -> int:
-    """Write the original stream to ``out`` and verify its size and BLAKE3 (hashed on
-    a thread of its own, beside the writes: a slow disk or the hash alone then bounds
-    the speed, not both one after the other). Small pieces (a tar's headers, padding
-    and small files) are gathered into blocks of about GATHER bytes first (one copy),
-    so the writes and the hand-offs to the hashing thread are per block, not per piece."""
+    """Write the original stream to ``out`` and verify its size and BLAKE3. The writes
+    and the hash each run on a thread of their own, one block behind the thread that
+    assembles the stream (which then only gathers pieces): a slow disk, the hash or the
+    reads alone bound the speed, not the sum. Small pieces (a tar's headers, padding and
+    small files) are gathered into blocks of about GATHER bytes first (one copy), so the
+    writes and the hand-offs are per block, not per piece."""
     hasher = stream_hash()
     written = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-hash") as hashing:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-hash") as hashing, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-write") as writing:
         hashed: Future[None] | None = None
+        wrote: Future[Any] | None = None
 
         def emit(block: bytes | bytearray | memoryview) -> None:
-            nonlocal hashed
-            out.write(block)
+            nonlocal hashed, wrote
+            if wrote is not None:
+                wrote.result()  # the write's own error (disk full, closed pipe) surfaces here
+            wrote = writing.submit(out.write, block)  # ``block`` is never changed after this
             if hashed is not None:
                 hashed.result()
-            hashed = hashing.submit(hasher.update, block)  # ``block`` is never changed after this
+            hashed = hashing.submit(hasher.update, block)
 
         gathered = bytearray()
-        for piece in iter_stream_pieces(repo, m):
-            written += len(piece)
-            if len(piece) >= GATHER_BELOW:
-                if gathered:
-                    emit(gathered)
-                    gathered = bytearray()
-                emit(piece)
-            else:
-                gathered += piece
-                if len(gathered) >= GATHER:
-                    emit(gathered)
-                    gathered = bytearray()
-            if progress is not None:
-                progress(Progress("restore", backup_id[:12], written, m.size))
-        if gathered:
-            emit(gathered)
-        if hashed is not None:
-            hashed.result()
+        try:
+            for piece in iter_stream_pieces(repo, m):
+                written += len(piece)
+                if len(piece) >= GATHER_BELOW:
+                    if gathered:
+                        emit(gathered)
+                        gathered = bytearray()
+                    emit(piece)
+                else:
+                    gathered += piece
+                    if len(gathered) >= GATHER:
+                        emit(gathered)
+                        gathered = bytearray()
+                if progress is not None:
+                    progress(Progress("restore", backup_id[:12], written, m.size))
+            if gathered:
+                emit(gathered)
+        finally:
+            for fut in (wrote, hashed):
+                if fut is not None:
+                    fut.exception()  # nothing is left writing to ``out`` once this returns
+        for fut in (wrote, hashed):
+            if fut is not None:
+                fut.result()
     if written != m.size:
         raise RestoreMismatch(f"backup {backup_id[:12]}: rebuilt {written} bytes, manifest says {m.size}")
     if m.stream_b3 is not None and hasher.digest() != m.stream_b3:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import pytest
 
@@ -103,3 +104,40 @@ def test_runs_coming_back_to_a_pack_share_its_read(small_batches: None, monkeypa
 
     alone, shared = reads(0), reads(1 << 20)
     assert shared <= alone - 5, (alone, shared)
+
+
+class _SlowOut(io.BytesIO):
+    """An output that is slow to take each block, and fails with ENOSPC at block ``fail_at``."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.calls, self.fail_at = 0, fail_at
+
+    def write(self, b) -> int:  # type: ignore[no-untyped-def, override]
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            if self.calls > self.fail_at:
+                raise AssertionError("written to after a failed write")
+            raise OSError(28, "No space left on device")
+        time.sleep(0.001)
+        return super().write(b)
+
+
+def test_writes_on_their_own_thread_keep_the_order(small_batches: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(restore, "GATHER", 16 << 10)  # many blocks, each written while the next is gathered
+    data = os.urandom(200_000) + bytes(100_000) + os.urandom(300_000)
+    repo, bid = _backup(CountingStorage(), data)
+    out = _SlowOut()
+    assert write_stream(repo, repo.load_manifest(bid), out, bid) == len(data)
+    assert out.getvalue() == data
+    assert out.calls >= 20
+
+
+def test_a_failed_write_stops_the_restore_with_its_error(small_batches: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(restore, "GATHER", 16 << 10)  # several blocks
+    data = os.urandom(600_000)
+    repo, bid = _backup(CountingStorage(), data)
+    out = _SlowOut(fail_at=3)
+    with pytest.raises(OSError) as e:
+        write_stream(repo, repo.load_manifest(bid), out, bid)
+    assert e.value.errno == 28 and out.calls == 3
