@@ -5,7 +5,9 @@ Scenarios (each on fresh repositories, one per tool, under --scratch):
 
   stream  backup of stream-1g.tar from stdin/file, then restore of it to a file (cmp'd);
   tar     backup of night1.tar, then of night2.tar (the next night, ~2% of files changed);
-          new bytes stored by each; then restore of night2 to a file (cmp'd).
+          new bytes stored by each; then restore of night2 to a file (cmp'd) and to stdout
+          (/dev/null), then a check that reads all stored data (borg check --verify-data,
+          restic check --read-data, dedupe check --read-data).
           dedupe uses its file-aligned `backup tar` mode, borg and restic their stdin mode;
   dir     backup of a directory holding rootfs-night1, then the same directory turned into
           rootfs-night2 (rsync --inplace: unchanged files keep their inode and ctime, as on
@@ -190,6 +192,15 @@ class Tool:
     def restore_dir(self, repo: Path, name: str, target: Path) -> Cmd:
         raise NotImplementedError
 
+    def restore_stdout(self, repo: Path, name: str) -> Cmd:
+        """The restore of ``name`` to standard output (sent to /dev/null: no disk writes)."""
+        cmd = self.restore_file(repo, name, Path("/dev/null"))
+        return Cmd(cmd.argv, stdin=cmd.stdin, stdout=Path("/dev/null"), cwd=cmd.cwd)
+
+    def check_data(self, repo: Path) -> Cmd:
+        """A check that reads and verifies all stored data."""
+        raise NotImplementedError
+
 
 class Borg(Tool):
     name = "borg"
@@ -228,6 +239,9 @@ class Borg(Tool):
 
     def restore_dir(self, repo: Path, name: str, target: Path) -> Cmd:
         return Cmd([self.exe, "extract", "--numeric-ids", f"{repo}::{name}"], cwd=target)
+
+    def check_data(self, repo: Path) -> Cmd:
+        return Cmd([self.exe, "check", "--verify-data", str(repo)])
 
 
 class Restic(Tool):
@@ -283,6 +297,9 @@ class Restic(Tool):
 
     def restore_dir(self, repo: Path, name: str, target: Path) -> Cmd:
         return Cmd([*self.base(repo), "restore", "--tag", name, "latest", "--target", str(target)])
+
+    def check_data(self, repo: Path) -> Cmd:
+        return Cmd([*self.base(repo), "check", "--read-data"])
 
 
 class Dedupe(Tool):
@@ -366,6 +383,13 @@ class Dedupe(Tool):
     def restore_dir(self, repo: Path, name: str, target: Path) -> Cmd:
         return Cmd([self.exe, "restore", self.latest_id(repo), "--to-dir", str(target),
                     "--repo", str(repo)])
+
+    def restore_stdout(self, repo: Path, name: str) -> Cmd:
+        return Cmd([self.exe, "restore", self.latest_id(repo), "--to-file", "-", "--repo", str(repo)],
+                   stdout=Path("/dev/null"))
+
+    def check_data(self, repo: Path) -> Cmd:
+        return Cmd([self.exe, "check", "--read-data", "--repo", str(repo)])
 
 
 def run_text(argv: list[str], env: dict[str, str], check: bool = False) -> str:
@@ -637,7 +661,7 @@ def run_stream(tool: Tool, corpus: Corpus, opts: Options) -> list[Result]:
 
 
 def run_tar(tool: Tool, corpus: Corpus, opts: Options) -> list[Result]:
-    steps = ("night1", "night2", "restore night2")
+    steps = ("night1", "night2", "restore night2", "restore night2 to stdout", "check all data")
     why = tool.supports("tar")
     if why:
         return skipped("tar", steps, tool, why)
@@ -667,6 +691,13 @@ def run_tar(tool: Tool, corpus: Corpus, opts: Options) -> list[Result]:
         r.note = "cmp: identical" if r.verified else "cmp: DIFFERS from night2.tar"
     if not opts.keep:
         out.unlink(missing_ok=True)
+    r = Result("tar", "restore night2 to stdout", tool.name, input_bytes=corpus.night2_tar.stat().st_size)
+    results.append(r)
+    if timed(tool, tool.restore_stdout(repo, "night2"), r, opts, [repo], logs / "restore-stdout.log"):
+        r.note = "to /dev/null"
+    r = Result("tar", "check all data", tool.name, input_bytes=du_bytes(repo))
+    results.append(r)
+    timed(tool, tool.check_data(repo), r, opts, [repo], logs / "check-data.log")
     return results
 
 
