@@ -32,6 +32,7 @@ S3_DIR = Path(os.environ.get("S3_DIR", "/var/tmp/dedupe-s3"))
 CORPUS = Path("/var/tmp/dedupe-corpus")
 RGW_LOG = S3_DIR / "log" / "client.rgw.x.log"
 DEDUPE = [str(REPO / ".venv" / "bin" / "dedupe")]
+RESTIC = ["restic"]  # --restic PATH: e.g. /opt/restic-0.18/usr/bin/restic (benchmarks/peers/install-restic-0.18.sh)
 ACCESS = re.compile(r'beast: \S+ \S+ - \S+ \[[^\]]+\] "(\w+) /([^/ ?]+)')
 
 
@@ -116,6 +117,14 @@ def bench(name: str, steps: list[Step], env: dict[str, str], bucket: str | None,
                     f"{rss / 1024:.0f} | {(now - stored) / 1e6:.1f} | {total if req else '-'} | {per_gb} | {detail} |")
         stored = now
         print(rows[-1], flush=True)
+    if "dedupe s3" in runs and "restic s3" in runs:  # each round ran both back to back: its ratio sees one machine
+        per_round = [r[0] / d[0] for d, r in zip(runs["dedupe s3"], runs["restic s3"])]
+        line = (f"restore on S3, restic's time / dedupe's, per round: {', '.join(f'{x:.2f}' for x in per_round)} "
+                f"(median {statistics.median(per_round):.2f}); peak RSS dedupe "
+                f"{max(r[2] for r in runs['dedupe s3']) / 1024:.0f} MB, restic {max(r[2] for r in runs['restic s3']) / 1024:.0f} MB")
+        print(line, flush=True)
+        rows.append("")
+        rows.append(line)
     return rows
 
 
@@ -143,11 +152,11 @@ def dedupe_steps(repo: str, env: dict[str, str], stream: Path, nights: list[Path
 
 
 def restic_restore(repo: str, stream: Path, out: Path) -> list[str]:
-    return ["restic", "-r", repo, "restore", "latest", "--path", str(stream.resolve()), "--target", str(out)]
+    return [*RESTIC, "-r", repo, "restore", "latest", "--path", str(stream.resolve()), "--target", str(out)]
 
 
 def restic_steps(repo: str, stream: Path, nights: list[Path], out: Path) -> list[Step]:
-    r = ["restic", "-r", repo]
+    r = [*RESTIC, "-r", repo]
     size = stream.stat().st_size
     steps: list[Step] = [("backup, first", r + ["backup", "-q", str(stream)], size, None),
                          ("backup, same data again", r + ["backup", "-q", str(stream)], size, None),
@@ -164,9 +173,11 @@ def main() -> None:
     ap.add_argument("--night2", type=Path, default=CORPUS / "night2.tar")
     ap.add_argument("--mb", type=int, default=512, help="MiB to generate when the corpus is missing")
     ap.add_argument("--skip-restic", action="store_true")
+    ap.add_argument("--restic", default="restic", help="the restic to compare with (default: restic on PATH)")
     ap.add_argument("--restores", type=int, default=5,
                     help="then restore the stream this many more times, the tools taking turns (median, range)")
     args = ap.parse_args()
+    RESTIC[:] = [args.restic]
 
     gw = gateway_env()
     import boto3
@@ -216,12 +227,12 @@ def main() -> None:
         restores = [("dedupe local", dedupe_restore(str(local), env, work / "out")(), None, work / "out"),
                     ("dedupe s3", dedupe_restore(url, env, work / "out")(), bucket, work / "out")]
         (work / "out").unlink(missing_ok=True)
-        if not args.skip_restic and shutil.which("restic"):
+        if not args.skip_restic and shutil.which(RESTIC[0]):
             rbucket = f"bench-restic-{os.urandom(3).hex()}"
             buckets.append(rbucket)
             s3.create_bucket(Bucket=rbucket)
             rrepo = f"s3:{gw['S3_ENDPOINT']}/{rbucket}/repo"
-            subprocess.run(["restic", "-r", rrepo, "init"], env=env, check=True, capture_output=True)
+            subprocess.run([*RESTIC, "-r", rrepo, "init"], env=env, check=True, capture_output=True)
             rows += bench("restic s3", restic_steps(rrepo, stream, nights, work / "restic-out"), env, rbucket,
                           bucket_size(rbucket))
             restores.append(("restic s3", restic_restore(rrepo, stream, work / "restic-out"), rbucket,
@@ -261,6 +272,14 @@ def repeated_restores(tools: list[tuple[str, list[str], str | None, Path]], n: i
                     f"{statistics.median(r[1] for r in rs):.1f} | {max(r[2] for r in rs) / 1024:.0f} | 0.0 | "
                     f"{reqs if remote else '-'} | {f'{reqs / (nbytes / 1e9):.0f}' if remote else '-'} | - |")
         print(rows[-1], flush=True)
+    if "dedupe s3" in runs and "restic s3" in runs:  # each round ran both back to back: its ratio sees one machine
+        per_round = [r[0] / d[0] for d, r in zip(runs["dedupe s3"], runs["restic s3"])]
+        line = (f"restore on S3, restic's time / dedupe's, per round: {', '.join(f'{x:.2f}' for x in per_round)} "
+                f"(median {statistics.median(per_round):.2f}); peak RSS dedupe "
+                f"{max(r[2] for r in runs['dedupe s3']) / 1024:.0f} MB, restic {max(r[2] for r in runs['restic s3']) / 1024:.0f} MB")
+        print(line, flush=True)
+        rows.append("")
+        rows.append(line)
     return rows
 
 
