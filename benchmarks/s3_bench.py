@@ -117,14 +117,6 @@ def bench(name: str, steps: list[Step], env: dict[str, str], bucket: str | None,
                     f"{rss / 1024:.0f} | {(now - stored) / 1e6:.1f} | {total if req else '-'} | {per_gb} | {detail} |")
         stored = now
         print(rows[-1], flush=True)
-    if "dedupe s3" in runs and "restic s3" in runs:  # each round ran both back to back: its ratio sees one machine
-        per_round = [r[0] / d[0] for d, r in zip(runs["dedupe s3"], runs["restic s3"])]
-        line = (f"restore on S3, restic's time / dedupe's, per round: {', '.join(f'{x:.2f}' for x in per_round)} "
-                f"(median {statistics.median(per_round):.2f}); peak RSS dedupe "
-                f"{max(r[2] for r in runs['dedupe s3']) / 1024:.0f} MB, restic {max(r[2] for r in runs['restic s3']) / 1024:.0f} MB")
-        print(line, flush=True)
-        rows.append("")
-        rows.append(line)
     return rows
 
 
