@@ -226,6 +226,11 @@ class _Restorer:
                 os.close(src_dir)
             self.result.restored += 1
             return
+        if entry.type == FILE:
+            segments = _segments(entry)  # a bad entry fails before anything is created
+            self._write_file(self._create(parent, name, path, entry), entry, segments, data)
+            self.result.restored += 1
+            return
         exists_as_dir = self._clear(parent, name, path, entry)
         if entry.type == DIR:
             if not exists_as_dir:
@@ -235,8 +240,6 @@ class _Restorer:
                 self._dir_meta(fd, entry, path)
             finally:
                 os.close(fd)
-        elif entry.type == FILE:
-            self._write_file(parent, name, entry, data)
         elif entry.type == SYMLINK:
             os.symlink(entry.link, name, dir_fd=parent)
             self.symlinks.add(path)
@@ -246,6 +249,16 @@ class _Restorer:
         elif not self._make_node(parent, name, entry, path):  # CHARDEV, BLOCKDEV, FIFO
             return
         self.result.restored += 1
+
+    def _create(self, parent: int, name: str, path: str, entry: Entry) -> int:
+        """A new file ``name``, open for writing. Created first, cleared only when something
+        is in the way (O_EXCL fails on anything there, a symlink too, never following it):
+        a restore into an empty target then costs no lookup per file."""
+        try:
+            return os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=parent)
+        except FileExistsError:
+            self._clear(parent, name, path, entry)
+            return os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=parent)
 
     def _clear(self, parent: int, name: str, path: str, entry: Entry) -> bool:
         """Make room for the entry; True when a directory is already there (and wanted)."""
@@ -296,9 +309,8 @@ class _Restorer:
             return None
         return fd, parts[-1]
 
-    def _write_file(self, parent: int, name: str, entry: Entry, data: DataSource) -> None:
-        segments = _segments(entry)
-        fd = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=parent)
+    def _write_file(self, fd: int, entry: Entry, segments: list[tuple[int, int]], data: DataSource) -> None:
+        """Write the file open at ``fd`` (closed here) and set its metadata."""
         try:
             blocks = _Blocks(data() if data is not None else iter(()))
             for offset, length in segments:

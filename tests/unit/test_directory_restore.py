@@ -128,6 +128,24 @@ def test_restore_into_an_existing_tree_replaces_files_and_keeps_directories(tmp_
     assert not (out / "was_symlink").is_symlink() and (out / "was_symlink").read_bytes() == b"file"
 
 
+def test_a_file_is_created_first_and_what_is_in_its_way_is_still_judged(tmp_path: Path) -> None:
+    """Files are created with O_EXCL before any lookup: whatever is in the way (a dangling
+    symlink, a directory, a symlink this restore made) still meets the same rules."""
+    out = tmp_path / "out"
+    out.mkdir()
+    outside = tmp_path / "never-created"
+    os.symlink(str(outside), out / "dangling")
+    (out / "dir").mkdir()
+    restore_tree(out, [(Entry("dangling", FILE, size=3), _data(b"new"))])
+    assert not (out / "dangling").is_symlink() and (out / "dangling").read_bytes() == b"new"
+    assert not outside.exists()
+    with pytest.raises(UnsafePathError, match="would replace the directory"):
+        restore_tree(out, [(Entry("dir", FILE, size=1), _data(b"x"))])
+    with pytest.raises(UnsafePathError, match="would replace the symlink"):
+        restore_tree(out, [(Entry("s", SYMLINK, link="elsewhere"), None), (Entry("s", FILE, size=1), _data(b"x"))])
+    assert (out / "s").is_symlink() and not (out / "elsewhere").exists()
+
+
 def test_entries_in_any_order_and_implicit_parents(tmp_path: Path) -> None:
     entries = [
         (Entry("a/b/c", FILE, size=1, mode=0o600, mtime_ns=5 * 10**17), _data(b"c")),
