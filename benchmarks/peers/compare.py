@@ -385,7 +385,7 @@ class Dedupe(Tool):
                     "--repo", str(repo)])
 
     def restore_stdout(self, repo: Path, name: str) -> Cmd:
-        return Cmd([self.exe, "restore", self.latest_id(repo), "--to-file", "-", "--repo", str(repo)],
+        return Cmd([self.exe, "restore", self.latest_id(repo), "--stdout", "--repo", str(repo)],
                    stdout=Path("/dev/null"))
 
     def check_data(self, repo: Path) -> Cmd:
