@@ -14,7 +14,7 @@ from dedupe.cli.common import warn_exit as _warn_exit
 
 @click.command()
 @click.argument("backup_id", required=False)
-@click.option("--to-file", "to_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the stream here.")
+@click.option("--to-file", "to_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the stream here (- for standard output, as --stdout).")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Write the stream to standard output.")
 @click.option("--to-dir", "to_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Restore the tree of a tar or directory backup into this directory.")
@@ -58,6 +58,10 @@ def restore(backup_id: str | None, to_file: Path | None, to_stdout: bool, to_dir
     backup) with --to-file or --stdout, the tree with --to-dir, the object inside
     LXD with --to-lxd, or chosen files into an instance with --to-instance. Everything
     is verified."""
+    if to_file == Path("-"):  # tar's and borg's convention; never a file named "-"
+        if to_stdout:
+            raise click.UsageError("--to-file - is --stdout: give one of them")
+        to_file, to_stdout = None, True
     targets = [t for t in (to_file, to_stdout or None, to_dir, to_lxd or None, to_instance) if t]
     if run is not None and not to_lxd:
         raise click.UsageError(f"--run restores a whole run into LXD: add --to-lxd (to restore one backup of the "

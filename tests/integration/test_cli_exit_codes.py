@@ -36,6 +36,7 @@ USAGE_ERRORS = [
     (["backup", "stream", "g", "-", "--compression", "zstd,99"], "repo", "zstd,99"),
     (["restore", "0123"], "repo", "give exactly one of"),
     (["restore"], "repo", "give exactly one of"),
+    (["restore", "0123", "--to-file", "-", "--stdout"], "repo", "--to-file - is --stdout"),
     (["nosuchcommand"], "repo", "nosuchcommand"),
     (["list", "--nosuchoption"], "repo", "--nosuchoption"),
 ]
@@ -71,6 +72,16 @@ def test_restore_to_file_in_a_missing_directory_is_exit_24(dedupe: RunCli, one_b
     p = dedupe("restore", one_backup, "--to-file", str(target), check=False)
     assert_clean_error(p, 24, str(target), "No such file or directory")
     assert not (tmp_path / "no").exists()
+
+
+def test_restore_to_file_dash_is_standard_output(dedupe: RunCli, one_backup: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--to-file -`` writes to standard output (as tar's and borg's ``-``), never a file named ``-``."""
+    monkeypatch.chdir(tmp_path)
+    by_dash = dedupe("restore", one_backup, "--to-file", "-")
+    by_flag = dedupe("restore", one_backup, "--stdout")
+    assert len(by_dash.stdout) == 300_000 and by_dash.stdout == by_flag.stdout
+    assert not (tmp_path / "-").exists()
 
 
 def test_restore_stdout_onto_a_full_disk_is_exit_24(dedupe: RunCli, one_backup: str, repo_path: Path) -> None:
