@@ -16,6 +16,7 @@ from dedupe import locking  # noqa: F401  (api.locking: tests reach the locks th
 from dedupe.backup.session import BackupResult, BackupSession
 from dedupe.errors import DedupeError
 from dedupe.locking import locked
+from dedupe.maintenance.series import GROUP_BY, describe_series, series_of  # noqa: F401  (for the CLI)
 from dedupe.passphrase import ExplicitPassphrase, for_other, for_this
 from dedupe.progress import ProgressCallback
 from dedupe.repository import AmbiguousBackupId, BackupNotFound, Repository, RunIdNotBackupId
@@ -28,7 +29,13 @@ from repo_format import config, manifest
 # nightly backup's time: benchmarks/RESULTS.md).
 if TYPE_CHECKING:
     from dedupe.restore.browse import Change
+    from dedupe.copy import CopyResult
     from dedupe.maintenance.check import CheckReport, DataSubset
+    from dedupe.maintenance.gc import GcReport
+    from dedupe.maintenance.prune import Policy, PruneResult
+    from dedupe.maintenance.repair import IndexRepairReport
+    from dedupe.maintenance.repair_backups import BackupsRepairReport
+    from dedupe.maintenance.repair_packs import PackRepairReport
     from dedupe.entries import Entry
     from dedupe.maintenance.stats import StatsReport
     from dedupe.sinks.directory import RestoreResult
@@ -358,11 +365,7 @@ def prune_dry_run(repo: Repository, policy: dict[str, Any],
     the decisions' JSON (id, keep, reasons ...); ``backups``: those already loaded."""
     from dedupe.maintenance import prune
     from dedupe.maintenance.series import series_group
-    within = policy.get("keep_within")
-    rules = prune.Policy(last=policy.get("keep_last"), hourly=policy.get("keep_hourly"),
-                         daily=policy.get("keep_daily"), weekly=policy.get("keep_weekly"),
-                         monthly=policy.get("keep_monthly"), yearly=policy.get("keep_yearly"),
-                         within=prune.parse_duration(within) if within else None)
+    rules = prune_rules(policy)
     protected = prune.protected_ids(repo)
     listed = backups if backups is not None else list_backups(repo)
     candidates = [prune.Backup(b.id, b.manifest.group, b.manifest.time_ns, b.id in protected, b.manifest.host,
@@ -371,6 +374,122 @@ def prune_dry_run(repo: Repository, policy: dict[str, Any],
     plan = prune.plan(candidates, rules, list(policy.get("groups") or []), force=True,
                       group_by=policy.get("group_by", "host,group"))
     return plan.to_json()
+
+
+def prune_rules(policy: dict[str, Any]) -> Policy:
+    """The retention rules of a prune policy as ``prune`` records it (keep_last ...
+    keep_within, the duration as text); a bad duration is an error (BadPolicy)."""
+    from dedupe.maintenance import prune
+    within = policy.get("keep_within")
+    return prune.Policy(last=policy.get("keep_last"), hourly=policy.get("keep_hourly"),
+                        daily=policy.get("keep_daily"), weekly=policy.get("keep_weekly"),
+                        monthly=policy.get("keep_monthly"), yearly=policy.get("keep_yearly"),
+                        within=prune.parse_duration(within) if within is not None else None)
+
+
+# -- maintenance, as the command line runs it ---------------------------------------------
+
+def parse_data_subset(text: str) -> DataSubset:
+    """``check --read-data-subset``: ``n/t`` or ``x%`` (BadSubset when neither)."""
+    from dedupe.maintenance.check import DataSubset
+    return DataSubset.parse(text)
+
+
+def prune(repo: Repository, rules: Policy, patterns: list[str], *, dry_run: bool = False, force: bool = False,
+          max_unused: float | None = None, group_by: str = GROUP_BY[0]) -> PruneResult:
+    """Apply ``rules`` to the groups ``patterns`` select, then gc down to ``max_unused``
+    (no gc when None). ``repo``: opened without its index (prune reads it itself)."""
+    from dedupe.maintenance.gc import GcOptions
+    from dedupe.maintenance.prune import run_prune
+    return run_prune(repo, rules, patterns, dry_run=dry_run, force=force, group_by=group_by,
+                     gc_options=None if max_unused is None else GcOptions(max_unused=max_unused))
+
+
+def forget(repo: Repository, id_prefixes: list[str]) -> list[str]:
+    """Remove these backups (their data is freed by the next gc); their full ids."""
+    from dedupe.maintenance.prune import run_forget
+    return run_forget(repo, id_prefixes)
+
+
+def protect(repo: Repository, id_prefix: str, protected: bool) -> str:
+    """Protect a backup from prune and forget (or no longer); its full id."""
+    from dedupe.maintenance.prune import run_protect
+    return run_protect(repo, id_prefix, protected)
+
+
+def gc(repo: Repository, max_unused: float, dry_run: bool = False) -> GcReport:
+    """Free the space no backup references. ``repo``: opened without its index."""
+    from dedupe.maintenance.gc import GcOptions
+    from dedupe.maintenance.prune import run_gc
+    return run_gc(repo, GcOptions(max_unused=max_unused, dry_run=dry_run))
+
+
+def repair_index(repo: Repository, dry_run: bool = False) -> IndexRepairReport:
+    """Rebuild the index from the packs' tables. ``repo``: opened without its index."""
+    from dedupe.maintenance.repair import repair_index as run
+    return run(repo, dry_run=dry_run)
+
+
+def repair_packs(repo: Repository, packs: list[str], dry_run: bool = False,
+                 progress: ProgressCallback | None = None) -> PackRepairReport:
+    """Salvage the named damaged packs (every pack when none is named)."""
+    from dedupe.maintenance.repair_packs import repair_packs as run
+    return run(repo, packs, dry_run=dry_run, progress=progress)
+
+
+def repair_backups(repo: Repository, id_prefixes: list[str], dry_run: bool = False,
+                   forget: bool = False) -> BackupsRepairReport:
+    """Rewrite the backups (every one when none is named) that reference lost chunks."""
+    from dedupe.maintenance.repair_backups import repair_backups as run
+    return run(repo, id_prefixes, dry_run=dry_run, forget=forget)
+
+
+def copy(source: Repository, target: Repository, ids: Sequence[str] = (), group: str | None = None,
+         progress: ProgressCallback | None = None) -> CopyResult:
+    """Copy backups (all, these ids, or a group's) to ``target``, sending only the chunks it lacks."""
+    from dedupe.copy import run_copy
+    return run_copy(source, target, ids, group, progress)
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+def change_passphrase(repo: Repository, new_passphrase: bytes) -> None:
+    from dedupe import keymgmt
+    keymgmt.change_passphrase(repo, new_passphrase)
+
+
+def export_key(repo: Repository, path: Path) -> None:
+    from dedupe import keymgmt
+    keymgmt.export_key(repo, path)
+
+
+def import_key(storage: Storage, path: Path, passphrase: Callable[[], bytes]) -> None:
+    from dedupe import keymgmt
+    keymgmt.import_key(storage, path, passphrase)
+
+
+# -- what the command line shows of entries, and the excludes it checks first ---------------
+
+def entry_json(e: Entry) -> dict[str, Any]:
+    """One entry of ``ls`` as JSON."""
+    from dedupe.restore.browse import entry_json as as_json
+    return as_json(e)
+
+
+def entry_line(e: Entry) -> str:
+    """One entry of ``ls`` as a line (ls -l like)."""
+    from dedupe.restore.browse import entry_line as as_line
+    return as_line(e)
+
+
+def exclude_patterns(patterns: Sequence[str], files: Sequence[Path]) -> list[str]:
+    """``--exclude`` patterns and those of ``--exclude-from`` files, each compiled once
+    so that a bad one is an error (BadExclude) before the repository is opened."""
+    from dedupe.sources.excludes import compile_pattern, read_exclude_file
+    excludes = [*patterns, *(p for f in files for p in read_exclude_file(f))]
+    for pattern in excludes:
+        compile_pattern(pattern)
+    return excludes
 
 
 # -- what the web UI (dedupe.ui) reads: one backup at a time, a tree, one file -------------
@@ -388,6 +507,18 @@ def load_backup(repo: Repository, backup_id: str) -> BackupInfo:
 def refresh_index(repo: Repository) -> None:
     """Reload the in-memory index if backups or gc changed the index segments since."""
     repo.refresh_index()
+
+
+def load_index_if_absent(repo: Repository) -> None:
+    """Load the index of a repository opened without it (prune, gc) when it has backups."""
+    if not repo.packs and repo.manifest_names():
+        repo.reload_index()
+
+
+def compression_levels() -> tuple[int, int]:
+    """The zstd level ``--compression zstd`` means, and the highest one."""
+    from repo_format.codecs import DEFAULT_ZSTD_LEVEL, MAX_ZSTD_LEVEL
+    return DEFAULT_ZSTD_LEVEL, MAX_ZSTD_LEVEL
 
 
 def another_handle(repo: Repository) -> Repository:

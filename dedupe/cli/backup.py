@@ -84,12 +84,8 @@ def backup_dir_cmd(group: str, path: Path, no_files_cache: bool, one_file_system
                    exclude_from: tuple[Path, ...], exclude_caches: bool, host: str | None, compression: int,
                    repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Store a directory tree with all its metadata (symlinks are not followed)."""
-    from dedupe.sources.excludes import compile_pattern, read_exclude_file
-
     c = _ctx(repo, as_json, quiet)
-    excludes = [*exclude, *(p for f in exclude_from for p in read_exclude_file(f))]
-    for pattern in excludes:
-        compile_pattern(pattern)  # a bad one is an error before the repository is opened
+    excludes = api.exclude_patterns(exclude, exclude_from)  # a bad one is an error before the repository is opened
     r = c.open()
     _backup_summary(c, r, api.do_backup_dir(r, group, path, c.progress(), use_files_cache=not no_files_cache,
                                             one_file_system=one_file_system, excludes=excludes,

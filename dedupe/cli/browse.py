@@ -138,10 +138,9 @@ def ls_cmd(backup_id: str, paths: tuple[str, ...], snapshot: str | None, host_id
     """List the entries of a tar or directory backup (optionally below PATHS). For an LXD
     instance or volume backup, PATHS as the instance sees them (/etc/hosts), or raw
     backup/... entry paths."""
-    from dedupe.restore.browse import entry_json, entry_line
     c = _ctx(repo, as_json, quiet)
     entries = api.ls(c.open(), backup_id, list(paths) or None, snapshot, host_ids)
-    c.out([entry_json(e) for e in entries], lambda: "\n".join(entry_line(e) for e in entries))
+    c.out([api.entry_json(e) for e in entries], lambda: "\n".join(api.entry_line(e) for e in entries))
 
 
 @click.command("diff")

@@ -213,8 +213,9 @@ class CompressionSpec(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
-        from repo_format.codecs import DEFAULT_ZSTD_LEVEL, MAX_ZSTD_LEVEL
+        from dedupe.api import compression_levels
 
+        DEFAULT_ZSTD_LEVEL, MAX_ZSTD_LEVEL = compression_levels()
         spec = str(value).strip().lower()
         if spec == "none":
             return 0
@@ -258,8 +259,7 @@ def write_metrics(repo: Any) -> list[str]:
     from dedupe.errors import DedupeError
     from repo_format.errors import FormatError
     try:
-        if not repo.packs and repo.manifest_names():
-            repo.reload_index()  # opened without its index (prune, gc)
+        api.load_index_if_absent(repo)  # opened without its index (prune, gc)
         metrics.write_file(Path(path), metrics.for_repository(repo))
     except OSError as e:
         return [f"metrics file {path}: not written ({e.strerror or e})"]

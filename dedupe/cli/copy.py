@@ -22,13 +22,12 @@ def copy_cmd(ids: tuple[str, ...], to: str, group: str | None, repo: str | None,
     """Copy backups (all, the given IDs, or a group's) to another repository,
     sending only the chunks it lacks and verifying every chunk sent. Make the
     target with `dedupe init --copy-params-from SOURCE` so copies deduplicate."""
-    from dedupe.copy import run_copy
     if ids and group:
         raise click.UsageError("give backup IDs or --group, not both")
     c = _ctx(repo, as_json, quiet)
     source = c.open()
     target = api.open_repo(to, for_other("DEDUPE_TO_PASSPHRASE", to, other_passphrase("to")), c.options)
-    res = run_copy(source, target, ids, group, c.progress())
+    res = api.copy(source, target, ids, group, c.progress())
 
     def text() -> str:
         lines = [f"copied {s[:12]} -> {t[:12]}" for s, t in res.copied]

@@ -12,7 +12,6 @@ import click
 from dedupe import api
 from dedupe.cli.common import common, human, metrics_file_option, warn_exit, write_metrics
 from dedupe.cli.common import ctx as _ctx
-from dedupe.maintenance import series as series_rules
 
 
 def _percent(value: str) -> float:
@@ -28,12 +27,6 @@ def _percent(value: str) -> float:
 
 def _when(time_ns: int) -> str:
     return dt.datetime.fromtimestamp(time_ns / 1e9).strftime("%Y-%m-%d %H:%M")
-
-
-def _engine() -> Any:
-    """The prune engine, loaded when a maintenance command runs, not at every start."""
-    from dedupe.maintenance import prune
-    return prune
 
 
 def _gc_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,9 +53,9 @@ def _open_unindexed(c: Any) -> Any:
 def _decision_lines(plan: Any) -> list[str]:
     lines, series = [], None
     for d in plan.decisions:
-        if series_rules.series_of(d.backup, plan.group_by) != series:
-            series = series_rules.series_of(d.backup, plan.group_by)
-            lines.append(f"{series_rules.describe_series(series)}:")
+        if api.series_of(d.backup, plan.group_by) != series:
+            series = api.series_of(d.backup, plan.group_by)
+            lines.append(f"{api.describe_series(series)}:")
         why = ", ".join(d.reasons)
         lines.append(f"  {'keep  ' if d.keep else 'remove'}  {d.backup.id[:12]}  {_when(d.backup.time_ns)}"
                      + (f"  {why}" if why else ""))
@@ -80,8 +73,7 @@ def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, a
     """Verify the repository's structure (and with --read-data, all data)."""
     subset = None
     if read_data_subset is not None:
-        from dedupe.maintenance.check import DataSubset
-        subset = DataSubset.parse(read_data_subset)  # a bad one is an error before the repository is opened
+        subset = api.parse_data_subset(read_data_subset)  # a bad one is an error before the repository is opened
     c = _ctx(repo, as_json, quiet)
     reading = read_data or subset is not None
     r = c.open()
@@ -116,7 +108,7 @@ def check_cmd(read_data: bool, read_data_subset: str | None, repo: str | None, a
               help="Keep every backup newer than DURATION (1y2m3w4d5h) before the group's newest.")
 @click.option("--group", "-g", "groups", multiple=True, metavar="PATTERN",
               help="Only groups matching this glob (repeatable; default: every group).")
-@click.option("--group-by", type=click.Choice(series_rules.GROUP_BY), default=series_rules.GROUP_BY[0], show_default=True,
+@click.option("--group-by", type=click.Choice(api.GROUP_BY), default=api.GROUP_BY[0], show_default=True,
               help="Apply the rules to the backups of each group from each host, or of each group from "
                    "all hosts together.")
 @click.option("--dry-run", "-n", is_flag=True, help="Show what would be kept and removed; change nothing.")
@@ -129,21 +121,16 @@ def prune_cmd(keep_last: int | None, keep_hourly: int | None, keep_daily: int | 
               keep_weekly: int | None, keep_monthly: int | None, keep_yearly: int | None, keep_within: str | None, groups: tuple[str, ...], group_by: str, dry_run: bool, force: bool,
               no_gc: bool, max_unused: float, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Remove backups that no retention rule keeps, per group and host, then free their space."""
-    engine = _engine()
-    policy = engine.Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
-                           monthly=keep_monthly, yearly=keep_yearly,
-                           within=engine.parse_duration(keep_within) if keep_within is not None else None)
-    from dedupe.maintenance.gc import GcOptions
-    options = None if no_gc else GcOptions(max_unused=max_unused)
+    recorded = {"keep_last": keep_last, "keep_hourly": keep_hourly, "keep_daily": keep_daily,
+                "keep_weekly": keep_weekly, "keep_monthly": keep_monthly, "keep_yearly": keep_yearly,
+                "keep_within": keep_within, "groups": list(groups), "group_by": group_by}
+    policy = api.prune_rules(recorded)  # a bad duration is an error before the repository is opened
     c = _ctx(repo, as_json, quiet)
     r = _open_unindexed(c)
-    res = engine.run_prune(r, policy, list(groups), dry_run=dry_run, force=force, gc_options=options,
-                           group_by=group_by)
+    res = api.prune(r, policy, list(groups), dry_run=dry_run, force=force,
+                    max_unused=None if no_gc else max_unused, group_by=group_by)
     if not dry_run:
-        api.record_prune_policy(r, {"keep_last": keep_last, "keep_hourly": keep_hourly, "keep_daily": keep_daily,
-                                    "keep_weekly": keep_weekly, "keep_monthly": keep_monthly,
-                                    "keep_yearly": keep_yearly, "keep_within": keep_within,
-                                    "groups": list(groups), "group_by": group_by})
+        api.record_prune_policy(r, recorded)
 
     def text() -> str:
         lines = _decision_lines(res.plan) if dry_run else []
@@ -165,7 +152,7 @@ def prune_cmd(keep_last: int | None, keep_hourly: int | None, keep_daily: int | 
 def forget_cmd(backup_ids: tuple[str, ...], repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Remove chosen backups (their data is freed by the next 'gc')."""
     c = _ctx(repo, as_json, quiet)
-    removed = _engine().run_forget(c.open(), list(backup_ids))
+    removed = api.forget(c.open(), list(backup_ids))
     c.out({"removed": removed},
           lambda: f"removed {len(removed)} backup(s): {' '.join(b[:12] for b in removed)}; "
                   f"'dedupe gc' frees their space")
@@ -176,7 +163,7 @@ def _protect_command(name: str, protected: bool, doc: str) -> click.Command:
     @common
     def cmd(backup_id: str, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
         c = _ctx(repo, as_json, quiet)
-        bid = _engine().run_protect(c.open(), backup_id, protected)
+        bid = api.protect(c.open(), backup_id, protected)
         c.out({"id": bid, "protected": protected},
               lambda: f"backup {bid[:12]} is {'protected' if protected else 'no longer protected'}")
 
@@ -193,9 +180,8 @@ unprotect_cmd = _protect_command("unprotect", False, "Remove a backup's protecti
 @common
 def gc_cmd(dry_run: bool, max_unused: float, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Free the space of data no backup references."""
-    from dedupe.maintenance.gc import GcOptions
     c = _ctx(repo, as_json, quiet)
-    r = _engine().run_gc(_open_unindexed(c), GcOptions(max_unused=max_unused, dry_run=dry_run))
+    r = api.gc(_open_unindexed(c), max_unused, dry_run)
     c.out(r.to_json(), lambda: _gc_text(r, human))
 
 
@@ -249,9 +235,8 @@ def repair_group() -> None:
 def repair_index_cmd(dry_run: bool, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Rebuild the index from the packs' own tables: index every pack no intact segment
     does, then remove the damaged segments."""
-    from dedupe.maintenance.repair import repair_index
     c = _ctx(repo, as_json, quiet)
-    r = repair_index(c.open(load_index=False), dry_run=dry_run)
+    r = api.repair_index(c.open(load_index=False), dry_run=dry_run)
 
     def text() -> str:
         verb = "would index" if dry_run else "indexed"
@@ -274,9 +259,8 @@ def repair_packs_cmd(packs: tuple[str, ...], dry_run: bool, repo: str | None, as
     """Salvage damaged packs: read the named packs (every pack when none is named) whole,
     copy each blob that verifies into new packs, drop the rest from the index, then
     remove the damaged packs. Reports the lost chunks and the backups that need them."""
-    from dedupe.maintenance.repair_packs import repair_packs
     c = _ctx(repo, as_json, quiet)
-    r = repair_packs(c.open(), list(packs), dry_run=dry_run, progress=c.progress())
+    r = api.repair_packs(c.open(), list(packs), dry_run=dry_run, progress=c.progress())
 
     def text() -> str:
         if not r.damaged_packs:
@@ -310,9 +294,8 @@ def repair_backups_cmd(backup_ids: tuple[str, ...], dry_run: bool, forget: bool,
     each lost piece becomes zeros of the same length, named in the new backup's
     'repaired' record; lost item chunks take their files with them. The originals stay
     unless --forget (a later backup of the same data can make them whole again)."""
-    from dedupe.maintenance.repair_backups import repair_backups
     c = _ctx(repo, as_json, quiet)
-    r = repair_backups(c.open(), list(backup_ids), dry_run=dry_run, forget=forget)
+    r = api.repair_backups(c.open(), list(backup_ids), dry_run=dry_run, forget=forget)
 
     def text() -> str:
         lines = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from dedupe import api, keymgmt
+from dedupe import api
 from dedupe.cli.common import common, other_passphrase, other_passphrase_options
 from dedupe.cli.common import ctx as _ctx
 from dedupe.passphrase import for_this, from_environment
@@ -50,7 +50,7 @@ def key_change_passphrase(repo: str | None, as_json: bool | None, quiet: bool | 
             raise click.UsageError("set DEDUPE_NEW_PASSPHRASE or run on a terminal")
         first = click.prompt("new passphrase", hide_input=True, confirmation_prompt=True)
         new = first
-    keymgmt.change_passphrase(r, os.fsencode(new))
+    api.change_passphrase(r, os.fsencode(new))
     c.out({"changed": True}, lambda: "passphrase changed")
 
 
@@ -60,7 +60,7 @@ def key_change_passphrase(repo: str | None, as_json: bool | None, quiet: bool | 
 def key_export(path: Path, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Write a copy of the key file to PATH (mode 0600; still needs the passphrase)."""
     c = _ctx(repo, as_json, quiet)
-    keymgmt.export_key(c.open(), path)
+    api.export_key(c.open(), path)
     c.out({"exported": str(path)}, lambda: f"key exported to {path}; store it away from the repository")
 
 
@@ -70,7 +70,7 @@ def key_export(path: Path, repo: str | None, as_json: bool | None, quiet: bool |
 def key_import(path: Path, repo: str | None, as_json: bool | None, quiet: bool | None) -> None:
     """Put an exported key file back into a repository whose key file was lost."""
     c = _ctx(repo, as_json, quiet)
-    keymgmt.import_key(c.storage(), path, for_this(c.options.passphrase))
+    api.import_key(c.storage(), path, for_this(c.options.passphrase))
     c.out({"imported": str(path)}, lambda: f"key imported from {path}")
 
 
