@@ -98,16 +98,16 @@ def _same_config_as_before(repo_id: bytes, raw: bytes, where: str) -> None:
     """A config never changes: the first one this machine saw of a repository is
     remembered (its BLAKE3) and any other refused. This catches what no MAC can: an
     unencrypted repository's config, or an encrypted one's turned into an unencrypted one."""
-    from dedupe.storage import cache  # here: not every command needs the cache module (test_layers)
+    from dedupe import records  # here: not every command needs the records module (test_layers)
 
     digest = object_name(raw)
-    seen = cache.read_record(repo_id, CONFIG_RECORD)
+    seen = records.read_record(repo_id, CONFIG_RECORD)
     if not isinstance(seen, dict) or not isinstance(seen.get("blake3"), str):
-        cache.write_record(repo_id, CONFIG_RECORD, {"blake3": digest})
+        records.write_record(repo_id, CONFIG_RECORD, {"blake3": digest})
     elif seen["blake3"] != digest:
         raise CorruptObject(f"{where}: differs from the config this machine saw before: changed by someone who can "
                             f"write the storage? (a config never changes; if you know why it did, remove "
-                            f"{cache.record_path(repo_id, CONFIG_RECORD)})")
+                            f"{records.record_path(repo_id, CONFIG_RECORD)})")
 
 
 def wrap_format_error(e: FormatError) -> DedupeError:

@@ -55,8 +55,9 @@ RECENT_NS = 2_000_000_000
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dedupe"
+    """Where the files caches live: the local cache directory (dedupe.records.cache_base)."""
+    from dedupe.records import cache_base
+    return cache_base()
 
 
 Key = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns

@@ -29,11 +29,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dedupe import records
 from dedupe.errors import DedupeError
 from dedupe.locking import maintenance_lock
 from dedupe.maintenance.series import GROUP_BY, describe_series, series_group, series_of
 from dedupe.repository import Repository
-from dedupe.storage import ObjectNotFound, cache
+from dedupe.storage import ObjectNotFound
 from repo_format import layout, manifest
 
 if TYPE_CHECKING:
@@ -313,7 +314,7 @@ def forget(repo: Repository, ids: Iterable[str]) -> list[str]:
             raise BackupProtected(f"backup {bid[:12]} is protected; 'dedupe unprotect {bid[:12]}' first")
     for bid in ids:
         repo.storage.delete(layout.manifest_path(bid))
-    cache.update_seen(repo.config.repo_id, removed=ids)
+    records.update_seen(repo.config.repo_id, removed=ids)
     return ids
 
 

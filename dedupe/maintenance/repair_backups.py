@@ -23,13 +23,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dedupe import records
 from dedupe.backup.writer import Transaction
 from dedupe.errors import DedupeError
 from dedupe.locking import acquire
 from dedupe.maintenance.repair import REPAIR_LOCK_WAIT_S, require_whole_index
 from dedupe.maintenance.repair_refs import item_chunks
 from dedupe.repository import Repository
-from dedupe.storage import cache
 from repo_format import codecs, items, layout, manifest
 from repo_format.ids import chunk_id
 
@@ -172,14 +172,14 @@ def _rewrite(repo: Repository, name: str, m: manifest.Manifest, dry_run: bool, f
         if txn is not None:
             txn.abort()
         raise
-    cache.update_seen(repo.config.repo_id, added={out.repaired: [m.group, m.time_ns]})
+    records.update_seen(repo.config.repo_id, added={out.repaired: [m.group, m.time_ns]})
     if name in protected:
         repo.storage.put(layout.protect_path(out.repaired), b"")
     if forget:
         repo.storage.delete(layout.manifest_path(name))
         if name in protected:
             repo.storage.delete(layout.protect_path(name))
-        cache.update_seen(repo.config.repo_id, removed=[name])
+        records.update_seen(repo.config.repo_id, removed=[name])
         out.forgotten = True
     return out
 

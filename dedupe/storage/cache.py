@@ -17,15 +17,14 @@ listing of ``index``, ``manifests`` or ``data`` drops cached entries of objects 
 are gone (gc). Objects this client writes go into the cache as they are written, so
 a host never downloads its own segments and manifests again.
 
-The cache lives in ``$XDG_CACHE_HOME/dedupe/loc-<hash of the repository location>/``;
+The cache lives in ``$XDG_CACHE_HOME/dedupe/loc-<hash of the repository location>/``
+(``dedupe.records.cache_base``);
 it only ever saves requests: any error reading or writing it is a miss.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 import struct
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any, Iterator
 
 import blake3
 
+from dedupe.records import cache_base
 from dedupe.storage.base import Data, NoDirectory, Storage, joined
 from repo_format import layout, pack
 from repo_format.ids import is_object_name, object_name
@@ -43,71 +43,15 @@ TABLE_HEAD = struct.Struct("<4sQQ32s")  # magic, offset, length, BLAKE3 of the b
 TABLE_MAGIC = b"DDTC"
 
 
-def cache_base() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dedupe"
-
-
 def cache_dir_for(location: str, endpoint: str | None = None) -> Path:
     """The cache directory of one repository location (on one endpoint)."""
     digest = hashlib.blake2b(f"{endpoint or ''}|{location}".encode(), digest_size=16).hexdigest()
     return cache_base() / f"loc-{digest}"
 
 
-# -- records: small facts this machine keeps about a repository ----------------------------
-# ``$XDG_CACHE_HOME/dedupe/<repo id>/record-<name>.json``, 0600 in 0700 directories (the
-# files cache's directory): ``seen-backups`` (check: the backups this machine last saw),
-# and whatever else a feature wants to remember between runs (another name).
-
-def record_path(repo_id: bytes, name: str) -> Path:
-    return cache_base() / repo_id.hex() / f"record-{name}.json"
-
-
-def read_record(repo_id: bytes, name: str) -> Any:
-    """The record, or None when there is none or it does not decode."""
-    try:
-        return json.loads(record_path(repo_id, name).read_bytes())
-    except (OSError, ValueError):
-        return None
-
-
-def write_record(repo_id: bytes, name: str, value: Any) -> str | None:
-    """Replace the record; a warning (not an error) if it cannot be written."""
-    path = record_path(repo_id, name)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        for d in (path.parent.parent, path.parent):
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(d, 0o700)
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            json.dump(value, f, sort_keys=True)
-        os.replace(tmp, path)
-        return None
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        return f"local record {path} not written ({e.strerror or e})"
-
-
-SEEN_BACKUPS = "seen-backups"  # backup id -> [group, time_ns]: what check compares the repository with
-
-
-def seen_backups(repo_id: bytes) -> dict[str, list[Any]]:
-    record = read_record(repo_id, SEEN_BACKUPS)
-    if not isinstance(record, dict):
-        return {}
-    return {k: v for k, v in record.items() if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)}
-
-
-def update_seen(repo_id: bytes, added: dict[str, list[Any]] | None = None, removed: Any = ()) -> None:
-    """Backups this machine made (``added``) or removed itself (forget, prune: they did
-    not vanish). Only once check has made the record: a machine that never checks keeps none."""
-    record = seen_backups(repo_id)
-    if record:
-        record.update(added or {})
-        for bid in removed:
-            record.pop(bid, None)
-        write_record(repo_id, SEEN_BACKUPS, record)
+# The record API lived here; it is dedupe.records now. Re-exported for the callers not yet
+# moved there (maintenance/check.py, backup/session.py): the same functions, not a copy.
+from dedupe.records import SEEN_BACKUPS, read_record, record_path, seen_backups, update_seen, write_record  # noqa: E402,F401,I001
 
 
 def _is_table(data: bytes, length: int) -> bool:
