@@ -7,7 +7,7 @@ returns plain data; nothing here prints.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
@@ -163,29 +163,42 @@ class RunInfo:
         }
 
 
-def runs(repo: Repository, prefix: str = "") -> list[RunInfo]:
-    """The runs whose id starts with ``prefix`` (all by default), oldest first, each with
-    its backups."""
+def group_runs(backups: Iterable[BackupInfo], prefix: str = "") -> list[RunInfo]:
+    """``backups`` (oldest first) by run, the runs whose id starts with ``prefix``, oldest
+    first: the one grouping behind ``runs`` and the web UI's runs page (its own snapshot)."""
     prefix = prefix.strip().lower()
     by_run: dict[str, list[BackupInfo]] = {}
-    for b in list_backups(repo):
+    for b in backups:
         if b.manifest.run.startswith(prefix):
             by_run.setdefault(b.manifest.run, []).append(b)
     return sorted((RunInfo(r, bs) for r, bs in by_run.items()), key=lambda r: (r.backups[0].manifest.time_ns, r.run))
 
 
-def get_run(repo: Repository, prefix: str) -> RunInfo:
-    """The one run whose id starts with ``prefix``."""
-    found = runs(repo, prefix) if prefix.strip() else []
+def runs(repo: Repository, prefix: str = "", group: str | None = None,
+         only: Callable[[BackupInfo], bool] | None = None) -> list[RunInfo]:
+    """The runs whose id starts with ``prefix`` (all by default), oldest first, each with
+    its backups (those of ``group`` and that ``only`` keeps, when given)."""
+    return group_runs((b for b in list_backups(repo, group) if only is None or only(b)), prefix)
+
+
+def failed_objects(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects a recorded ``backup lxd`` run failed to back up, as {group, error}."""
+    return [{"group": o.get("group"), "error": o["error"]} for o in record.get("objects") or [] if o.get("error")]
+
+
+def get_run(repo: Repository, prefix: str, group: str | None = None,
+            only: Callable[[BackupInfo], bool] | None = None, what: str = "") -> RunInfo:
+    """The one run whose id starts with ``prefix``; with ``group``/``only``, among the runs
+    of those backups alone (``what`` names them in the errors: "LXD ")."""
+    found = runs(repo, prefix, group, only) if prefix.strip() else []
     if not found:
-        raise BackupNotFound(f"no backup run {prefix.strip().lower()!r} in {repo.storage.location}")
+        raise BackupNotFound(f"no {what}backup run {prefix.strip().lower()!r} in {repo.storage.location}")
     if len(found) > 1:
-        raise AmbiguousBackupId(f"run id {prefix} is ambiguous: {len(found)} runs start with it")
+        raise AmbiguousBackupId(f"run id {prefix} is ambiguous: {len(found)} {what}runs start with it")
     run = found[0]
     for rec in records_of(repo, "run"):
         if rec.get("run") == run.run:
-            run.failed = [{"group": o.get("group"), "error": o["error"]} for o in rec.get("objects") or []
-                          if o.get("error")]
+            run.failed = failed_objects(rec)
     return run
 
 
@@ -513,6 +526,12 @@ def load_index_if_absent(repo: Repository) -> None:
     """Load the index of a repository opened without it (prune, gc) when it has backups."""
     if not repo.packs and repo.manifest_names():
         repo.reload_index()
+
+
+def lxd_root(path: str) -> tuple[str, str, str] | None:
+    """The LXD root an entry path lies in: (root path, label, side), as restores see it."""
+    from dedupe.restore.instance_view import lxd_root as root
+    return root(path)
 
 
 def compression_levels() -> tuple[int, int]:

@@ -10,7 +10,7 @@ from typing import Any
 from dedupe import api
 from dedupe.lxd.errors import NotAnLXDBackup
 from dedupe.progress import Progress, ProgressCallback
-from dedupe.repository import AmbiguousBackupId, BackupNotFound, Repository
+from dedupe.repository import Repository
 from dedupe.read import RestoreMismatch, iter_stream_pieces
 from repo_format.ids import stream_hash
 
@@ -99,16 +99,7 @@ def run_records(repo: Repository, run: str) -> dict[tuple[str, str | None, str],
 
 
 def find_run(repo: Repository, prefix: str) -> tuple[str, list[api.BackupInfo]]:
-    """The run whose id starts with ``prefix``, and its LXD backups."""
-    prefix = prefix.strip().lower()
-    backups = [
-        b
-        for b in api.list_backups(repo, "lxd")
-        if b.manifest.run.startswith(prefix) and isinstance(b.manifest.meta.get("lxd"), dict)
-    ]
-    runs = sorted({b.manifest.run for b in backups})
-    if not prefix or not runs:
-        raise BackupNotFound(f"no LXD backup run {prefix!r} in {repo.storage.location}")
-    if len(runs) > 1:
-        raise AmbiguousBackupId(f"run id {prefix} is ambiguous: {len(runs)} LXD runs start with it")
-    return runs[0], backups
+    """The run whose id starts with ``prefix``, and its LXD backups: ``api.get_run``
+    among LXD backups alone (a prefix that other runs share too is not ambiguous here)."""
+    run = api.get_run(repo, prefix, "lxd", lambda b: isinstance(b.manifest.meta.get("lxd"), dict), what="LXD ")
+    return run.run, run.backups

@@ -21,6 +21,7 @@ Only entry paths and ``meta["lxd"]`` are used, never tar specifics.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,29 @@ def is_lxd_tree(meta: dict[str, Any]) -> bool:
     return _lxd_meta(meta) is not None
 
 
+# The roots of an LXD backup's entry paths: (pattern of the root's path and what lies below
+# it, label, the side: an instance's or a volume's). One table for the restores and ls here
+# and for the web UI's tree (through dedupe.api.lxd_root); a VM's disk is a root to browse
+# to in the UI, with no owners to map.
+_ROOTS = (
+    (re.compile(r"backup/container/rootfs(?=/|$)"), "container /", "instance"),
+    (re.compile(r"backup/snapshots/([^/]+)/rootfs(?=/|$)"), "snapshot {0} /", "instance"),
+    (re.compile(r"backup/virtual-machine(?=/|$)"), "virtual machine", "vm"),
+    (re.compile(r"backup/volume(?=/|$)"), "volume /", "volume"),
+    (re.compile(r"backup/volume-snapshots/([^/]+)(?=/|$)"), "volume snapshot {0} /", "volume"),
+)
+
+
+def lxd_root(path: str) -> tuple[str, str, str] | None:
+    """The LXD root an entry path lies in (or is): (root path, label, side), side
+    ``instance``, ``vm`` or ``volume``; None outside every root."""
+    for pattern, label, side in _ROOTS:
+        found = pattern.match(path)
+        if found:
+            return found.group(0), label.format(*found.groups()), side
+    return None
+
+
 @dataclass
 class View:
     """How one LXD backup's entries are shown: which root, and the owners' mapping.
@@ -161,18 +185,11 @@ class View:
     # --- owners ------------------------------------------------------------------------
 
     def _root_of(self, path: str) -> str | None:
-        parts = path.split("/")
-        if self.kind == "volume":
-            if parts[:2] == ["backup", "volume"]:
-                return "backup/volume"
-            if parts[:2] == ["backup", "volume-snapshots"] and len(parts) >= 3:
-                return "/".join(parts[:3])
+        """The root (of this backup's side: a volume's, else an instance's) ``path`` lies in."""
+        found = lxd_root(path)
+        if found is None or found[2] != ("volume" if self.kind == "volume" else "instance"):
             return None
-        if parts[:3] == ["backup", "container", "rootfs"]:
-            return "backup/container/rootfs"
-        if parts[:2] == ["backup", "snapshots"] and len(parts) >= 4 and parts[3] == "rootfs":
-            return "/".join(parts[:4])
-        return None
+        return found[0]
 
     def note(self, e: Entry) -> None:
         """Judge a root by its own directory (it comes before what it holds)."""

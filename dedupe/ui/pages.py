@@ -166,20 +166,18 @@ class Run:
 
 def runs(view: RepoView) -> list[Run]:
     """Every ``backup lxd`` run, newest first: the backups each committed (from the
-    repository) and the objects that failed (from this machine's records)."""
+    repository, grouped as ``api.runs`` does, from the UI's snapshot) and the objects that
+    failed (from this machine's records). Unlike ``api.runs`` on purpose: LXD runs only
+    (the page is about them), and a run that committed nothing shows too (its record)."""
     def make(snap: Snapshot) -> list[Run]:
-        found: dict[str, Run] = {}
-        for b in snap.backups:
-            lxd = b.manifest.meta.get("lxd")
-            if not isinstance(lxd, dict):
-                continue
-            r = found.setdefault(b.manifest.run, Run(b.manifest.run, b.manifest.time_ns,
-                                                     (lxd.get("server") or {}).get("server_name") or "",
-                                                     b.manifest.host))
-            r.time_ns = min(r.time_ns, b.manifest.time_ns)
-            r.objects.append(RunObject(b.manifest.group, b, None, b.manifest.size,
-                                       b.manifest.stats.get("new_stored", 0)))
-        return list(found.values())
+        found = []
+        for info in api.group_runs(b for b in snap.backups if isinstance(b.manifest.meta.get("lxd"), dict)):
+            first = info.backups[0].manifest
+            found.append(Run(info.run, min(b.manifest.time_ns for b in info.backups),
+                             (first.meta["lxd"].get("server") or {}).get("server_name") or "", first.host,
+                             [RunObject(b.manifest.group, b, None, b.manifest.size,
+                                        b.manifest.stats.get("new_stored", 0)) for b in info.backups]))
+        return found
 
     committed = view.derived("runs", make)
     merged = {r.run: Run(r.run, r.time_ns, r.server, r.host, list(r.objects)) for r in committed}
@@ -189,9 +187,7 @@ def runs(view: RepoView) -> list[Run]:
         if r is None:
             r = merged[run_id] = Run(run_id, int(float(rec.get("time", 0)) * 1e9),
                                      str((rec.get("server") or {}).get("server_name") or ""), str(rec.get("host") or ""))
-        for o in rec.get("objects") or []:
-            if o.get("error"):
-                r.objects.append(RunObject(str(o.get("group")), None, str(o["error"])))
+        r.objects += [RunObject(str(o["group"]), None, str(o["error"])) for o in api.failed_objects(rec)]
     for r in merged.values():
         r.objects.sort(key=lambda o: (o.error is None, o.group))
     return sorted(merged.values(), key=lambda r: -r.time_ns)

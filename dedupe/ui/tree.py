@@ -5,18 +5,10 @@ container's ``/``, each snapshot's, a volume's) instead of the tarball's layout.
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_LXD_ROOTS = (
-    (re.compile(r"^backup/container/rootfs$"), "container /"),
-    (re.compile(r"^backup/snapshots/([^/]+)/rootfs$"), "snapshot {0} /"),
-    (re.compile(r"^backup/virtual-machine$"), "virtual machine"),
-    (re.compile(r"^backup/volume$"), "volume /"),
-    (re.compile(r"^backup/volume-snapshots/([^/]+)$"), "volume snapshot {0} /"),
-)
-
+from dedupe import api
 
 @dataclass
 class Tree:
@@ -38,10 +30,9 @@ class Tree:
         for kids in t.children.values():
             kids.sort()
         for path in sorted(p for p in set(t.entries) | set(t.children) if p.startswith("backup/")):
-            for pattern, label in _LXD_ROOTS:
-                found = pattern.match(path)
-                if found:
-                    t.roots.append((label.format(*found.groups()), path))
+            found = api.lxd_root(path)
+            if found is not None and found[0] == path:
+                t.roots.append((found[1], path))
         return t
 
     def is_dir(self, path: str) -> bool:
