@@ -366,10 +366,12 @@ def records_of(repo: Repository, kind: str) -> list[dict[str, Any]]:
     return records.read(repo.config.repo_id, kind)
 
 
-def stats(repo: Repository, patterns: list[str] | None = None) -> StatsReport:
-    """Space per group, host, backup and in total (dedupe.maintenance.stats; reads every item stream)."""
+def stats(repo: Repository, patterns: list[str] | None = None,
+          backups: Sequence[BackupInfo] | None = None) -> StatsReport:
+    """Space per group, host, backup and in total (dedupe.maintenance.stats; reads every
+    item stream). ``backups``: every backup (``list_backups``), when already loaded."""
     from dedupe.maintenance.stats import compute
-    return compute(repo, patterns)
+    return compute(repo, patterns, None if backups is None else [(b.id, b.manifest) for b in backups])
 
 
 def prune_dry_run(repo: Repository, policy: dict[str, Any],

@@ -143,7 +143,8 @@ def render(backups: Sequence[api.BackupInfo], stats: Any, checks: Sequence[dict[
 
 def for_repository(repo: Any) -> str:
     """The metrics of an open repository (its index loaded)."""
-    return render(api.list_backups(repo), api.stats(repo), api.records_of(repo, "check"))
+    backups = api.list_backups(repo)
+    return render(backups, api.stats(repo, backups=backups), api.records_of(repo, "check"))
 
 
 def write_file(path: Path, text: str) -> None:

@@ -196,10 +196,11 @@ def stats_cmd(groups: tuple[str, ...], fmt: str | None, repo: str | None, as_jso
     """Space per group, per host, per backup and in total: original, deduplicated, stored."""
     c = _ctx(repo, as_json or fmt == "json", quiet)
     r = c.open()
-    st = api.stats(r, list(groups))
+    every = api.list_backups(r)
+    st = api.stats(r, list(groups), every)
     if fmt == "prometheus":
         from dedupe import metrics
-        shown = [b for b in api.list_backups(r) if b.manifest.group in st.groups]
+        shown = [b for b in every if b.manifest.group in st.groups]
         click.echo(metrics.render(shown, st, api.records_of(r, "check")), nl=False)
         return
 
