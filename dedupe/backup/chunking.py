@@ -3,8 +3,11 @@
 The chunker (pyfastcdc), BLAKE3 and zstd all release the GIL, so a pool of worker
 threads keeps both cores busy: the calling thread reads and cuts, the workers hash
 and (for chunks the repository does not have yet) compress, and results are taken
-back in order so item streams stay deterministic. Memory is bounded by the number
-of chunks in flight, whatever the size of the input.
+back in order so item streams stay deterministic. Memory is bounded by the bytes in
+flight (``MAX_BYTES_IN_FLIGHT`` of content handed to the workers and not yet taken
+back), whatever the size of the input: the readers' buffers (``dedupe.buffers``) are
+busy only while chunks cut from them are in flight, sealed chunks go into the pack
+being built, and packs go to the storage as they are built (``Transaction``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from pyfastcdc.cy import FastCDC
 
-from dedupe.buffers import BufferPool, ReadInto
+from dedupe.buffers import ReadInto, shared_pool
 from dedupe.backup.writer import Transaction
 from repo_format import codecs
 from repo_format.config import ChunkerParams
@@ -61,18 +64,17 @@ def cut_file(chunker: FastCDC, f: BinaryIO, on_data: Callable[[memoryview], None
     """Chunks of a readable file, as ``cut_blocks`` would give them. Each block is
     read into a reused buffer behind the carried-over tail (at most one chunk), so
     only the tail is copied. ``on_data`` sees every byte read, once, in order."""
-    pool = BufferPool(chunker.max_size + size)
+    pool = shared_pool(chunker.max_size + size)
     readinto = ReadInto(f)
     carry = memoryview(b"")
     while True:
-        buf = pool.get()
-        view = memoryview(buf)
+        view = pool.view()
         kept = len(carry)
         view[:kept] = carry
         carry = memoryview(b"")  # drop the view of the previous buffer
         filled = kept
         eof = False
-        while filled < len(buf):
+        while filled < len(view):
             n = readinto(view[filled:])
             if not n:
                 eof = True
@@ -97,6 +99,11 @@ def cut_file(chunker: FastCDC, f: BinaryIO, on_data: Callable[[memoryview], None
 
 
 BATCH_BYTES = 1 << 20  # small chunks go to a worker together, up to this many bytes
+# Content handed to the workers and not yet taken back, at most (more only for a single
+# batch, a chunk of up to the chunker's largest size). With 2 workers this keeps both
+# busy (benchmarks/RESULTS.md, "Peak memory of backups"); every byte of it holds a read
+# buffer, and its sealed form waits to go into a pack.
+MAX_BYTES_IN_FLIGHT = 8 << 20
 BATCH_MAX = 256  # ... or this many chunks
 ALONE = 256 << 10  # a chunk at least this large goes to a worker on its own
 SWITCH_INTERVAL_S = 0.0005
@@ -143,7 +150,9 @@ class ChunkPipeline:
         self._queue: deque[_Batch | dict[str, Any]] = deque()
         self._open: _Batch | None = None  # the batch still taking chunks (queued, not yet submitted)
         self._submitted = 0  # batches handed to the workers and not yet taken back
-        self._max_in_flight = 4 * self.workers + 4
+        self._max_in_flight = 4 * self.workers + 4  # batches
+        self._bytes_in_flight = 0  # raw bytes of the batches submitted and not yet taken back
+        self.max_bytes_in_flight = MAX_BYTES_IN_FLIGHT
         self.on_item = on_item
         self.on_stored = on_stored
         self.bytes_in = 0
@@ -172,6 +181,7 @@ class ChunkPipeline:
             batch = _Batch()
             batch.pieces.append(data)
             batch.targets.append(refs)
+            batch.size = len(data)
             self._queue.append(batch)
             self._send(batch)
             return
@@ -191,12 +201,14 @@ class ChunkPipeline:
             self._send(batch)
 
     def _send(self, batch: _Batch) -> None:
-        if self._submitted >= self._max_in_flight:
-            self._drain(block=True)
+        while self._submitted and (self._submitted >= self._max_in_flight
+                                   or self._bytes_in_flight + batch.size > self.max_bytes_in_flight):
+            self._drain(block=True, one=True)
         batch.future = self._pool.submit(self._process_batch, batch.pieces)
         self._submitted += 1
+        self._bytes_in_flight += batch.size
 
-    def _drain(self, block: bool) -> None:
+    def _drain(self, block: bool, one: bool = False) -> None:
         queue = self._queue
         while queue:
             head = queue[0]
@@ -207,7 +219,7 @@ class ChunkPipeline:
                 continue
             fut = head.future
             if fut is None:  # the open batch: wait for more chunks unless forced
-                if not block:
+                if not block or one:
                     return
                 self._send_open()
                 fut = head.future
@@ -217,6 +229,7 @@ class ChunkPipeline:
             results = fut.result()
             queue.popleft()
             self._submitted -= 1
+            self._bytes_in_flight -= head.size
             head.pieces = []
             add, on_stored = self.txn.add, self.on_stored
             for (cid, raw_len, sealed), target in zip(results, head.targets):

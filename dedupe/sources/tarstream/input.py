@@ -29,15 +29,15 @@ class _Input:
         self.view_size = view_size
         self._pool: Any = None
         if view_size:
-            from dedupe.buffers import BufferPool, ReadInto
-            self._pool = BufferPool(view_size)
+            from dedupe.buffers import ReadInto, shared_pool
+            self._pool = shared_pool(view_size)
             self._readinto = ReadInto(stream)
 
     def _refill(self, need: int) -> None:
         """A fresh buffer holding what is left of the current one, then read until it
         holds ``need`` bytes (or the stream ends)."""
         left = self._buf[self._pos:]
-        view = memoryview(self._pool.get())
+        view = self._pool.view()
         kept = len(left)
         view[:kept] = left
         del left

@@ -1,0 +1,105 @@
+"""What bounds a backup's memory: the bytes in flight in the chunk pipeline, the read
+buffers every reader shares, packs written to a local repository while they are built
+(and bounded when the storage is slow), and the whole-stream hash that may not fall
+behind without holding the reader up."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dedupe.backup import chunking, writer
+from dedupe.backup.chunking import ChunkPipeline, cut_file, make_chunker
+from dedupe.backup.session import BackupSession
+from dedupe.backup.stream import backup_stream
+from dedupe.backup.stream_hash import StreamHasher
+from dedupe.backup.tasks import TaskQueue
+from dedupe.buffers import ReadArena, shared_pool
+from dedupe.maintenance.check import check
+from dedupe.read import write_stream
+from dedupe.repository import Repository
+from dedupe.storage.faulty import FaultyStorage, InjectedFault
+from dedupe.storage.local import LocalStorage
+from dedupe.storage.memory import MemoryStorage
+from repo_format import layout, pack
+from repo_format.config import ChunkerParams
+from repo_format.ids import object_name, stream_hash
+
+SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
+DATA = os.urandom(600_000)
+
+
+class _Txn:
+    """The little of a Transaction the pipeline uses: every chunk is new."""
+
+    def __init__(self) -> None:
+        self.repo = self
+        self.added = 0
+
+    def known(self, cid: bytes) -> bool:
+        return False
+
+    def seal_chunks(self, cids: list[bytes], datas: list[memoryview], level: int) -> list[bytes]:
+        time.sleep(0.002)  # workers slower than the calling thread: the bound is what stops it
+        return [bytes(d) for d in datas]
+
+    def add(self, cid: bytes, sealed: bytes, raw_len: int) -> None:
+        self.added += raw_len
+
+
+def test_the_pipeline_holds_at_most_its_bound_of_content_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small chunks (batched) and large ones (alone): the content handed to the workers
+    and not yet taken back never passes the bound, but for a single batch."""
+    monkeypatch.setattr(chunking, "BATCH_BYTES", 8 << 10)
+    monkeypatch.setattr(chunking, "ALONE", 8 << 10)
+    txn = _Txn()
+    pipeline = ChunkPipeline(txn, SMALL, b"k" * 32, workers=2)  # type: ignore[arg-type]
+    pipeline.max_bytes_in_flight = 64 << 10
+    seen: list[tuple[int, int]] = []
+    real_submit = pipeline._pool.submit
+
+    def submit(fn, pieces):  # type: ignore[no-untyped-def]
+        batch = sum(len(p) for p in pieces)
+        seen.append((pipeline._bytes_in_flight + batch, batch))
+        return real_submit(fn, pieces)
+
+    pipeline._pool.submit = submit  # type: ignore[method-assign]
+    for i in range(200):
+        pipeline.store_view(memoryview(DATA[i * 1000:i * 1000 + (500 if i % 3 else 40_000)]))
+    pipeline.flush()
+    pipeline.close()
+    assert txn.added == sum(500 if i % 3 else 40_000 for i in range(200))
+    assert all(total <= max(pipeline.max_bytes_in_flight, batch) for total, batch in seen)
+    assert max(total for total, _ in seen) > pipeline.max_bytes_in_flight // 2  # it did fill up
+    assert pipeline._bytes_in_flight == 0
+
+
+def test_readers_share_one_pool_of_read_buffers() -> None:
+    """The walk's arena and the blocks of a large file take the same buffers: once a
+    file's chunks are gone, its buffer is the arena's next one (no new mapping)."""
+    chunker = make_chunker(SMALL)
+    size = SMALL.max_size + 8192
+    pool = shared_pool(size)
+    assert shared_pool(size) is pool
+    pieces = list(cut_file(chunker, io.BytesIO(DATA[:20_000]), size=8192))
+    used = {id(p.obj) for p in pieces}  # the buffers the file was read into
+    del pieces
+    arena = ReadArena(size)
+    view = arena.take(100)
+    assert id(view.obj) in used
+
+
+def _backup(repo: Repository, data: bytes, pack_size: int) -> str:
+    with BackupSession(repo, kind="stream", group="g", pack_size=pack_size) as s:
+        return backup_stream(s, io.BytesIO(data)).id
+
+
+def _restore(repo: Repository, bid: str) -> bytes:
+    out = io.BytesIO()
+    write_stream(repo, repo.load_manifest(bid), out, bid)
+    return out.getvalue()
