@@ -7,33 +7,27 @@ the stream's BLAKE3, which the restore checks.
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
+from dedupe.backup.stream_hash import StreamHasher
 from dedupe.memory import heap_buffers_up_to
 from dedupe.sources.tarstream import TarReader
 from repo_format import items
-from repo_format.ids import stream_hash
 
 if TYPE_CHECKING:  # the engine, named in type hints only (sources sit below it)
     from dedupe.backup.session import BackupResult, BackupSession
 
 
 class HashingReader:
-    """A read-only stream that hashes and counts what passes through it.
-
-    The hash runs on a thread of its own, in read order (BLAKE3 releases the GIL):
-    ``readinto`` hands it a view of the caller's buffer, which the caller must not
-    overwrite before ``digest`` (the tar reader's buffers are reused only once no
-    view of them is left)."""
+    """A read-only stream that hashes (``StreamHasher``) and counts what passes
+    through it. ``readinto`` hands the hasher a view of the caller's buffer, which the
+    caller must not overwrite before ``digest`` (the tar reader's buffers are reused
+    only once no view of them is left)."""
 
     def __init__(self, f: BinaryIO) -> None:
         self.f = f
-        self.hasher = stream_hash()
+        self.hasher = StreamHasher()
         self.count = 0
-        self._hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-hash")
-        self._pending: deque[Future[None]] = deque()
         readinto = getattr(f, "readinto", None)
         if readinto is None:
             self.readinto = None  # type: ignore[assignment]  # the tar reader then uses read
@@ -51,24 +45,15 @@ class HashingReader:
 
     def _update(self, data: bytes | memoryview) -> None:
         self.count += len(data)
-        if len(data) < _HASH_INLINE:
-            self.hasher.update(data)
-            return
-        while self._pending and self._pending[0].done():
-            self._pending.popleft().result()
-        self._pending.append(self._hashing.submit(self.hasher.update, data))
+        self.hasher.update(data)
 
     def digest(self) -> bytes:
-        self.close()
         return self.hasher.digest()
 
     def close(self) -> None:
-        self._hashing.shutdown(wait=True)
-        while self._pending:
-            self._pending.popleft().result()
+        self.hasher.close()
 
 
-_HASH_INLINE = 64 << 10  # smaller reads (a pipe's) are hashed at once, after the queued ones
 VIEW_SIZE = 8 << 20  # members up to this size are read as one view and cut whole
 # Compressed and sealed chunks (up to a little over the 4 MiB largest chunk) come from
 # the heap, reused, instead of each being a fresh mapping whose pages fault in one by one.

@@ -103,3 +103,28 @@ def _restore(repo: Repository, bid: str) -> bytes:
     out = io.BytesIO()
     write_stream(repo, repo.load_manifest(bid), out, bid)
     return out.getvalue()
+
+
+def test_the_stream_hash_keeps_read_order_and_bounds_what_waits() -> None:
+    """Large pieces go to the hashing thread, small ones are hashed at once only when
+    nothing waits (else after what does); never more than max_pending bytes wait."""
+    hasher = StreamHasher(max_pending=300_000)
+    gate = threading.Event()
+    real_update = hasher._hasher.update
+    waiting: list[int] = []
+
+    def slow_update(data: object) -> None:
+        gate.wait()
+        real_update(data)
+
+    hasher._hasher = type("H", (), {"update": staticmethod(slow_update), "digest": hasher._hasher.digest})()
+    pieces = [os.urandom(n) for n in (100_000, 100, 150_000, 70_000, 5, 200_000, 10)]
+    threading.Timer(0.05, gate.set).start()
+    for p in pieces:
+        hasher.update(p)
+        waiting.append(hasher.pending_bytes)
+    expected = stream_hash()
+    for p in pieces:
+        expected.update(p)
+    assert hasher.digest() == expected.digest()
+    assert max(waiting) <= 300_000
