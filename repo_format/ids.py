@@ -23,9 +23,14 @@ def object_name(data: bytes | memoryview) -> str:
     return blake3.blake3(data).hexdigest()
 
 
+def object_hasher() -> blake3.blake3:
+    """A hasher whose ``hexdigest`` is the ``object_name`` of the bytes fed to it."""
+    return blake3.blake3()
+
+
 def object_name_of_parts(parts: Iterable[bytes | memoryview]) -> str:
     """``object_name`` of the concatenation of ``parts``."""
-    h = blake3.blake3()
+    h = object_hasher()
     for part in parts:
         h.update(part)
     return h.hexdigest()

@@ -50,12 +50,18 @@ def decode_entries(data: bytes | memoryview, what: str) -> list[PackEntry]:
 
 
 class PackBuilder:
-    """Accumulates blobs into one pack in memory."""
+    """Accumulates blobs into one pack in memory.
+
+    A writer that stores the pack while it is built takes the parts added so far with
+    ``take_parts`` (in order, the header first) and the rest with ``close``; it names
+    the pack itself (``ids.object_hasher`` over every part in order). ``finish`` and
+    ``finish_parts`` name it here, and need every part still held."""
 
     def __init__(self, cipher: crypto.BlobCipher | None = None) -> None:
         self._cipher = cipher
         self._parts: list[bytes] = [header.encode_header(header.PACK_MAGIC, VERSION)]
         self._size = header.HEADER_LEN
+        self._taken = False
         self.entries: list[PackEntry] = []
 
     @property
@@ -72,6 +78,24 @@ class PackBuilder:
         self.entries.append(entry)
         return entry
 
+    def take_parts(self) -> list[bytes]:
+        """The parts added since the last call, in order (the header first)."""
+        parts, self._parts = self._parts, []
+        self._taken = True
+        return parts
+
+    def close(self) -> tuple[list[bytes], int]:
+        """Close the pack: the parts not yet taken, with the table and the trailer last,
+        and ``table_len`` (the table blob and the trailer). ``size`` is then the pack's."""
+        table = blob.seal(encode_entries(self.entries), cipher=self._cipher, context=TABLE_CONTEXT)
+        trailer = TRAILER.pack(len(table), TRAILER_MAGIC)
+        if self._size + len(table) + len(trailer) > MAX_PACK_SIZE:
+            raise ValueError("pack larger than 4 GiB")
+        self._parts += [table, trailer]
+        self._size += len(table) + len(trailer)
+        parts, self._parts = self._parts, []
+        return parts, len(table) + TRAILER_LEN
+
     def finish(self) -> tuple[str, bytes, int]:
         """Close the pack. Returns ``(name, bytes, table_len)``; ``table_len``
         counts the table blob and the trailer."""
@@ -82,13 +106,10 @@ class PackBuilder:
         """``finish``, with the pack as the list of its parts in order (header, blobs,
         table, trailer) rather than one joined copy, for a writer that can write them
         as they are. The parts' total length is ``size`` after the call."""
-        table = blob.seal(encode_entries(self.entries), cipher=self._cipher, context=TABLE_CONTEXT)
-        trailer = TRAILER.pack(len(table), TRAILER_MAGIC)
-        if self._size + len(table) + len(trailer) > MAX_PACK_SIZE:
-            raise ValueError("pack larger than 4 GiB")
-        self._parts += [table, trailer]
-        self._size += len(table) + len(trailer)
-        return object_name_of_parts(self._parts), self._parts, len(table) + TRAILER_LEN
+        if self._taken:
+            raise ValueError("finish_parts after take_parts: the pack is no longer whole here")
+        parts, table_len = self.close()
+        return object_name_of_parts(parts), parts, table_len
 
 
 def table_len_from_trailer(trailer: bytes | memoryview, pack_size: int, what: str) -> int:

@@ -8,11 +8,13 @@ index entries, which later backups reuse and gc reclaims.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from dedupe.backup.tasks import TaskQueue
 from dedupe.repository import Repository
+from dedupe.storage import ObjectWriter, Storage
 from repo_format import index, layout, manifest, pack
+from repo_format.ids import object_hasher
 
 DEFAULT_PACK_SIZE = 16 << 20
 
@@ -24,17 +26,58 @@ class WriteStats:
     new_stored: int = 0  # stored (compressed) bytes of those chunks
 
 
+HAND_OVER = 4 << 20  # a pack's blobs go to the upload thread in pieces of about this size
+QUEUED_PACKS = 1.5  # packs' worth of bytes handed to the upload thread and not yet stored, at most
+
+
+class _PackOut:
+    """One pack on its way into the storage, on the upload thread: its parts hashed
+    (its name) and written as they come (``Storage.writer``: a local repository's pack
+    goes to disk while it is built; an object store's is held and put at the end)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._out: ObjectWriter | None = None
+        self._hash = object_hasher()
+
+    def write(self, parts: list[bytes]) -> None:
+        if self._out is None:
+            self._out = self._storage.writer(layout.DATA_DIR)
+        for part in parts:
+            self._hash.update(part)
+        self._out.write(parts)
+
+    def finish(self) -> str:
+        assert self._out is not None  # the pack's header is its first part
+        name = self._hash.hexdigest()
+        out, self._out = self._out, None
+        out.finish(layout.pack_path(name))
+        return name
+
+    def abort(self) -> None:
+        out, self._out = self._out, None
+        if out is not None:
+            out.abort()
+
+
 class Transaction:
-    """Adds chunks to packs and commits a manifest. Not thread-safe: call from one thread."""
+    """Adds chunks to packs and commits a manifest. Not thread-safe: call from one thread.
+
+    Packs are stored on one upload thread while the next ones are built: the blobs of
+    the pack being built go to it every ``HAND_OVER`` bytes, and ``add`` waits while
+    more than ``QUEUED_PACKS`` packs' worth of bytes are handed over and not yet
+    stored, so memory for packs stays bounded whatever the storage's speed."""
 
     def __init__(self, repo: Repository, pack_size: int = DEFAULT_PACK_SIZE) -> None:
         self.repo = repo
         self.pack_size = pack_size
         self._builder = repo.new_pack_builder()
+        self._out = _PackOut(repo.storage)
+        self._outs: list[_PackOut] = [self._out]  # not yet finished: aborted if the transaction is
+        self._handed = 0  # bytes of the pack being built handed to the upload thread
         self._pending: dict[bytes, tuple[int, int]] = {}  # chunk id -> (stored length, raw length)
         self._records: list[index.PackRecord] = []
-        self._upload = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-upload")
-        self._in_flight: Future[None] | None = None
+        self._upload = TaskQueue("pack-upload", int(QUEUED_PACKS * pack_size))
         self.stats = WriteStats()
 
     def known(self, cid: bytes) -> bool:
@@ -64,33 +107,38 @@ class Transaction:
         self.stats.new_stored += len(sealed)
         if self._builder.size >= self.pack_size:
             self._flush_pack()
+        elif self._builder.size - self._handed >= HAND_OVER:
+            self._upload.submit(self._builder.size - self._handed, self._out.write, self._builder.take_parts())
+            self._handed = self._builder.size
         return True
 
     def _flush_pack(self) -> None:
         if not len(self._builder):
             return
         builder, self._builder = self._builder, self.repo.new_pack_builder()
-        self._wait_upload()
-        self._in_flight = self._upload.submit(self._store_pack, builder)
+        out, self._out = self._out, _PackOut(self.repo.storage)
+        self._outs.append(self._out)
+        self._handed = 0
+        # counted whole: an object store holds the whole pack until it is put
+        self._upload.submit(builder.size, self._store_pack, builder, out)
 
-    def _store_pack(self, builder: pack.PackBuilder) -> None:
+    def _store_pack(self, builder: pack.PackBuilder, out: _PackOut) -> None:
         """On the upload thread: close the pack (table, name) and store it."""
-        name, parts, table_len = builder.finish_parts()
-        self.repo.storage.put(layout.pack_path(name), parts)  # written part by part (no joined copy)
+        parts, table_len = builder.close()
+        out.write(parts)
+        name = out.finish()
+        self._outs.remove(out)
         self._records.append(index.PackRecord(name, builder.size, table_len, builder.entries))
-
-    def _wait_upload(self) -> None:
-        if self._in_flight is not None:
-            fut, self._in_flight = self._in_flight, None
-            fut.result()
 
     def commit(self, m: manifest.Manifest) -> str:
         """Write the remaining pack, the index segment, then the manifest. Returns the backup id."""
         try:
             self._flush_pack()
-            self._wait_upload()
-        finally:
-            self._upload.shutdown(wait=True)
+            self._upload.wait()
+        except BaseException:
+            self.abort()
+            raise
+        self._upload.close()
         if self._records:
             seg = index.IndexSegment(packs=self._records)
             self.repo.write_segment(seg)
@@ -101,5 +149,9 @@ class Transaction:
         return name
 
     def abort(self) -> None:
-        """Stop without committing: written packs stay unreferenced until gc."""
-        self._upload.shutdown(wait=True, cancel_futures=True)
+        """Stop without committing: written packs stay unreferenced until gc; the one
+        being written is removed."""
+        self._upload.close(cancel=True)
+        for out in self._outs:
+            out.abort()
+        self._outs = []

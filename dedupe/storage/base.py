@@ -45,6 +45,37 @@ class ObjectExists(StorageError):
     exit_code = 24
 
 
+class ObjectWriter(Protocol):
+    """A file written part by part whose name is known only at the end (a pack, named
+    by its content): ``write`` the parts in order, then ``finish(name)`` stores them
+    under ``name`` as ``put`` would (all-or-nothing), or ``abort`` drops them."""
+
+    def write(self, parts: Sequence[bytes | memoryview]) -> None: ...
+
+    def finish(self, name: str) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class HeldWriter:
+    """``Storage.writer`` where a file cannot be written before its name is known (an
+    object store): the parts are held until ``finish`` puts them."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._parts: list[bytes | memoryview] = []
+
+    def write(self, parts: Sequence[bytes | memoryview]) -> None:
+        self._parts += parts
+
+    def finish(self, name: str) -> None:
+        parts, self._parts = self._parts, []
+        self._storage.put(name, parts)
+
+    def abort(self) -> None:
+        self._parts = []
+
+
 @runtime_checkable
 class Storage(Protocol):
     """What the repository needs from a place to keep files."""
@@ -60,6 +91,11 @@ class Storage(Protocol):
     def put(self, name: str, data: Data) -> None:
         """Store ``data`` (bytes, or parts stored as their concatenation) under ``name``
         atomically, replacing any file of that name."""
+
+    def writer(self, directory: str) -> ObjectWriter:
+        """A file to be stored under ``directory`` (its name given at the end), written
+        part by part: a local storage writes the parts as they come, instead of the
+        caller holding the whole file in memory (``HeldWriter`` where it cannot)."""
 
     def create(self, name: str, data: bytes) -> None:
         """Store ``data`` under ``name`` only if no such file exists (raises ObjectExists)."""
@@ -111,7 +147,11 @@ LOCAL_READ_THREADS = 2  # ranged reads at once where a read is a local pread
 
 class NoDirectory:
     """A storage that is no local directory: nothing to check before a repository is
-    made or opened, no directories to make, no temporary files left behind."""
+    made or opened, no directories to make, no temporary files left behind, no file
+    written before its name is known."""
+
+    def writer(self, directory: str) -> ObjectWriter:
+        return HeldWriter(self)  # type: ignore[arg-type]  # the class that mixes this in is a Storage
 
     def not_empty(self) -> str | None:
         return None

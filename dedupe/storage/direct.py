@@ -30,7 +30,8 @@ class DirectWriter:
 
     def __init__(self) -> None:
         self.enabled = hasattr(os, "O_DIRECT")
-        self._local = threading.local()  # each writing thread has its own staging buffer
+        self._stages: list[mmap.mmap] = []  # staging buffers of finished files, for the next ones
+        self._lock = threading.Lock()
 
     def write_new(self, path: Path, views: list[memoryview]) -> int | None:
         """Create ``path`` (mode 0600, which must not exist) holding ``views`` one after
@@ -39,6 +40,23 @@ class DirectWriter:
         total = sum(v.nbytes for v in views)
         if not self.enabled or total < MIN_SIZE:
             return None
+        stream = self.open_new(path)
+        if stream is None:
+            return None
+        try:
+            stream.write(views)
+            return stream.end()
+        except BaseException:
+            stream.abort()
+            path.unlink(missing_ok=True)
+            raise
+
+    def open_new(self, path: Path) -> DirectStream | None:
+        """``path`` (mode 0600, which must not exist) created for writes with O_DIRECT,
+        as a stream its data is written to piece by piece; ``None`` (and no file) when
+        the file system refuses O_DIRECT."""
+        if not self.enabled:
+            return None
         try:
             fd = os.open(path, NEW_FILE | os.O_DIRECT, 0o600)
         except OSError as e:
@@ -46,48 +64,92 @@ class DirectWriter:
                 raise
             self.enabled = False
             return None
-        try:
-            self._write(fd, views)
-        except BaseException as e:
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            if isinstance(e, OSError) and e.errno == errno.EINVAL:  # opened, but the writes were refused
-                self.enabled = False
-                return None
-            raise
-        return fd
+        return DirectStream(self, fd)
 
-    def _write(self, fd: int, views: list[memoryview]) -> None:
-        """``views`` through a page-aligned staging buffer of ``STAGE`` bytes: each full
-        buffer written with O_DIRECT, then the whole blocks of the rest, then (with
-        O_DIRECT switched off) the last partial block."""
-        stage = self._stage()
-        fill = 0
-        try:
-            for v in views:
-                pos, end = 0, v.nbytes
-                while pos < end:
-                    n = min(STAGE - fill, end - pos)
-                    stage[fill:fill + n] = v[pos:pos + n]
-                    fill += n
-                    pos += n
-                    if fill == STAGE:
-                        write_all(fd, [stage])
-                        fill = 0
-            whole = fill - fill % ALIGN
-            write_all(fd, [stage[:whole]])
-            if whole < fill:
-                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
-                write_all(fd, [stage[whole:fill]])
-        finally:
-            stage.release()
+    def _take_stage(self) -> mmap.mmap:
+        """A staging buffer (an anonymous mapping, so page-aligned), reused across files."""
+        with self._lock:
+            if self._stages:
+                return self._stages.pop()
+        return new_buffer(STAGE)
 
-    def _stage(self) -> memoryview:
-        """This thread's staging buffer (an anonymous mapping, so page-aligned), made once."""
-        buf: mmap.mmap | None = getattr(self._local, "buffer", None)
-        if buf is None:
-            buf = self._local.buffer = new_buffer(STAGE)
-        return memoryview(buf)
+    def _give_stage(self, buf: mmap.mmap) -> None:
+        with self._lock:
+            if len(self._stages) < KEPT_STAGES:
+                self._stages.append(buf)
+
+
+KEPT_STAGES = 2  # staging buffers kept for reuse (one per writing thread at once)
+
+
+class DirectStream:
+    """A new file written with O_DIRECT through a page-aligned staging buffer of
+    ``STAGE`` bytes: each full buffer written as it fills, at ``end`` the whole blocks
+    of the rest, then (with O_DIRECT switched off) the last partial block. A file
+    system that opens with O_DIRECT but refuses the writes gets the same bytes
+    buffered, from the same offset, and the writer gives up O_DIRECT for good."""
+
+    def __init__(self, writer: DirectWriter, fd: int) -> None:
+        self._writer = writer
+        self.fd = fd
+        self._buf: mmap.mmap | None = writer._take_stage()
+        self._stage = memoryview(self._buf)
+        self._fill = 0
+        self._direct = True
+
+    def write(self, views: list[memoryview]) -> None:
+        stage = self._stage
+        for v in views:
+            pos, end = 0, v.nbytes
+            while pos < end:
+                n = min(STAGE - self._fill, end - pos)
+                stage[self._fill:self._fill + n] = v[pos:pos + n]
+                self._fill += n
+                pos += n
+                if self._fill == STAGE:
+                    self._write(stage)
+                    self._fill = 0
+
+    def end(self) -> int:
+        """Write what is staged; returns the descriptor (the caller fsyncs and closes it)."""
+        whole = self._fill - self._fill % ALIGN
+        self._write(self._stage[:whole])
+        if whole < self._fill:
+            self._buffered()
+            write_all(self.fd, [self._stage[whole:self._fill]])
+        self._release()
+        return self.fd
+
+    def abort(self) -> None:
+        """Close the descriptor (the caller removes the file)."""
+        self._release()
+        os.close(self.fd)
+
+    def _write(self, view: memoryview) -> None:
+        if not self._direct:
+            write_all(self.fd, [view])
+            return
+        start = os.lseek(self.fd, 0, os.SEEK_CUR)
+        try:
+            write_all(self.fd, [view])
+        except OSError as e:
+            if e.errno != errno.EINVAL:  # opened, but the writes were refused: buffered instead
+                raise
+            self._writer.enabled = False
+            self._buffered()
+            os.lseek(self.fd, start, os.SEEK_SET)
+            write_all(self.fd, [view])
+
+    def _buffered(self) -> None:
+        if self._direct:
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+            self._direct = False
+
+    def _release(self) -> None:
+        if self._buf is not None:
+            self._stage.release()
+            self._writer._give_stage(self._buf)
+            self._buf = None
 
 
 _IOV_MAX = 1024  # os.writev takes at most this many buffers (Linux's IOV_MAX)

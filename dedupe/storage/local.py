@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from dedupe.storage.base import Data, LocalReads, ObjectExists, ObjectNotFound, StorageError
-from dedupe.storage.direct import NEW_FILE, DirectWriter, write_all
+from dedupe.storage.direct import NEW_FILE, DirectStream, DirectWriter, write_all
 
 TEMP_SUFFIX = ".tmp"
 
@@ -60,6 +60,9 @@ class LocalStorage(LocalReads):
             raise
         os.close(fd)
         return tmp
+
+    def writer(self, directory: str) -> TempFileWriter:
+        return TempFileWriter(self, directory)
 
     def put(self, name: str, data: Data) -> None:
         path = self._path(name)
@@ -186,3 +189,54 @@ class LocalStorage(LocalReads):
 
     def exists(self, name: str) -> bool:
         return self._path(name).exists()
+
+
+class TempFileWriter:
+    """``LocalStorage.writer``: the parts go to a temporary file in the directory as
+    they come (with O_DIRECT where the file system takes it); ``finish`` fsyncs it and
+    renames it into place under its name (FORMAT.md section 11.1)."""
+
+    def __init__(self, storage: LocalStorage, directory: str) -> None:
+        self._storage = storage
+        where = storage._path(directory)
+        self._tmp = where / f".new.{os.urandom(8).hex()}{TEMP_SUFFIX}"
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            self._direct: DirectStream | None = storage._direct.open_new(self._tmp)
+            self._fd = self._direct.fd if self._direct is not None else os.open(self._tmp, NEW_FILE, 0o600)
+        except OSError as e:
+            raise StorageError(f"{self._tmp}: cannot write ({e.strerror})") from None
+
+    def write(self, parts: Data) -> None:
+        try:
+            if self._direct is not None:
+                self._direct.write(_views(parts))
+            else:
+                write_all(self._fd, _views(parts))
+        except OSError as e:
+            self.abort()
+            raise StorageError(f"{self._tmp}: cannot write ({e.strerror})") from None
+
+    def finish(self, name: str) -> None:
+        path = self._storage._path(name)
+        try:
+            if self._direct is not None:
+                self._direct.end()
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as e:
+            self.abort()
+            raise StorageError(f"{path}: cannot write ({e.strerror})") from None
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            if self._direct is not None:
+                self._direct.abort()
+            else:
+                os.close(self._fd)
+            self._fd = -1
+        self._tmp.unlink(missing_ok=True)

@@ -105,6 +105,125 @@ def _restore(repo: Repository, bid: str) -> bytes:
     return out.getvalue()
 
 
+def test_a_local_repository_gets_its_packs_while_they_are_built(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blobs of the pack being built go to a temporary file in data/ in pieces,
+    before the pack is complete (the transaction does not hold them); the packs are
+    named by their content as a whole pack would be, and nothing temporary is left."""
+    monkeypatch.setattr(writer, "HAND_OVER", 16 << 10)
+    repo = Repository.create(LocalStorage(tmp_path / "repo"), SMALL)
+    data = os.urandom(400_000)
+    writes: list[int] = []
+    real_write = writer._PackOut.write
+
+    def write(self: writer._PackOut, parts: list[bytes]) -> None:
+        real_write(self, parts)
+        writes.append(len(list((tmp_path / "repo" / "data").glob(".new.*.tmp"))))
+
+    monkeypatch.setattr(writer._PackOut, "write", write)
+    bid = _backup(repo, data, pack_size=128 << 10)
+    packs = [p for p in (tmp_path / "repo" / "data").rglob("*") if p.is_file()]
+    assert len(packs) >= 3 and len(writes) >= 3 * len(packs)  # each pack in pieces ...
+    assert all(writes)  # ... into a temporary file
+    for p in packs:
+        body = p.read_bytes()
+        assert object_name(body) == p.name
+        pack.parse_pack(body, p.name)
+    assert _restore(Repository.open(repo.storage), bid) == data
+    assert check(repo, read_data=True).ok
+
+
+def test_an_object_store_gets_each_pack_whole_in_one_put() -> None:
+    storage = MemoryStorage()
+    puts: list[str] = []
+    real_put = storage.put
+
+    def put(name: str, data: object) -> None:
+        puts.append(name)
+        real_put(name, data)  # type: ignore[arg-type]
+
+    storage.put = put  # type: ignore[method-assign]
+    repo = Repository.create(storage, SMALL)
+    data = os.urandom(300_000)
+    bid = _backup(repo, data, pack_size=64 << 10)
+    assert len([n for n in puts if n.startswith(layout.DATA_DIR)]) == len(set(storage.list(layout.DATA_DIR)))
+    assert _restore(repo, bid) == data
+
+
+def test_a_slow_storage_holds_the_backup_up_instead_of_piling_packs_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While packs are being stored, at most QUEUED_PACKS packs' worth of bytes wait for
+    the upload thread."""
+    storage = MemoryStorage()
+    real_put = storage.put
+    queued: list[int] = []
+
+    def slow_put(name: str, data: object) -> None:
+        time.sleep(0.02)
+        real_put(name, data)  # type: ignore[arg-type]
+
+    storage.put = slow_put  # type: ignore[method-assign]
+    repo = Repository.create(storage, SMALL)
+    real_submit = TaskQueue.submit
+
+    def submit(self: TaskQueue, nbytes: int, fn: object, *args: object) -> None:
+        real_submit(self, nbytes, fn, *args)  # type: ignore[arg-type]
+        if self.name == "pack-upload":
+            queued.append(self.queued_bytes)
+
+    monkeypatch.setattr(TaskQueue, "submit", submit)
+    pack_size = 32 << 10
+    data = os.urandom(600_000)
+    bid = _backup(repo, data, pack_size=pack_size)
+    assert max(queued) <= writer.QUEUED_PACKS * pack_size + SMALL.max_size + 1024
+    assert max(queued) > pack_size  # the storage was slow enough for the bound to matter
+    assert _restore(repo, bid) == data
+
+
+def test_a_failed_backup_leaves_no_temporary_pack(tmp_path: Path) -> None:
+    local = LocalStorage(tmp_path / "repo")
+    repo = Repository.create(local, SMALL)
+    faulty = FaultyStorage(local, fail_at=3)
+    failing = Repository.open(faulty)
+    with pytest.raises(InjectedFault):
+        _backup(failing, os.urandom(400_000), pack_size=64 << 10)
+    assert not list(local.temp_files())
+    assert repo.manifest_names() == []
+
+
+def test_an_aborted_backup_removes_the_pack_it_was_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer, "HAND_OVER", 8 << 10)
+    monkeypatch.setattr(chunking, "MAX_BYTES_IN_FLIGHT", 32 << 10)
+    local = LocalStorage(tmp_path / "repo")
+    repo = Repository.create(local, SMALL)
+    writing: list[str] = []
+
+    class Stop(Exception):
+        pass
+
+    def data() -> object:
+        class Reader(io.RawIOBase):
+            sent = 0
+
+            def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+                writing.extend(local.temp_files())
+                if self.sent > 2 * (chunking.FILE_READ_SIZE + SMALL.max_size):  # two buffers' worth cut
+                    raise Stop
+                n = min(len(b), 1 << 20)
+                b[:n] = os.urandom(n)
+                self.sent += n
+                return n
+
+            def readable(self) -> bool:
+                return True
+        return Reader()
+
+    with pytest.raises(Stop):
+        with BackupSession(repo, kind="stream", group="g", pack_size=1 << 20) as s:
+            backup_stream(s, data())  # type: ignore[arg-type]
+    assert writing  # the pack being built was on disk
+    assert not list(local.temp_files())
+
+
 def test_the_stream_hash_keeps_read_order_and_bounds_what_waits() -> None:
     """Large pieces go to the hashing thread, small ones are hashed at once only when
     nothing waits (else after what does); never more than max_pending bytes wait."""

@@ -131,3 +131,57 @@ def test_other_write_errors_are_raised_and_leave_no_file(ext_dir: Path, monkeypa
         storage.put("data/ab/pack", os.urandom(direct.MIN_SIZE))
     assert storage._direct.enabled
     assert not [p for p in (ext_dir / "repo").rglob("*") if p.is_file()]
+
+
+def test_a_file_streamed_in_pieces_is_the_same_as_written_whole(ext_dir: Path) -> None:
+    """A pack written while it is built: pieces of any size, straddling the staging
+    buffer's end, one larger than it, and a last partial block."""
+    parts = [os.urandom(n) for n in (8, direct.STAGE - 3, 100, 2 * direct.STAGE + 5, 4096, 1)]
+    stream = direct.DirectWriter().open_new(ext_dir / "pack")
+    assert stream is not None
+    for p in parts:
+        stream.write([memoryview(p)])
+    os.close(stream.end())
+    assert (ext_dir / "pack").read_bytes() == b"".join(parts)
+
+
+def test_direct_writes_refused_midway_go_on_buffered_from_the_same_offset(ext_dir: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.writev
+    calls = []
+
+    def refuse_second(fd: int, buffers: list[memoryview]) -> int:
+        calls.append(fd)
+        if _flags(fd) & O_DIRECT and len(calls) > 1:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, buffers)
+
+    monkeypatch.setattr(os, "writev", refuse_second)
+    writer = direct.DirectWriter()
+    stream = writer.open_new(ext_dir / "pack")
+    assert stream is not None
+    parts = [os.urandom(direct.STAGE + 100), os.urandom(direct.STAGE)]
+    for p in parts:
+        stream.write([memoryview(p)])
+    os.close(stream.end())
+    assert (ext_dir / "pack").read_bytes() == b"".join(parts)
+    assert not writer.enabled
+
+
+@pytest.mark.parametrize("direct_ok", [True, False])
+def test_a_local_storage_writer_stores_the_parts_under_the_name_given_last(tmp_path: Path, direct_ok: bool) -> None:
+    storage = LocalStorage(tmp_path / "repo")
+    if not direct_ok:
+        storage._direct.enabled = False
+    parts = [os.urandom(n) for n in (12, direct.MIN_SIZE, 77)]
+    out = storage.writer("data")
+    for p in parts:
+        out.write([p])
+    assert list(storage.temp_files()) and not list(storage.list("data"))  # not there before finish
+    out.finish("data/ab/abcdef")
+    assert storage.get("data/ab/abcdef") == b"".join(parts)
+    assert not list(storage.temp_files())
+    dropped = storage.writer("data")
+    dropped.write([b"x" * 10])
+    dropped.abort()
+    assert not list(storage.temp_files()) and [n for n, _ in storage.list("data")] == ["data/ab/abcdef"]
