@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from repo_format.ids import ID_LEN
+from repo_format.pack import ENTRY
 
 if TYPE_CHECKING:
     import numpy as np
@@ -157,6 +158,10 @@ class ChunkIndex:
 
     def add_packed(self, table: bytes, pack_number: int) -> None:
         """Record every entry of a pack's packed table (44-byte entries, FORMAT.md 6.2)."""
+        if self._ids is None and not self._batches and len(table) // ENTRY.size + len(self._pending) < MERGE_AT:
+            for cid, off, length, raw in ENTRY.iter_unpack(table):  # small: the dict (numpy not needed yet)
+                self.add(cid, (pack_number, off, length, raw))
+            return
         np = load_numpy()
         rows = np.frombuffer(table, dtype=packed_entry())
         if not len(rows):

@@ -285,8 +285,7 @@ class Repository:
         superseded &= set(segments)
         self.segments = sorted(n for n in segments if n not in superseded)
         for name in self.segments:
-            for pname, size, table_len, entries in segments.pop(name)[0]:
-                self._index.add_packed(entries, self._pack_number(pname, size, table_len))
+            self.add_segment_packed(segments.pop(name)[0])
         self._index.compact()
 
     def refresh_index(self) -> None:
@@ -318,6 +317,11 @@ class Repository:
         for rec in seg.packs:
             num = self._pack_number(rec.name, rec.size, rec.table_len)
             self._index.add_many([(e.chunk_id, (num, e.offset, e.length, e.raw_len)) for e in rec.entries])
+
+    def add_segment_packed(self, packs: list[tuple[str, int, int, bytes]]) -> None:
+        """``add_segment`` from packed entries (``index.decode_packed``)."""
+        for name, size, table_len, entries in packs:
+            self._index.add_packed(entries, self._pack_number(name, size, table_len))
 
     def __contains__(self, cid: bytes) -> bool:
         return cid in self._index

@@ -29,7 +29,7 @@ MAX_PACK_SIZE: Final = 0xFFFFFFFF
 TABLE_CONTEXT: Final = b"pack-table"  # associated data of a sealed table (section 5.3)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PackEntry:
     """Where one blob sits in its pack."""
 
@@ -62,21 +62,29 @@ class PackBuilder:
         self._parts: list[bytes] = [header.encode_header(header.PACK_MAGIC, VERSION)]
         self._size = header.HEADER_LEN
         self._taken = False
-        self.entries: list[PackEntry] = []
+        self._table = bytearray()  # the entries, packed as in the table (44 bytes each, section 6.2)
 
     @property
     def size(self) -> int:
         return self._size
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._table) // ENTRY_LEN
 
-    def add(self, chunk_id: bytes, sealed_blob: bytes, raw_len: int) -> PackEntry:
-        entry = PackEntry(chunk_id, self._size, len(sealed_blob), raw_len)
+    @property
+    def packed_entries(self) -> bytes:
+        return bytes(self._table)
+
+    @property
+    def entries(self) -> list[PackEntry]:
+        return decode_entries(self._table, "pack being built")
+
+    def add(self, chunk_id: bytes, sealed_blob: bytes, raw_len: int) -> None:
+        if len(chunk_id) != ID_LEN:
+            raise ValueError(f"chunk id of {len(chunk_id)} bytes")
+        self._table += ENTRY.pack(chunk_id, self._size, len(sealed_blob), raw_len)
         self._parts.append(sealed_blob)
         self._size += len(sealed_blob)
-        self.entries.append(entry)
-        return entry
 
     def take_parts(self) -> list[bytes]:
         """The parts added since the last call, in order (the header first)."""
@@ -87,7 +95,7 @@ class PackBuilder:
     def close(self) -> tuple[list[bytes], int]:
         """Close the pack: the parts not yet taken, with the table and the trailer last,
         and ``table_len`` (the table blob and the trailer). ``size`` is then the pack's."""
-        table = blob.seal(encode_entries(self.entries), cipher=self._cipher, context=TABLE_CONTEXT)
+        table = blob.seal(bytes(self._table), cipher=self._cipher, context=TABLE_CONTEXT)
         trailer = TRAILER.pack(len(table), TRAILER_MAGIC)
         if self._size + len(table) + len(trailer) > MAX_PACK_SIZE:
             raise ValueError("pack larger than 4 GiB")

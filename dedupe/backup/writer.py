@@ -75,8 +75,8 @@ class Transaction:
         self._out = _PackOut(repo.storage)
         self._outs: list[_PackOut] = [self._out]  # not yet finished: aborted if the transaction is
         self._handed = 0  # bytes of the pack being built handed to the upload thread
-        self._pending: dict[bytes, tuple[int, int]] = {}  # chunk id -> (stored length, raw length)
-        self._records: list[index.PackRecord] = []
+        self._pending: dict[bytes, int] = {}  # chunk id -> stored length, of the chunks added
+        self._records: list[tuple[str, int, int, bytes]] = []  # packs stored: name, size, table_len, packed entries
         self._upload = TaskQueue("pack-upload", int(QUEUED_PACKS * pack_size))
         self.stats = WriteStats()
 
@@ -85,23 +85,23 @@ class Transaction:
 
     def stored_len_if_known(self, cid: bytes) -> int | None:
         got = self._pending.get(cid)
-        return got[0] if got is not None else self.repo.stored_len_if_indexed(cid)
+        return got if got is not None else self.repo.stored_len_if_indexed(cid)
 
     def stored_lens_if_known(self, cids: list[bytes]) -> list[int | None]:
         pending = self._pending
         out = self.repo.stored_lens_if_indexed(cids)
-        return [pending[c][0] if c in pending else n for c, n in zip(cids, out)]
+        return [pending[c] if c in pending else n for c, n in zip(cids, out)]
 
     def stored_len(self, cid: bytes) -> int:
         got = self._pending.get(cid)
-        return got[0] if got is not None else self.repo.locate(cid).length
+        return got if got is not None else self.repo.locate(cid).length
 
     def add(self, cid: bytes, sealed: bytes, raw_len: int) -> bool:
         """Store a sealed blob unless the chunk is known. Returns whether it was new."""
         if self.known(cid):
             return False
         self._builder.add(cid, sealed, raw_len)
-        self._pending[cid] = (len(sealed), raw_len)
+        self._pending[cid] = len(sealed)
         self.stats.new_chunks += 1
         self.stats.new_bytes += raw_len
         self.stats.new_stored += len(sealed)
@@ -128,7 +128,7 @@ class Transaction:
         out.write(parts)
         name = out.finish()
         self._outs.remove(out)
-        self._records.append(index.PackRecord(name, builder.size, table_len, builder.entries))
+        self._records.append((name, builder.size, table_len, builder.packed_entries))
 
     def commit(self, m: manifest.Manifest) -> str:
         """Write the remaining pack, the index segment, then the manifest. Returns the backup id."""
@@ -140,9 +140,8 @@ class Transaction:
             raise
         self._upload.close()
         if self._records:
-            seg = index.IndexSegment(packs=self._records)
-            self.repo.write_segment(seg)
-            self.repo.add_segment(seg)
+            self.repo.write_segment_packed(self._records, [])
+            self.repo.add_segment_packed(self._records)
         name = self.repo.write_manifest(m)
         self._records = []
         self._pending.clear()

@@ -21,14 +21,17 @@ so 8 attempts no longer outlasted a gateway restart).
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
+import io
+import itertools
 import os
 import random
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from dedupe.storage.base import Data, NoDirectory, ObjectExists, ObjectNotFound, StorageError, joined
 from repo_format import layout
@@ -126,6 +129,69 @@ def parse_location(location: str) -> S3Location:
 def _md5_b64(data: bytes | memoryview) -> tuple[bytes, str]:
     digest = hashlib.md5(data).digest()
     return digest, base64.b64encode(digest).decode()
+
+
+class _Parts:
+    """A file given as its parts (a pack's header, blobs, table and trailer): PUT as a
+    reader over them, with no joined copy of the whole pack."""
+
+    def __init__(self, parts: Iterable[bytes | memoryview]) -> None:
+        self.views = [v for v in (memoryview(p).cast("B") for p in parts) if v.nbytes]
+        self._len = sum(v.nbytes for v in self.views)
+        self._md5: str | None = None
+
+    def __len__(self) -> int:
+        return self._len
+
+    def md5_b64(self) -> str:
+        if self._md5 is None:
+            h = hashlib.md5()
+            for v in self.views:
+                h.update(v)
+            self._md5 = base64.b64encode(h.digest()).decode()
+        return self._md5
+
+    def reader(self) -> _PartsReader:
+        return _PartsReader(self)
+
+
+class _PartsReader(io.RawIOBase):
+    """``_Parts`` as a seekable binary file (botocore reads the body to sign it, seeks
+    back, then sends it block by block)."""
+
+    def __init__(self, parts: _Parts) -> None:
+        super().__init__()
+        self._views = parts.views
+        self._starts = list(itertools.accumulate((v.nbytes for v in parts.views), initial=0))
+        self._len = len(parts)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._len}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, b: Any) -> int:
+        out = memoryview(b).cast("B")
+        done = 0
+        i = bisect.bisect_right(self._starts, self._pos) - 1
+        while done < out.nbytes and i < len(self._views):
+            v, at = self._views[i], self._pos - self._starts[i]
+            n = min(v.nbytes - at, out.nbytes - done)
+            out[done:done + n] = v[at:at + n]
+            done += n
+            self._pos += n
+            i += 1
+        return done
 
 
 def _one_line(text: object) -> str:
@@ -253,15 +319,15 @@ class S3Storage(NoDirectory):
     # -- the protocol -----------------------------------------------------------------
 
     def put(self, name: str, data: Data) -> None:
-        data = joined(data)
-        if len(data) >= self.multipart_threshold:
-            self._put_multipart(name, data)
+        body = data if isinstance(data, (bytes, bytearray, memoryview)) else _Parts(data)
+        if len(body) >= self.multipart_threshold:
+            self._put_multipart(name, joined(data))
         elif name.split("/", 1)[0] in CONTENT_NAMED:
-            self._call("write", name, lambda: self._put_new(name, data))
+            self._call("write", name, lambda: self._put_new(name, body))
         else:
-            self._call("write", name, lambda: self._put_object(name, data))
+            self._call("write", name, lambda: self._put_object(name, body))
 
-    def _put_new(self, name: str, data: bytes) -> None:
+    def _put_new(self, name: str, data: bytes | _Parts) -> None:
         """A content-named object is never overwritten (If-None-Match): one already there
         under its name holds this content, or is damage that reading it shows. So a
         backup host needs no right to overwrite (which no Ceph bucket policy can deny)."""
@@ -275,10 +341,13 @@ class S3Storage(NoDirectory):
             if not exists:
                 raise
 
-    def _put_object(self, name: str, data: bytes, **extra: Any) -> dict[str, Any]:
-        _digest, md5 = _md5_b64(data)
+    def _put_object(self, name: str, data: bytes | _Parts, **extra: Any) -> dict[str, Any]:
+        if isinstance(data, _Parts):
+            md5, body = data.md5_b64(), data.reader()  # a fresh reader for each attempt
+        else:
+            md5, body = _md5_b64(data)[1], data
         # Content-MD5: the server refuses (BadDigest) a body that arrived damaged.
-        return self.client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data,  # type: ignore[no-any-return]
+        return self.client.put_object(Bucket=self.bucket, Key=self._key(name), Body=body,  # type: ignore[no-any-return]
                                       ContentMD5=md5, ContentLength=len(data), ACL=OWNER_ACL, **extra)
 
     def _put_multipart(self, name: str, data: bytes) -> None:

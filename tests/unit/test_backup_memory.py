@@ -247,3 +247,39 @@ def test_the_stream_hash_keeps_read_order_and_bounds_what_waits() -> None:
         expected.update(p)
     assert hasher.digest() == expected.digest()
     assert max(waiting) <= 300_000
+
+
+def test_an_s3_pack_goes_up_from_its_parts_without_a_joined_copy() -> None:
+    """S3Storage.put of a pack's parts: the body is a seekable reader over the parts
+    (botocore reads it to sign, seeks back, sends it), with the parts' MD5; never
+    ``b"".join`` of the whole pack."""
+    import base64
+    import hashlib
+    import random
+
+    from dedupe.storage import s3
+
+    parts = [os.urandom(n) for n in (8, 0, 70_000, 1, 300_000, 44)]
+    whole = b"".join(parts)
+    sent: list[tuple[bytes, str, int]] = []
+
+    class Client:
+        meta = type("M", (), {"events": type("E", (), {"register": staticmethod(lambda *a, **k: None)})()})()
+
+        def put_object(self, **kw: object) -> dict[str, object]:
+            body = kw["Body"]
+            assert not isinstance(body, (bytes, bytearray))
+            rnd = random.Random(1)
+            assert body.read(1000) == whole[:1000]  # type: ignore[attr-defined]
+            body.seek(0)  # type: ignore[attr-defined]
+            got = b""
+            while chunk := body.read(rnd.randint(1, 50_000)):  # type: ignore[attr-defined]
+                got += chunk
+            body.seek(-44, io.SEEK_END)  # type: ignore[attr-defined]
+            assert body.read() == parts[-1]  # type: ignore[attr-defined]
+            sent.append((got, str(kw["ContentMD5"]), int(kw["ContentLength"])))  # type: ignore[call-overload]
+            return {}
+
+    storage = s3.S3Storage(s3.parse_location("s3://b/p"), endpoint="http://127.0.0.1:1", client=Client())
+    storage.put("data/ab/" + "ab" * 32, parts)
+    assert sent == [(whole, base64.b64encode(hashlib.md5(whole).digest()).decode(), len(whole))]
