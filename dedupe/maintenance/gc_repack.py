@@ -110,7 +110,7 @@ class Repacker:
         if not len(self.builder):
             return
         name, parts, table_len = self.builder.finish_parts()
-        record = (name, self.builder.size, table_len, pack.encode_entries(self.builder.entries))
+        record = (name, self.builder.size, table_len, self.builder.packed_entries)
         self._storing = (self._storer.submit(self.repo.storage.put, layout.pack_path(name), parts), record)
         self.builder = self.repo.new_pack_builder()
 
