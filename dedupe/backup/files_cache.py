@@ -8,9 +8,14 @@ A record also keeps the file's sparse map and extended attributes (ACLs included
 an unchanged file is not even opened: ctime changes with any change of its xattrs,
 and its sparse map only changes with its content (size, mtime and ctime).
 A hit is carried over into the next cache, so every unchanged night hits.
-In memory and on disk a record is one ``bytes``: the key packed (``KEY``), then the
-msgpack of ``[refs, sparse, xattrs]``, unpacked only on a hit: a root file system and
-its snapshot are ~70k records, which as Python lists took ~60 MB, as bytes ~15 MB.
+In memory and on disk a record is one ``bytes``: the key packed (``KEY``) with the
+entry's mode, owner ids and names (``HEAD``, then the names), the msgpack of
+``[refs, sparse, xattrs]`` (its length first), unpacked only on a hit, then the encoded
+item the backup stored for the file (``items.encode_item``; may be empty): a root file
+system and its snapshot are ~70k records, which as Python lists took ~60 MB, as bytes
+~15 MB. ``lookup_item`` gives an unchanged file's item as those bytes when everything
+it holds is as before (the key, mode, ids and names: ctime covers the xattrs), so an
+unchanged night neither builds nor encodes its items.
 The cache is local (``$XDG_CACHE_HOME/dedupe/<repo id>/files-<group hash>``), one
 file per repository and group, rewritten after each successful backup. A missing,
 damaged or foreign cache is simply empty: it can only save work, never change
@@ -34,6 +39,7 @@ the next backup still hits) and deleted when the sealed one is written.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import struct
@@ -44,8 +50,9 @@ from typing import Any, Callable, NamedTuple
 import msgpack
 
 from dedupe.repository import Repository
+from repo_format import items
 
-VERSION = 3  # 3: records are packed bytes with the xattrs; older caches are read as empty
+VERSION = 4  # 4: records carry the entry's head and encoded item; older caches are read as empty
 SEALED_MAGIC = b"DDFC\x01"  # a sealed cache file: magic, 12-byte nonce, AES-256-GCM of the msgpack
 CACHE_INFO = b"dedupe 2026-12 files cache v1"  # HKDF label: these keys serve nothing else
 NONCE_LEN = 12
@@ -64,6 +71,25 @@ Key = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
 Refs = list[tuple[bytes, int]]
 Sparse = list[list[int]] | None  # data segments [offset, length], None when dense
 KEY = struct.Struct("<QQqq")  # a record's first bytes: inode, size, mtime_ns, ctime_ns
+HEAD = struct.Struct("<QQqqIIIH")  # KEY, then mode, uid, gid, length of the names
+META_LEN = struct.Struct("<I")  # after the names: length of the msgpack [refs, sparse, xattrs]
+Facts = tuple[int, int, int, str, str]  # mode, uid, gid, user name, group name
+
+
+@functools.lru_cache(maxsize=256)
+def _names(uname: str, gname: str) -> bytes:
+    return f"{uname}\0{gname}".encode("utf-8", "surrogateescape")
+
+
+def head(key: Key, facts: Facts) -> bytes:
+    """A record's first bytes for an entry (struct.error when a value is out of range)."""
+    names = _names(facts[3], facts[4])
+    return HEAD.pack(*key, facts[0], facts[1], facts[2], len(names)) + names
+
+
+def _meta_at(blob: bytes) -> int:
+    """Where the length of a record's msgpack starts."""
+    return HEAD.size + int.from_bytes(blob[HEAD.size - 2:HEAD.size], "little")
 
 
 class Hit(NamedTuple):
@@ -97,10 +123,10 @@ class FilesCache:
         self.path = folder / f"files-{digest}"
         self.repo = repo
         self.old: dict[str, bytes] = {}
-        # records for the next cache: carried as they were, or (key packed, refs, sparse,
-        # xattrs) packed at save(): the refs of a file just read are filled in as the
+        # records for the next cache: carried as they were, or (head packed, refs, sparse,
+        # xattrs, item) packed at save(): the refs of a file just read are filled in as the
         # pipeline stores its chunks
-        self.new: dict[str, bytes | tuple[bytes, Refs, Sparse, dict[str, bytes]]] = {}
+        self.new: dict[str, bytes | tuple[bytes, Refs, Sparse, dict[str, bytes], dict[str, Any] | None]] = {}
         self.started_ns = time.time_ns()
         self.hits = 0
         self.misses = 0
@@ -164,8 +190,10 @@ class FilesCache:
             self.misses += 1
             return None
         try:
-            refs, sparse, xattrs = msgpack.unpackb(memoryview(blob)[KEY.size:], raw=False)
-        except (ValueError, TypeError, msgpack.UnpackException):
+            at = _meta_at(blob)
+            end = at + META_LEN.size + META_LEN.unpack_from(blob, at)[0]
+            refs, sparse, xattrs = msgpack.unpackb(memoryview(blob)[at + META_LEN.size:end], raw=False)
+        except (ValueError, TypeError, IndexError, struct.error, msgpack.UnpackException):
             self.misses += 1
             return None
         if check:
@@ -178,15 +206,52 @@ class FilesCache:
         self.new[path] = blob
         return Hit(refs, sparse, xattrs)
 
+    def lookup_item(self, path: str, expect: bytes) -> tuple[Refs, bytes] | None:
+        """An unchanged file's chunk refs and its encoded item as the previous backup
+        stored it, when its record starts with ``expect`` (``head``) and holds the item;
+        else None, nothing counted (the caller goes on with ``lookup``). On a hit the
+        caller checks the refs (``BackupSession.reuse_refs``), then calls ``took``."""
+        blob = self.old.get(path)
+        if blob is None or not blob.startswith(expect):
+            return None
+        try:
+            at = len(expect)
+            end = at + META_LEN.size + META_LEN.unpack_from(blob, at)[0]
+            if end >= len(blob):
+                return None  # no item kept
+            refs = msgpack.unpackb(memoryview(blob)[at + META_LEN.size:end], raw=False)[0]
+        except (ValueError, TypeError, IndexError, struct.error, msgpack.UnpackException):
+            return None
+        return refs, blob[end:]
+
+    def lost(self, path: str, key: Key) -> Hit:
+        """The record of a file ``lookup_item`` gave whose chunks are gone from the
+        repository (gc): its sparse map and xattrs, to read it again; a miss."""
+        hit = self.lookup(path, key, False)
+        assert hit is not None, "lookup_item found it"
+        self.hits -= 1
+        self.misses += 1
+        del self.new[path]
+        return hit
+
+    def took(self, path: str) -> None:
+        """The item of ``lookup_item`` was stored: keep its record for the next cache."""
+        self.hits += 1
+        self.new[path] = self.old[path]
+
     def remember(self, path: str, key: Key, refs: Refs, sparse: Sparse = None,
-                 xattrs: dict[str, bytes] | None = None) -> None:
+                 xattrs: dict[str, bytes] | None = None, facts: Facts = (0, 0, 0, "", ""),
+                 item: dict[str, Any] | None = None) -> None:
+        """Keep a file just read for the next backup: ``facts`` (mode, ids, names) and
+        ``item`` (encoded when packed: its refs are filled in as the chunks are stored)
+        let the next backup take the item over (``lookup_item``)."""
         if self.started_ns - key[2] < RECENT_NS:
             return
         try:
-            packed = KEY.pack(*key)
+            packed = head(key, facts)
         except struct.error:
-            return  # a time or size out of range: not cached
-        self.new[path] = (packed, refs, sparse, xattrs or {})
+            return  # a time, size or id out of range: not cached
+        self.new[path] = (packed, refs, sparse, xattrs or {}, item)
         self._remembered = True
         self._unpacked.append(path)
 
@@ -201,7 +266,7 @@ class FilesCache:
             for path in paths:
                 r = new.get(path)
                 if isinstance(r, tuple):
-                    new[path] = r[0] + msgpack.packb(list(r[1:]), use_bin_type=True)
+                    new[path] = _pack_record(r)
         return pack
 
     def carry(self, prefix: str) -> int:
@@ -220,7 +285,7 @@ class FilesCache:
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
                 os.chmod(d, 0o700)
             # paths that are not UTF-8 (carried with surrogateescape) go as their raw bytes
-            files = {path: r if isinstance(r, bytes) else r[0] + msgpack.packb(list(r[1:]), use_bin_type=True)
+            files = {path: r if isinstance(r, bytes) else _pack_record(r)
                      for path, r in self.new.items()} if self._remembered else self.new
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
                 f.write(self._sealed(msgpack.packb({"v": VERSION, "files": files, "backup": backup_id},
@@ -234,3 +299,11 @@ class FilesCache:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             return f"files cache {self.path} not written ({e.strerror or e}): the next backup reads every file"
+
+
+def _pack_record(r: tuple[bytes, Refs, Sparse, dict[str, bytes], dict[str, Any] | None]) -> bytes:
+    """A remembered record as bytes: head, then the msgpack's length and the msgpack,
+    then the encoded item (once its refs are complete)."""
+    meta = msgpack.packb([r[1], r[2], r[3]], use_bin_type=True)
+    item = items.encode_item(r[4]) if r[4] is not None else b""
+    return b"".join((r[0], META_LEN.pack(len(meta)), meta, item))

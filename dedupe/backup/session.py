@@ -34,6 +34,14 @@ class _Mark(dict):  # type: ignore[type-arg]
         self.action = action
 
 
+class _Encoded(dict):  # type: ignore[type-arg]
+    """An item already encoded (``add_encoded_item``), queued like any item."""
+
+    def __init__(self, encoded: bytes) -> None:
+        super().__init__()
+        self.encoded = encoded
+
+
 @dataclass
 class BackupResult:
     id: str
@@ -116,6 +124,10 @@ class BackupSession:
     def add_item(self, item: dict[str, Any]) -> None:
         self.pipeline.add_item(item)
 
+    def add_encoded_item(self, encoded: bytes) -> None:
+        """An item as ``items.encode_item`` gives it (an unchanged file's, kept by the files cache)."""
+        self.pipeline.add_item(_Encoded(encoded))
+
     def _counted(self, blocks: Iterable[bytes | memoryview]) -> Iterable[bytes | memoryview]:
         for b in blocks:
             self.bytes_read += len(b)
@@ -182,10 +194,11 @@ class BackupSession:
         self.pipeline.add_item(_Mark(take))
 
     def _write_item(self, item: dict[str, Any]) -> None:
-        if isinstance(item, _Mark):
-            item.action()
+        kind = type(item)
+        if kind is _Mark:
+            item.action()  # type: ignore[attr-defined]
             return
-        encoded = items.encode_item(item)
+        encoded = item.encoded if kind is _Encoded else items.encode_item(item)  # type: ignore[attr-defined]
         self._item_buf += encoded
         self.item_count += 1
         if items.cut_after(encoded, len(self._item_buf), self.repo.config.item_chunker, self.repo.id_key):

@@ -75,3 +75,52 @@ def test_lazy_and_eager_walks_store_identical_items(mem_repo: Repository, tmp_pa
         eager = backup_dir(s, root)  # no cache: every file opened by the walk
     lazy, _ = _night(mem_repo, root, tmp_path / "cache")
     assert [e.to_item() for e, _ in iter_entries(mem_repo, eager.manifest)] == lazy
+
+
+def test_unchanged_night_items_are_byte_identical_to_an_eager_walk(mem_repo: Repository, tmp_path: Path) -> None:
+    """The items an unchanged night takes over as bytes (``lookup_item``) are the
+    items a walk that opens every file encodes: the same item chunks."""
+    root = tmp_path / "t"
+    _tree(root)
+    _night(mem_repo, root, tmp_path / "cache")
+    cache = FilesCache(mem_repo, "g", root=tmp_path / "cache")
+    with api.session(mem_repo, "dir", "g") as s:
+        fast = backup_dir(s, root, files_cache=cache)
+    assert cache.hits == 22 and cache.misses == 0
+    with api.session(mem_repo, "dir", "e") as s:
+        eager = backup_dir(s, root)
+    assert fast.manifest.items == eager.manifest.items
+    assert fast.manifest.item_count == eager.manifest.item_count
+
+
+def test_files_whose_chunks_are_gone_are_read_again(mem_repo: Repository, tmp_path: Path) -> None:
+    """Unchanged files wait for one index search; those whose chunks the repository no
+    longer has (gc) are read again, in their place, with the same result."""
+    root = tmp_path / "t"
+    _tree(root)
+    _night(mem_repo, root, tmp_path / "cache")
+    other = Repository.create(mem_repo.storage.__class__(), id_key=mem_repo.id_key)  # the same chunk ids
+    other.config = mem_repo.config  # and the same repository id: the cache applies
+    with api.session(other, "dir", "part") as s:  # some chunks there, most not
+        backup_dir(s, root / "d")
+    cache = FilesCache(other, "g", root=tmp_path / "cache")
+    with api.session(other, "dir", "g") as s:
+        result = backup_dir(s, root, files_cache=cache)
+    assert cache.hits == 20 and cache.misses == 2 and result.manifest.stats["new_chunks"] > 0
+    with api.session(other, "dir", "e") as s:
+        eager = backup_dir(s, root)
+    assert result.manifest.items == eager.manifest.items
+    assert eager.manifest.stats["new_chunks"] == 0  # everything was stored again
+
+
+def test_a_changed_owner_name_is_not_taken_over(mem_repo: Repository, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored item holds the owner's name: a host whose user database changed
+    (same ids, ctime unchanged) stores the new name."""
+    root = tmp_path / "t"
+    _tree(root)
+    _night(mem_repo, root, tmp_path / "cache")
+    monkeypatch.setattr(directory, "_user_name", lambda uid: "someone-else")
+    again, cache = _night(mem_repo, root, tmp_path / "cache")
+    assert cache.hits == 22  # still not read
+    assert {e["un"] for e in again if e["t"] == "f"} == {"someone-else"}
