@@ -60,7 +60,7 @@ class DirectorySourceError(DedupeError):
     exit_code = 50
 
 
-@dataclass
+@dataclass(slots=True)
 class WalkedEntry:
     """One walked entry plus what the engine's files cache keys on.
 
@@ -385,14 +385,16 @@ class _Walker:
             d.fd = -1
             return []
         try:
-            with os.scandir(d.fileno()) as it:
-                names = [e.name for e in it]
+            names = os.listdir(d.fileno())
         except OSError as e:
             self.warn(f"{self._display(d.path)}: cannot list directory ({e.strerror}); its content is skipped")
             return []
         if self.exclude_caches and CACHEDIR_TAG in names and is_cache_dir(d.fileno()):
             return []  # a cache directory: kept, empty
-        names.sort(key=os.fsencode)
+        if all(map(str.isascii, names)):
+            names.sort()  # the same order as their bytes'
+        else:  # UTF-8's byte order is the code points', but not for surrogate-escaped bytes
+            names.sort(key=os.fsencode)
         return names
 
     def _display(self, path: str) -> str:
@@ -408,14 +410,19 @@ class _Walker:
         except OSError as e:
             self._skip(self._display(path), e)
             return None, None
-        fmt = stat.S_IFMT(st.st_mode)
+        mode = st.st_mode
+        fmt = stat.S_IFMT(mode)
         if fmt == stat.S_IFREG and self.lazy_files and st.st_nlink == 1:
             # not opened: the files cache decides whether it must be (WalkedEntry.load);
-            # its display path is only made for a warning (``_root``)
-            walked = _entry(st, path, "", parent, -1, "", None, {}, self.warn, name, self.names)
-            walked.loaded = False
-            walked._root = self.top.path
-            return walked, None
+            # its display path is only made for a warning (``_root``). The hot path of an
+            # unchanged night: built here directly (what ``_entry`` gives such a file)
+            uid, gid = st.st_uid, st.st_gid
+            names = self.names
+            return WalkedEntry(Entry(path, FILE, mode & 0o7777, uid, gid, _user_name(uid) if names else "",
+                                     _group_name(gid) if names else "", st.st_mtime_ns, st.st_atime_ns,
+                                     st.st_ctime_ns, st.st_size, "", None, {}),
+                               st.st_dev, st.st_ino, st.st_ctime_ns, False, False, None, parent, name, -1, "",
+                               self.top.path, self.warn), None
         display = self._display(path)
         fd = -1
         child: _Dir | None = None

@@ -292,6 +292,20 @@ def test_order_is_sorted_depth_first_and_deterministic(full_tree: Path) -> None:
     assert [stable(e) for e in first] == [stable(e) for e in second]
 
 
+@pytest.mark.parametrize("names", [
+    [b"b", b"a", b"Z", b"~", b"_", b"0"],  # all ASCII: sorted as text
+    [b"b", b"\xc3\xa9", b"\xff", b"\xe2\x9c\x93", b"a", b"\xc3"],  # UTF-8, not UTF-8, ASCII mixed
+])
+def test_siblings_are_in_the_order_of_their_name_bytes(tmp_path: Path, names: list[bytes]) -> None:
+    root = tmp_path / "t"
+    root.mkdir()
+    for n in names:
+        with open(os.path.join(os.fsencode(root), n), "wb"):
+            pass
+    got = [os.fsencode(w.entry.path) for w in walk_tree(root, lazy_files=True)][1:]
+    assert got == sorted(names)
+
+
 def test_files_cache_fields(full_tree: Path) -> None:
     for w, _ in walk_all(full_tree):
         if w.entry.path == "big":
