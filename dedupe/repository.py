@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple, TypeVar
 
-from dedupe.chunk_index import ChunkIndex
+from dedupe.chunk_index import ChunkIndex, load_numpy
 from dedupe.errors import DedupeError
 from dedupe.storage import ObjectNotFound, Storage
 from repo_format import blob, config, crypto, index, keys, layout, manifest, pack
@@ -190,7 +191,16 @@ class Repository:
                                 f"someone who can write the storage? refusing to write unencrypted data")
         key = None
         if cfg.encrypted:
-            key = cls.unlock(storage, cfg, passphrase)
+            importer = None
+            if load_index:  # numpy (for the index) is imported while the key derivation runs: it releases the GIL
+                importer = threading.Thread(target=load_numpy, name="import-numpy", daemon=True)
+                importer.start()
+            try:
+                key = cls.unlock(storage, cfg, passphrase)
+            except BaseException:
+                if importer is not None:
+                    importer.join()  # no exit in the middle of an import
+                raise
             try:  # before anything is read or written with it (FORMAT.md section 4.4)
                 config.authenticate(raw, key.enc_key, key.config_mac, where)
             except FormatError as e:
