@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,15 +34,18 @@ RESTIC = "/opt/restic-0.18/usr/bin/restic"
 PASSPHRASE = "benchmark passphrase"
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS bytes and CPU seconds (user + system) of one run."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
         start = time.monotonic()
         p = subprocess.run(["/usr/bin/time", "-v", "-o", t.name, *cmd], capture_output=True, text=True, env=env)
         wall = time.monotonic() - start
         if p.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr[-2000:]}")
-        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t.read()).group(1)) * 1024  # type: ignore[union-attr]
-    return wall, rss
+        text = t.read()
+        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) * 1024  # type: ignore[union-attr]
+        cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
+    return wall, rss, cpu
 
 
 def main() -> int:
@@ -74,13 +78,25 @@ def main() -> int:
     for rnd in range(args.rounds):
         for name in names[rnd % len(names):] + names[:rnd % len(names)]:
             load = float(Path("/proc/loadavg").read_text().split()[0])
-            wall, rss = run(*tools[name])
-            runs.append({"tool": name, "round": rnd, "wall": wall, "rss": rss, "load": load})
-            print(f"round {rnd} {name:11} {wall:6.2f} s {rss / 2**20:5.0f} MiB load {load:.1f}", flush=True)
+            wall, rss, cpu = run(*tools[name])
+            runs.append({"tool": name, "round": rnd, "wall": wall, "rss": rss, "cpu": cpu, "load": load})
+            print(f"round {rnd} {name:11} {wall:6.2f} s  cpu {cpu:5.2f} s  {rss / 2**20:5.0f} MiB  load {load:.1f}",
+                  flush=True)
     (args.work / "results.json").write_text(json.dumps({"command": " ".join(sys.argv), "runs": runs}, indent=2))
+    def of(name: str, what: str) -> list[float]:
+        return [float(r[what]) for r in runs if r["tool"] == name]  # type: ignore[arg-type]
+
+    print("| tool | median wall s | per round | median CPU s | peak RSS MiB |")
+    print("|---|---:|---|---:|---:|")
     for name in names:
-        walls = sorted(float(r["wall"]) for r in runs if r["tool"] == name)  # type: ignore[arg-type]
-        print(f"{name:11} median {walls[len(walls) // 2]:.2f} s  runs {', '.join(f'{w:.2f}' for w in walls)}")
+        walls = of(name, "wall")
+        print(f"| {name} | {statistics.median(walls):.2f} | {', '.join(f'{w:.2f}' for w in walls)} | "
+              f"{statistics.median(of(name, 'cpu')):.2f} | {max(of(name, 'rss')) / 2**20:.0f} |")
+    for other in names[1:]:  # each round's own ratio: dedupe's time over the other's
+        ratios = [a / b for a, b in zip(of("dedupe", "wall"), of(other, "wall"))]
+        print(f"dedupe / {other}: median of the rounds' ratios {statistics.median(ratios):.2f} "
+              f"(per round {', '.join(f'{r:.2f}' for r in ratios)}); CPU "
+              f"{statistics.median(of('dedupe', 'cpu')) / statistics.median(of(other, 'cpu')):.2f}")
     return 0
 
 

@@ -9,13 +9,13 @@ an unchanged file is not even opened: ctime changes with any change of its xattr
 and its sparse map only changes with its content (size, mtime and ctime).
 A hit is carried over into the next cache, so every unchanged night hits.
 In memory and on disk a record is one ``bytes``: the key packed (``KEY``) with the
-entry's mode, owner ids and names (``HEAD``, then the names), the msgpack of
-``[refs, sparse, xattrs]`` (its length first), unpacked only on a hit, then the encoded
-item the backup stored for the file (``items.encode_item``; may be empty): a root file
-system and its snapshot are ~70k records, which as Python lists took ~60 MB, as bytes
-~15 MB. ``lookup_item`` gives an unchanged file's item as those bytes when everything
-it holds is as before (the key, mode, ids and names: ctime covers the xattrs), so an
-unchanged night neither builds nor encodes its items.
+entry's mode, owner ids and names (``HEAD``, then the names), then the item the backup
+stored for the file, encoded (``items.encode_item``: its chunk refs, sparse map and
+xattrs are read from it on a hit): a root file system and its snapshot are ~70k records,
+which as Python lists took ~60 MB, as bytes ~20 MB. ``lookup_item`` gives an unchanged
+file's item as those bytes when everything it holds is as before (the key, mode, ids
+and names; ctime covers the xattrs), so an unchanged night neither builds nor encodes
+its items.
 The cache is local (``$XDG_CACHE_HOME/dedupe/<repo id>/files-<group hash>``), one
 file per repository and group, rewritten after each successful backup. A missing,
 damaged or foreign cache is simply empty: it can only save work, never change
@@ -71,8 +71,7 @@ Key = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
 Refs = list[tuple[bytes, int]]
 Sparse = list[list[int]] | None  # data segments [offset, length], None when dense
 KEY = struct.Struct("<QQqq")  # a record's first bytes: inode, size, mtime_ns, ctime_ns
-HEAD = struct.Struct("<QQqqIIIH")  # KEY, then mode, uid, gid, length of the names
-META_LEN = struct.Struct("<I")  # after the names: length of the msgpack [refs, sparse, xattrs]
+HEAD = struct.Struct("<QQqqIIIH")  # KEY, then mode, uid, gid, length of the names (then the names, the item)
 Facts = tuple[int, int, int, str, str]  # mode, uid, gid, user name, group name
 
 
@@ -87,8 +86,8 @@ def head(key: Key, facts: Facts) -> bytes:
     return HEAD.pack(*key, facts[0], facts[1], facts[2], len(names)) + names
 
 
-def _meta_at(blob: bytes) -> int:
-    """Where the length of a record's msgpack starts."""
+def _item_at(blob: bytes) -> int:
+    """Where a record's encoded item starts."""
     return HEAD.size + int.from_bytes(blob[HEAD.size - 2:HEAD.size], "little")
 
 
@@ -123,10 +122,9 @@ class FilesCache:
         self.path = folder / f"files-{digest}"
         self.repo = repo
         self.old: dict[str, bytes] = {}
-        # records for the next cache: carried as they were, or (head packed, refs, sparse,
-        # xattrs, item) packed at save(): the refs of a file just read are filled in as the
-        # pipeline stores its chunks
-        self.new: dict[str, bytes | tuple[bytes, Refs, Sparse, dict[str, bytes], dict[str, Any] | None]] = {}
+        # records for the next cache: carried as they were, or (head packed, item) packed
+        # later: the refs of a file just read are filled in as the pipeline stores its chunks
+        self.new: dict[str, bytes | tuple[bytes, dict[str, Any]]] = {}
         self.started_ns = time.time_ns()
         self.hits = 0
         self.misses = 0
@@ -190,10 +188,9 @@ class FilesCache:
             self.misses += 1
             return None
         try:
-            at = _meta_at(blob)
-            end = at + META_LEN.size + META_LEN.unpack_from(blob, at)[0]
-            refs, sparse, xattrs = msgpack.unpackb(memoryview(blob)[at + META_LEN.size:end], raw=False)
-        except (ValueError, TypeError, IndexError, struct.error, msgpack.UnpackException):
+            entry = msgpack.unpackb(memoryview(blob)[_item_at(blob):], raw=False)["e"]
+            refs, sparse, xattrs = entry.get("c", []), entry.get("sp"), entry.get("x", {})
+        except (ValueError, TypeError, KeyError, msgpack.UnpackException):
             self.misses += 1
             return None
         if check:
@@ -208,21 +205,17 @@ class FilesCache:
 
     def lookup_item(self, path: str, expect: bytes) -> tuple[Refs, bytes] | None:
         """An unchanged file's chunk refs and its encoded item as the previous backup
-        stored it, when its record starts with ``expect`` (``head``) and holds the item;
-        else None, nothing counted (the caller goes on with ``lookup``). On a hit the
-        caller checks the refs (``BackupSession.reuse_refs``), then calls ``took``."""
+        stored it, when its record starts with ``expect`` (``head``); else None, nothing
+        counted (the caller goes on with ``lookup``). On a hit the caller checks the refs
+        (``BackupSession.reuse_refs``), then calls ``took`` (or ``lost``)."""
         blob = self.old.get(path)
         if blob is None or not blob.startswith(expect):
             return None
         try:
-            at = len(expect)
-            end = at + META_LEN.size + META_LEN.unpack_from(blob, at)[0]
-            if end >= len(blob):
-                return None  # no item kept
-            refs = msgpack.unpackb(memoryview(blob)[at + META_LEN.size:end], raw=False)[0]
-        except (ValueError, TypeError, IndexError, struct.error, msgpack.UnpackException):
+            encoded = blob[len(expect):]
+            return msgpack.unpackb(encoded, raw=False)["e"].get("c", []), encoded
+        except (ValueError, TypeError, KeyError, AttributeError, msgpack.UnpackException):
             return None
-        return refs, blob[end:]
 
     def lost(self, path: str, key: Key) -> Hit:
         """The record of a file ``lookup_item`` gave whose chunks are gone from the
@@ -239,19 +232,17 @@ class FilesCache:
         self.hits += 1
         self.new[path] = self.old[path]
 
-    def remember(self, path: str, key: Key, refs: Refs, sparse: Sparse = None,
-                 xattrs: dict[str, bytes] | None = None, facts: Facts = (0, 0, 0, "", ""),
-                 item: dict[str, Any] | None = None) -> None:
+    def remember(self, path: str, key: Key, facts: Facts, item: dict[str, Any]) -> None:
         """Keep a file just read for the next backup: ``facts`` (mode, ids, names) and
-        ``item`` (encoded when packed: its refs are filled in as the chunks are stored)
-        let the next backup take the item over (``lookup_item``)."""
+        its ``item`` (encoded when packed: its refs are filled in as the chunks are
+        stored), which the next backup takes over if they are the same (``lookup_item``)."""
         if self.started_ns - key[2] < RECENT_NS:
             return
         try:
             packed = head(key, facts)
         except struct.error:
             return  # a time, size or id out of range: not cached
-        self.new[path] = (packed, refs, sparse, xattrs or {}, item)
+        self.new[path] = (packed, item)
         self._remembered = True
         self._unpacked.append(path)
 
@@ -301,9 +292,6 @@ class FilesCache:
             return f"files cache {self.path} not written ({e.strerror or e}): the next backup reads every file"
 
 
-def _pack_record(r: tuple[bytes, Refs, Sparse, dict[str, bytes], dict[str, Any] | None]) -> bytes:
-    """A remembered record as bytes: head, then the msgpack's length and the msgpack,
-    then the encoded item (once its refs are complete)."""
-    meta = msgpack.packb([r[1], r[2], r[3]], use_bin_type=True)
-    item = items.encode_item(r[4]) if r[4] is not None else b""
-    return b"".join((r[0], META_LEN.pack(len(meta)), meta, item))
+def _pack_record(r: tuple[bytes, dict[str, Any]]) -> bytes:
+    """A remembered record as bytes (once its item's refs are complete)."""
+    return r[0] + items.encode_item(r[1])

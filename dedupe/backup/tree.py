@@ -183,9 +183,8 @@ class _Pending:
         items.set_entry_chunks(item, refs)
         full = items.entry_item(item)
         if cache is not None and entry.size == listed_size:
-            cache.remember(entry.path, (walked.ino, entry.size, entry.mtime_ns, walked.ctime_ns), refs,
-                           [list(s) for s in entry.sparse] if entry.sparse is not None else None,
-                           entry.xattrs, (entry.mode, entry.uid, entry.gid, entry.uname, entry.gname), full)
+            cache.remember(entry.path, (walked.ino, entry.size, entry.mtime_ns, walked.ctime_ns),
+                           (entry.mode, entry.uid, entry.gid, entry.uname, entry.gname), full)
             self.remembered += 1
             if self.remembered % PACK_CACHE_EVERY == 0:
                 session.after_items(cache.pack_later())
