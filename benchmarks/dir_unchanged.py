@@ -38,7 +38,10 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, float]:
     """Wall seconds, peak RSS bytes and CPU seconds (user + system) of one run."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
         start = time.monotonic()
-        p = subprocess.run(["/usr/bin/time", "-v", "-o", t.name, *cmd], capture_output=True, text=True, env=env)
+        # not from this checkout: ``python -m`` puts the working directory first on sys.path,
+        # which would run this tree's dedupe as the "old" one too
+        p = subprocess.run(["/usr/bin/time", "-v", "-o", t.name, *cmd], capture_output=True, text=True, env=env,
+                           cwd="/")
         wall = time.monotonic() - start
         if p.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr[-2000:]}")
@@ -66,7 +69,7 @@ def main() -> int:
         if src is not None:
             env["PYTHONPATH"] = str(src)
         cli = [PYTHON, "-m", "dedupe"]
-        subprocess.run([*cli, "init"], env=env, check=True, capture_output=True)
+        subprocess.run([*cli, "init"], env=env, check=True, capture_output=True, cwd="/")
         tools[name] = ([*cli, "backup", "dir", "tree", str(args.tree)], env)
     env = {**base, "RESTIC_REPOSITORY": str(args.work / "restic"), "XDG_CACHE_HOME": str(args.work / "restic-cache")}
     subprocess.run([RESTIC, "init"], env=env, check=True, capture_output=True)

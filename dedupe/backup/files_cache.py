@@ -260,6 +260,11 @@ class FilesCache:
                     new[path] = _pack_record(r)
         return pack
 
+    def walk_done(self) -> None:
+        """Nothing more is looked up: the previous records are dropped (those taken over
+        live on in the next cache), so that the commit and ``save`` do not hold both."""
+        self.old = {}
+
     def carry(self, prefix: str) -> int:
         """Keep the records of every path under ``prefix`` for the next backup (a subtree
         reused without walking it); returns how many."""

@@ -38,6 +38,8 @@ def backup_dir(session: BackupSession, root: Path, *, files_cache: FilesCache | 
     walk = walk_tree(root, one_file_system=one_file_system, on_warning=warnings.append,
                      exclude=path_filter(excludes), exclude_caches=exclude_caches, lazy_files=files_cache is not None)
     total = backup_walk(session, walk, files_cache)
+    if files_cache is not None:
+        files_cache.walk_done()
     meta: dict[str, object] = {"root": str(root)}
     if excludes:
         meta["excludes"] = list(excludes)

@@ -250,6 +250,7 @@ def back_up(repo: Repository, plan: DirectPlan, group: str, run: str, meta: dict
                     continue
                 total += _snapshot_part(session, part, plan.identities[snap], previous.get(snap), cache,
                                         warnings, records, reused)
+        cache.walk_done()
         plan.check()
         meta["snapshot_items"] = records  # completed by the marks as the items are written
         meta["snapshots_reused"] = reused
