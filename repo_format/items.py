@@ -46,6 +46,9 @@ def encode_item(item: dict[str, Any]) -> bytes:
     return msgpack_codec.pack(item)
 
 
+pack = msgpack_codec.pack
+
+
 def decode_items(chunks: Iterable[bytes], what: str) -> Iterator[dict[str, Any]]:
     """Decode items from the item stream's chunks, in order."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=MAX_ITEM_BYTES)
@@ -196,6 +199,26 @@ def entry_fields(item: dict[str, Any]) -> dict[str, Any]:
         sparse=[(s[0], s[1]) for s in sparse] if sparse is not None else None,
         chunks=[(c[0], c[1]) for c in item.get("c", [])],
     )
+
+
+def entry_item_without_path(encoded: bytes, path: str) -> bytes | None:
+    """An encoded ``entry_item`` with its path left out (for a local cache keyed by the
+    path; ``entry_item_with_path`` puts it back, byte for byte), or None when it is not
+    shaped as ``entry_map`` makes it (the path first in a map of at most 15 fields)."""
+    n = len(_ENTRY_ITEM_START)
+    name = pack(_name_out(path))
+    if (not encoded.startswith(_ENTRY_ITEM_START) or not 0x81 <= encoded[n] <= 0x8F
+            or not encoded.startswith(b"\xa1p" + name, n + 1)):
+        return None
+    return encoded[n:n + 1] + encoded[n + 3 + len(name):]
+
+
+def entry_item_with_path(stripped: bytes, path: str) -> bytes:
+    """The encoded item ``entry_item_without_path`` took the path out of."""
+    return b"".join((_ENTRY_ITEM_START, stripped[:1], b"\xa1p", pack(_name_out(path)), stripped[1:]))
+
+
+_ENTRY_ITEM_START: Final = b"\x82\xa1k\xa1e\xa1e"  # {"k": "e", "e": ... as msgpack encodes entry_item
 
 
 def _name_out(name: str) -> str | bytes:

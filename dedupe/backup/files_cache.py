@@ -10,9 +10,10 @@ and its sparse map only changes with its content (size, mtime and ctime).
 A hit is carried over into the next cache, so every unchanged night hits.
 In memory and on disk a record is one ``bytes``: the key packed (``KEY``) with the
 entry's mode, owner ids and names (``HEAD``, then the names), then the item the backup
-stored for the file, encoded (``items.encode_item``: its chunk refs, sparse map and
-xattrs are read from it on a hit): a root file system and its snapshot are ~70k records,
-which as Python lists took ~60 MB, as bytes ~20 MB. ``lookup_item`` gives an unchanged
+stored for the file, encoded (``items.encode_item``) without its path, which is the
+record's key (``items.entry_item_without_path``; its chunk refs, sparse map and xattrs
+are read from it on a hit): a root file system and its snapshot are ~70k records,
+which as Python lists took ~60 MB, as bytes ~16 MB. ``lookup_item`` gives an unchanged
 file's item as those bytes when everything it holds is as before (the key, mode, ids
 and names; ctime covers the xattrs), so an unchanged night neither builds nor encodes
 its items.
@@ -188,7 +189,7 @@ class FilesCache:
             self.misses += 1
             return None
         try:
-            entry = msgpack.unpackb(memoryview(blob)[_item_at(blob):], raw=False)["e"]
+            entry = msgpack.unpackb(items.entry_item_with_path(blob[_item_at(blob):], path), raw=False)["e"]
             refs, sparse, xattrs = entry.get("c", []), entry.get("sp"), entry.get("x", {})
         except (ValueError, TypeError, KeyError, msgpack.UnpackException):
             self.misses += 1
@@ -212,7 +213,7 @@ class FilesCache:
         if blob is None or not blob.startswith(expect):
             return None
         try:
-            encoded = blob[len(expect):]
+            encoded = items.entry_item_with_path(blob[len(expect):], path)
             return msgpack.unpackb(encoded, raw=False)["e"].get("c", []), encoded
         except (ValueError, TypeError, KeyError, AttributeError, msgpack.UnpackException):
             return None
@@ -257,7 +258,7 @@ class FilesCache:
             for path in paths:
                 r = new.get(path)
                 if isinstance(r, tuple):
-                    new[path] = _pack_record(r)
+                    new[path] = _pack_record(path, r)
         return pack
 
     def walk_done(self) -> None:
@@ -281,7 +282,7 @@ class FilesCache:
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
                 os.chmod(d, 0o700)
             # paths that are not UTF-8 (carried with surrogateescape) go as their raw bytes
-            files = {path: r if isinstance(r, bytes) else _pack_record(r)
+            files = {path: r if isinstance(r, bytes) else _pack_record(path, r)
                      for path, r in self.new.items()} if self._remembered else self.new
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
                 f.write(self._sealed(msgpack.packb({"v": VERSION, "files": files, "backup": backup_id},
@@ -297,6 +298,7 @@ class FilesCache:
             return f"files cache {self.path} not written ({e.strerror or e}): the next backup reads every file"
 
 
-def _pack_record(r: tuple[bytes, dict[str, Any]]) -> bytes:
-    """A remembered record as bytes (once its item's refs are complete)."""
-    return r[0] + items.encode_item(r[1])
+def _pack_record(path: str, r: tuple[bytes, dict[str, Any]]) -> bytes:
+    """A remembered record as bytes (once its item's refs are complete); an item not
+    shaped as expected is left out (the record then never hits)."""
+    return r[0] + (items.entry_item_without_path(items.encode_item(r[1]), path) or b"")

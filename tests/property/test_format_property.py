@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -94,3 +96,23 @@ def test_config(repo_id: bytes, key: bytes, sizes: tuple[int, int]) -> None:
 def test_lock(excl, host, pid, start, boot, t, purpose) -> None:  # type: ignore[no-untyped-def]
     rec = lock.LockRecord(excl, host, pid, start, boot, t, purpose)
     assert lock.decode(lock.encode(rec), "l") == rec
+
+
+names = st.lists(st.binary(min_size=1, max_size=30).filter(lambda b: b"/" not in b and b"\0" not in b),
+                 min_size=1, max_size=4).map(lambda parts: os.fsdecode(b"/".join(parts)))
+
+
+@given(names, st.sampled_from("fdlhcbp"), u32, u32, u32, st.integers(min_value=-2**63, max_value=2**63 - 1),
+       text, text, st.integers(min_value=0, max_value=2**63), st.dictionaries(text, st.binary(max_size=20),
+                                                                               max_size=3),
+       st.none() | st.lists(st.tuples(u32, u32), max_size=3), refs)
+def test_entry_item_without_path(path: str, kind: str, mode: int, uid: int, gid: int, mtime: int, uname: str,
+                                 gname: str, size: int, xattrs: dict[str, bytes],
+                                 sparse: list[tuple[int, int]] | None, chunks: list[tuple[bytes, int]]) -> None:
+    """The files cache keeps an unchanged file's item without its path (its key): put
+    back, the bytes are exactly what encode_item gives."""
+    encoded = items.encode_item(items.entry_item(items.entry_map(
+        path, kind, mode, uid, gid, mtime, uname, gname, None, None, size, "", None, xattrs, sparse, chunks)))
+    stripped = items.entry_item_without_path(encoded, path)
+    assert stripped is not None and len(stripped) < len(encoded)
+    assert items.entry_item_with_path(stripped, path) == encoded
