@@ -14,7 +14,7 @@ import msgpack
 import pytest
 
 from dedupe import api
-from dedupe.backup.files_cache import SEALED_MAGIC, FilesCache
+from dedupe.backup.files_cache import SEALED_MAGIC, VERSION, FilesCache
 from dedupe.backup.tree import backup_dir
 from dedupe.keymgmt import TEST_KDF
 from dedupe.repository import Repository
@@ -89,7 +89,7 @@ def test_an_older_plain_cache_is_read_once_then_removed(tree: Path, tmp_path: Pa
     _night(repo, tree, tmp_path / "cache")
     sealed = FilesCache(repo, GROUP, root=tmp_path / "cache")
     plain = sealed.path.with_name("files-" + hashlib.blake2b(GROUP.encode(), digest_size=12).hexdigest())
-    plain.write_bytes(msgpack.packb({"v": 3, "files": sealed.old, "backup": sealed.previous}, use_bin_type=True))
+    plain.write_bytes(msgpack.packb({"v": VERSION, "files": sealed.old, "backup": sealed.previous}, use_bin_type=True))
     sealed.path.unlink()
     after_upgrade = _night(repo, tree, tmp_path / "cache")
     assert (after_upgrade.hits, after_upgrade.misses) == (13, 0)
