@@ -191,16 +191,11 @@ class Repository:
                                 f"someone who can write the storage? refusing to write unencrypted data")
         key = None
         if cfg.encrypted:
-            importer = None
-            if load_index:  # numpy (for the index) is imported while the key derivation runs: it releases the GIL
-                importer = threading.Thread(target=load_numpy, name="import-numpy", daemon=True)
-                importer.start()
-            try:
-                key = cls.unlock(storage, cfg, passphrase)
-            except BaseException:
-                if importer is not None:
-                    importer.join()  # no exit in the middle of an import
-                raise
+            if load_index:  # numpy (for the index) is imported while the key derivation runs: it releases the GIL.
+                # Not a daemon: an exit (a wrong passphrase, a config that fails its MAC) waits
+                # for the import to end; a daemon thread killed mid-import crashes the interpreter
+                threading.Thread(target=load_numpy, name="import-numpy", daemon=False).start()
+            key = cls.unlock(storage, cfg, passphrase)
             try:  # before anything is read or written with it (FORMAT.md section 4.4)
                 config.authenticate(raw, key.enc_key, key.config_mac, where)
             except FormatError as e:
