@@ -186,7 +186,16 @@ def test_tarfile_archives_round_trip(archive: tuple[int, list[Spec], dict[str, b
             assert entry_times == (None, None)
         assert entry == expected
         assert raw == spec.data and member.data_prefix == 0
-        assert member.typeflag == info.type
+        if (fmt == GNU and spec.info.type == tarfile.AREGTYPE and info.type == tarfile.DIRTYPE
+                and not spec.info.name.endswith("/")):
+            # CPython's tarfile judges an old-style regular file ('\0') by the header's own
+            # name field, which under a GNU long name is the name cut at 100 bytes: cut just
+            # after a '/', tarfile calls it a directory. GNU tar (and our reader) go by the
+            # whole name: a regular file.
+            assert member.typeflag == tarfile.AREGTYPE
+            assert len(spec.info.name.encode("utf-8", "surrogateescape")) > tarfile.LENGTH_NAME
+        else:
+            assert member.typeflag == info.type
         # and what tarfile itself reads back agrees
         assert entry.path == normalize_path(info.name)
         assert (entry.uid, entry.gid, entry.uname, entry.gname, entry.mode) == (
