@@ -3,6 +3,9 @@ delete (what tests and restores need besides backups)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from dedupe.lxd.api.records import Project, Record
 from dedupe.lxd.api.transport import Transport
 
@@ -17,6 +20,15 @@ class Lifecycle(Transport):
 
     def unfreeze(self, name: str, project: Project = None) -> None:
         self._state(name, "unfreeze", project)
+
+    @contextmanager
+    def frozen(self, name: str, project: Project = None) -> Iterator[None]:
+        """The instance frozen for the block, thawed after it whatever happens."""
+        self.freeze(name, project)
+        try:
+            yield
+        finally:
+            self.unfreeze(name, project)
 
     def start(self, name: str, project: Project = None) -> None:
         self._state(name, "start", project)

@@ -125,12 +125,9 @@ def plan_instance(client: LXDClient, project: str, name: str, instance_only: boo
 
     @contextmanager
     def freeze() -> Iterator[None]:
-        client.freeze(name, project)
-        meta["consistency"] = "frozen"
-        try:
+        with client.frozen(name, project):
+            meta["consistency"] = "frozen"
             yield
-        finally:
-            client.unfreeze(name, project)
 
     @contextmanager
     def parts() -> Iterator[list[Part]]:

@@ -122,12 +122,9 @@ def _frozen(
         meta["consistency"] = {"Running": "live", "Frozen": "frozen"}.get(status, "stopped")
         yield
         return
-    client.freeze(name, project)
-    meta["consistency"] = "frozen"
-    try:
+    with client.frozen(name, project):
+        meta["consistency"] = "frozen"
         yield
-    finally:
-        client.unfreeze(name, project)
 
 
 def instance_object(
