@@ -76,7 +76,9 @@ start_daemon() {
   [ "${LXD_DEBUG:-0}" = 1 ] && dbg=(--debug)
   # setsid + nohup: the daemon outlives the calling shell (a CI step, a pytest fixture).
   # --group root: the socket's group (Debian's unit uses `lxd`; no systemd here).
-  setsid nohup lxd --group root "${dbg[@]}" >>"$LXD_LOG" 2>&1 </dev/null &
+  # From /: the daemon keeps its working directory, and the rsync it runs for dir-pool
+  # snapshots fails (getcwd) once a clone or worktree it was started from is deleted.
+  (cd / && exec setsid nohup lxd --group root "${dbg[@]}" >>"$LXD_LOG" 2>&1 </dev/null) &
   local pid=$! i
   echo "$pid" >"$PID_FILE"
   for i in $(seq 1 120); do
