@@ -16,6 +16,14 @@ from dedupe_testing import RunCli
 from ui_testing import free_port, serve_ui
 
 
+def follow(page: Any, selector: str) -> None:
+    """Click a link and wait until the page it leads to has loaded: a click returns once the
+    navigation commits, before the new page's DOM is there, so a query straight after could
+    read nothing (CI saw a group page with 0 rows) or the old page's element of the same id."""
+    with page.expect_navigation(wait_until="load"):
+        page.click(selector)
+
+
 def test_overview_group_browser_and_download(dedupe: RunCli, repo_path: Path, tmp_path: Path, page: Any) -> None:
     tree = tmp_path / "tree"
     (tree / "top" / "sub").mkdir(parents=True)
@@ -45,18 +53,18 @@ def test_overview_group_browser_and_download(dedupe: RunCli, repo_path: Path, tm
         assert errors == []
 
         # Groups -> a group's page lists its backups
-        page.click("nav >> text=Groups")
-        page.click("#groups >> text=host/files")
+        follow(page, "nav >> text=Groups")
+        follow(page, "#groups >> text=host/files")
         rows = page.locator("#backups tbody tr")
         assert rows.count() == 2
         ids = [b["id"] for b in json.loads(dedupe("list", "--json").stdout) if b["group"] == "host/files"]
         assert ids[-1][:12] in rows.nth(0).inner_text()  # newest first
 
         # the browser: two levels down, then download
-        rows.nth(0).locator("td.id a").click()
-        page.click("#files >> text=top/")
+        follow(page, "#backups tbody tr:nth-child(1) td.id a")
+        follow(page, "#files >> text=top/")
         assert "readme.txt" in page.inner_text("#files")
-        page.click("#files >> text=sub/")
+        follow(page, "#files >> text=sub/")
         assert re.search(r"/\s*top\s*/\s*sub", page.inner_text("#crumbs"))
         with page.expect_download() as download:
             page.click("#files >> text=deep.bin")
@@ -66,7 +74,7 @@ def test_overview_group_browser_and_download(dedupe: RunCli, repo_path: Path, tm
 
         # the diff against the previous backup
         page.goto(ui.url + f"/backup/{ids[-1]}")
-        page.click("#diff-link")
+        follow(page, "#diff-link")
         assert "top/new.txt" in page.inner_text("#changes")
 
 
@@ -99,5 +107,5 @@ def test_non_loopback_without_the_token_is_refused(dedupe: RunCli, repo_path: Pa
         assert "token is needed" in page.inner_text("body")
         page.goto(ui.url + f"/?token={token}")
         assert page.url == ui.url + "/"  # the token left the address bar for a cookie
-        page.click("nav >> text=Groups")
+        follow(page, "nav >> text=Groups")
         assert "db/global" in page.inner_text("#groups")
