@@ -198,7 +198,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return files
 
 
-def _first_chunk_of(location: str, backup_id: str, path: str) -> tuple[str, int]:
+def first_chunk_of(location: str, backup_id: str, path: str) -> tuple[str, int]:
     """The pack and the middle byte of the first content chunk of ``path`` in a backup."""
     repo = api.open_repo(location)
     m = repo.load_manifest(backup_id)
@@ -220,7 +220,7 @@ def repaired_backups_restore_what_is_intact(dedupe: RunCli, location: str, tmp: 
     d = str(json.loads(dedupe("backup", "dir", "t", str(src), "--json").stdout)["id"])
     s_data = os.urandom(300_000)
     s = _backup(dedupe, "s", s_data)
-    pack_path, at = _first_chunk_of(location, d, "big.bin")
+    pack_path, at = first_chunk_of(location, d, "big.bin")
     damage(location, pack_path, at=at)
     p = dedupe("repair", "packs", "--json", check=False)
     assert p.returncode == 3 and set(json.loads(p.stdout)["backups_affected"]) == {d}

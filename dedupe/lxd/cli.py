@@ -172,8 +172,11 @@ def restore_to_lxd(c: Context, repo: Repository, *, backup_id: str | None, run: 
     c.out({"restored": [o.to_json() for o in objects]}, lambda: _restored_text(objects, endpoint))
     if whole_run is not None:
         whole_run.raise_for_failures()
-    if recover:
-        warn_exit(c, [w for o in objects for w in o.warnings], "restore")
+    # a repaired backup (FORMAT.md 8.4) restores into LXD too, with zeros where pieces were
+    # lost: warn and exit 3, as every other restore target does
+    written = dict.fromkeys(o.backup_id for o in objects if o.action not in ("failed", "skipped") and o.backup_id)
+    warnings = [w for w in (api.repaired_warning(repo, b) for b in written) if w]
+    warn_exit(c, warnings + ([w for o in objects for w in o.warnings] if recover else []), "restore")
 
 
 def restore_to_instance(c: Context, repo: Repository, *, backup_id: str, instance: str, paths: list[str],

@@ -74,7 +74,7 @@ def test_a_repaired_tar_backup_restores_the_same_tar_with_zeros_in_the_lost_piec
             tar.addfile(info, io.BytesIO(data))
     original = buf.getvalue()
     t = json.loads(dedupe("backup", "tar", "t", "-", "--json", input=original).stdout)["id"]
-    pack_path, at = damage_testing._first_chunk_of(str(repo_path), t, "big.bin")
+    pack_path, at = damage_testing.first_chunk_of(str(repo_path), t, "big.bin")
     damage_testing.damage(str(repo_path), pack_path, at=at)
     assert dedupe("repair", "packs", check=False).returncode == 3
     (done,) = json.loads(dedupe("repair", "backups", "--forget", "--json").stdout)["backups"]

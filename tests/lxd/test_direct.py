@@ -407,3 +407,34 @@ def test_unchanged_snapshots_are_taken_over_not_walked(lxd_project: Any, dedupe:
     assert [s["name"] for s in p.client.snapshots(f"{c}-n4")] == ["snap1"]
     p.client.start(f"{c}-n4")
     assert p.lxc("exec", f"{c}-n4", "--", "cat", "/root/hello").stdout == "hello\n"
+
+
+def test_a_repaired_backup_restores_into_lxd_with_a_warning(lxd_project: Any, dedupe: RunCli, repo_path: Path,
+                                                            tmp_path: Path) -> None:
+    """A direct backup whose file lost a chunk, rewritten by ``repair backups``: ``restore
+    --to-lxd`` brings the instance back with zeros where the piece was, and says so (exit
+    3, the warning every other restore target gives), so a script can tell it from a
+    perfect restore."""
+    import damage_testing
+    p = lxd_project
+    c = p.container(snapshot=None)
+    payload = tmp_path / "lost.bin"
+    payload.write_bytes(os.urandom(200_000))
+    p.lxc("file", "push", str(payload), f"{c}/root/lost.bin")
+    dedupe("init")
+    obj = backup(dedupe, c, "--project", p.name, "--via", "direct")["by_group"][f"lxd/{p.name}/instance/{c}"]
+    pack, at = damage_testing.first_chunk_of(str(repo_path), obj["id"], "backup/container/rootfs/root/lost.bin")
+    damage_testing.damage(str(repo_path), pack, at)
+    assert dedupe("repair", "packs", check=False).returncode == 3
+    (fixed,) = json.loads(dedupe("repair", "backups", "--forget", "--json").stdout)["backups"]
+    assert fixed["original"] == obj["id"]
+
+    done = dedupe("restore", fixed["repaired"], "--to-lxd", "--as", f"{c}-rep", "--json", check=False)
+    p.containers.append(f"{c}-rep")
+    assert done.returncode == 3, done.stderr
+    err = done.stderr.decode()
+    assert f"backup {fixed['repaired'][:12]} was repaired" in err and "lost.bin" in err
+    assert json.loads(done.stdout)["restored"][0]["action"] == "created"
+    restored = (p.rootfs(f"{c}-rep") / "root" / "lost.bin").read_bytes()
+    assert restored == bytes(len(restored)) and len(restored) == 200_000  # the lost piece is zeros
+    assert (p.rootfs(f"{c}-rep") / "root" / "hello").read_text() == "hello\n"  # the rest intact
