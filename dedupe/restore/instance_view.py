@@ -20,7 +20,6 @@ Only entry paths and ``meta["lxd"]`` are used, never tar specifics.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 
 from dedupe.entries import Entry
 from dedupe.errors import DedupeError
+from dedupe.idmap import IdMap
 
 
 
@@ -41,63 +41,6 @@ class UnknownSnapshot(DedupeError):
     """``--snapshot NAME`` names no snapshot of that backup."""
 
     exit_code = 34
-
-
-IdRange = tuple[int, int, int]  # (host id, instance id, count)
-
-
-@dataclass(frozen=True)
-class IdMap:
-    """One LXD idmap (``volatile.last_state.idmap``): uid and gid ranges."""
-
-    uids: tuple[IdRange, ...] = ()
-    gids: tuple[IdRange, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str | None) -> IdMap:
-        uids: list[IdRange] = []
-        gids: list[IdRange] = []
-        try:
-            ranges = json.loads(text or "[]") or []
-        except ValueError:
-            ranges = []
-        for r in ranges:
-            if not isinstance(r, dict):
-                continue
-            one = (int(r.get("Hostid", 0)), int(r.get("Nsid", 0)), int(r.get("Maprange", 0)))
-            if r.get("Isuid"):
-                uids.append(one)
-            if r.get("Isgid"):
-                gids.append(one)
-        return cls(tuple(uids), tuple(gids))
-
-    def __bool__(self) -> bool:
-        return bool(self.uids or self.gids)
-
-    @staticmethod
-    def _to_ns(ranges: tuple[IdRange, ...], i: int) -> int:
-        for host, ns, n in ranges:
-            if host <= i < host + n:
-                return ns + i - host
-        return i  # outside the map (the instance sees it as the overflow id): left as stored
-
-    @staticmethod
-    def _to_host(ranges: tuple[IdRange, ...], i: int) -> int:
-        for host, ns, n in ranges:
-            if ns <= i < ns + n:
-                return host + i - ns
-        return i
-
-    def host_root(self) -> tuple[int, int]:
-        return self._to_host(self.uids, 0), self._to_host(self.gids, 0)
-
-    def unshift(self, e: Entry) -> Entry:
-        uid, gid = self._to_ns(self.uids, e.uid), self._to_ns(self.gids, e.gid)
-        return e if (uid, gid) == (e.uid, e.gid) else e.replace(uid=uid, gid=gid, uname="", gname="")
-
-    def shift(self, e: Entry) -> Entry:
-        uid, gid = self._to_host(self.uids, e.uid), self._to_host(self.gids, e.gid)
-        return e if (uid, gid) == (e.uid, e.gid) else e.replace(uid=uid, gid=gid, uname="", gname="")
 
 
 def _lxd_meta(meta: dict[str, Any]) -> dict[str, Any] | None:
@@ -208,8 +151,8 @@ class View:
             host = self.idmap.host_root()
             shifted = host != (0, 0) and e.uid >= host[0]
         if self.host_ids:
-            return e if shifted else self.idmap.shift(e)
-        return self.idmap.unshift(e) if shifted else e
+            return e if shifted else self.idmap.shifted(e)
+        return self.idmap.unshifted(e) if shifted else e
 
     # present and for_restore take entries whose owners ``owners`` mapped already (the
     # entry streams of dedupe.restore.tree do it): mapping twice would shift an unshifted
@@ -242,8 +185,8 @@ def view_of(meta: dict[str, Any], paths: Iterable[str] | None = None, snapshot: 
         return None
     record = lxd.get("record") if isinstance(lxd.get("record"), dict) else {}
     config = record.get("config") or {}
-    idmap = IdMap.parse(config.get("volatile.last_state.idmap") or config.get("volatile.idmap.last")
-                        or config.get("volatile.idmap.current"))
+    idmap = IdMap.parse_lenient(config.get("volatile.last_state.idmap") or config.get("volatile.idmap.last")
+                                or config.get("volatile.idmap.current"))
     snapshots = [str(s) for s in lxd.get("snapshots") or []]
     view = View(str(lxd["kind"]), None, idmap, host_ids, snapshots)
     if snapshot is not None and snapshot not in snapshots:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from dedupe.entries import Entry
-from dedupe.restore.instance_view import IdMap, PathNotFound, UnknownSnapshot, is_raw, view_of
+from dedupe.idmap import IdMap
+from dedupe.restore.instance_view import PathNotFound, UnknownSnapshot, is_raw, view_of
 
 IDMAP = json.dumps([{"Isuid": True, "Isgid": False, "Hostid": 100000, "Nsid": 0, "Maprange": 65536},
                     {"Isuid": False, "Isgid": True, "Hostid": 200000, "Nsid": 0, "Maprange": 65536}])
@@ -59,4 +60,4 @@ def test_owners_of_a_shifted_root_are_mapped_back_and_an_unshifted_one_kept() ->
     h.note(root)
     assert (h.owners(g).uid, h.owners(g).gid) == (101000, 201000)
     assert h.owners(f).uid == 101000
-    assert IdMap.parse("[]").unshift(f) is f and not IdMap.parse("not json")
+    assert IdMap.parse("[]").unshifted(f) is f and not IdMap.parse_lenient("not json")

@@ -11,7 +11,7 @@ import pytest
 
 from dedupe.entries import FILE, Entry
 from dedupe.lxd.direct import index
-from dedupe.lxd.direct.idmap import IdMap, IdmapError
+from dedupe.idmap import IdMap, IdmapError
 
 ARTIFACTS = Path("/work/shared/reference/lxd-artifacts")
 SHIFT = json.dumps([{"Isuid": True, "Isgid": False, "Hostid": 100000, "Nsid": 0, "Maprange": 65536},

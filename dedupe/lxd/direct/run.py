@@ -28,7 +28,7 @@ from dedupe.backup.session import BackupResult, BackupSession
 from dedupe.errors import DedupeError
 from dedupe.backup.files_cache import FilesCache
 from dedupe.lxd.direct import btrfs, index, reuse
-from dedupe.lxd.direct.idmap import IdMap, IdmapError
+from dedupe.idmap import IdMap, IdmapError
 from dedupe.lxd.direct.pool import NotDirect, PoolPlace, locate, readable_dir
 from dedupe.lxd.direct.tree import Part, Tree, generated, walk_parts
 from dedupe.progress import ProgressCallback

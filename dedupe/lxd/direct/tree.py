@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dedupe.entries import DIR, FILE, HARDLINK, Entry
-from dedupe.lxd.direct.idmap import IdMap
+from dedupe.idmap import IdMap
 from dedupe.sources.directory import WalkedEntry, walk_tree
 
 Warn = Callable[[str], None]

@@ -1,4 +1,8 @@
-"""Undoing the uid/gid shift of an unprivileged container (pure).
+"""LXD idmaps: the uid/gid shift of an unprivileged container, undone and redone (pure).
+
+One class for both sides: the direct read (dedupe.lxd.direct) unshifts what it reads
+(owners, ACL entries, capability rootid); the restores, ``ls`` and ``diff`` of LXD
+backups (dedupe.restore.instance_view) map owners either way.
 
 LXD shifts a started unprivileged container's files on disk (dir and btrfs pools,
 without idmapped mounts): container id N is host id ``Hostid + N - Nsid`` for the range
@@ -68,7 +72,18 @@ class IdMap:
     def __bool__(self) -> bool:
         return bool(self.ranges)
 
+    @classmethod
+    def parse_lenient(cls, text: str | None) -> IdMap:
+        """As ``parse``, but an idmap that does not read is no shift (a stored backup's
+        record: its files are shown as stored rather than refused)."""
+        try:
+            return cls.parse(text)
+        except IdmapError:
+            return cls()
+
     def uid(self, host: int) -> int:
+        """Host uid -> the instance's (outside every range: kept, as the instance sees the
+        overflow id)."""
         return self._unshift(host, True)
 
     def gid(self, host: int) -> int:
@@ -80,8 +95,28 @@ class IdMap:
                 return host - r.host + r.ns
         return host
 
+    def _shift(self, ns: int, user: bool) -> int:
+        for r in self.ranges:
+            if (r.is_uid if user else r.is_gid) and r.ns <= ns < r.ns + r.count:
+                return ns - r.ns + r.host
+        return ns
+
+    def host_root(self) -> tuple[int, int]:
+        """The host's uid and gid of the instance's root."""
+        return self._shift(0, True), self._shift(0, False)
+
+    def unshifted(self, e: Entry) -> Entry:
+        """A copy of ``e`` with the owners the instance sees (names dropped: they are the host's)."""
+        uid, gid = self.uid(e.uid), self.gid(e.gid)
+        return e if (uid, gid) == (e.uid, e.gid) else e.replace(uid=uid, gid=gid, uname="", gname="")
+
+    def shifted(self, e: Entry) -> Entry:
+        """A copy of ``e`` with the owners the host's disk holds."""
+        uid, gid = self._shift(e.uid, True), self._shift(e.gid, False)
+        return e if (uid, gid) == (e.uid, e.gid) else e.replace(uid=uid, gid=gid, uname="", gname="")
+
     def unshift_entry(self, entry: Entry) -> None:
-        """Ids of ``entry`` (owner, ACL entries, capability rootid) as the container sees them."""
+        """In place (the direct read's entries): ids of ``entry`` (owner, ACL entries, capability rootid) as the container sees them."""
         entry.uid, entry.gid = self.uid(entry.uid), self.gid(entry.gid)
         self.unshift_xattrs(entry.xattrs)
 
