@@ -11,6 +11,7 @@ bridges only in the default project), with unique names and their own cleanup.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import lxd_testing
 from dedupe_testing import RunCli, assert_clean_error
 
 from dedupe import api
@@ -42,17 +44,8 @@ POOL = "default"
 # helpers
 
 
-def backup(dedupe: RunCli, *args: str) -> dict[str, Any]:
-    """``dedupe backup lxd ARGS --via export --json``, each object by group."""
-    out = json.loads(dedupe("backup", "lxd", *args, "--via", "export", "--json").stdout)
-    assert out["failed"] == 0, out
-    out["by_group"] = {o["group"]: o for o in out["objects"]}
-    return out
-
-
-def restore(dedupe: RunCli, *args: str, check: bool = True) -> Any:
-    p = dedupe("restore", *args, "--to-lxd", "--json", check=check)
-    return json.loads(p.stdout)["restored"] if check else p
+backup = functools.partial(lxd_testing.backup, via="export")  # this file tests the export path
+restore = lxd_testing.restore
 
 
 def listing(root: Path) -> tuple[dict[str, tuple[Any, ...]], dict[str, int]]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from dedupe_testing import RunCli
+from lxd_testing import backup, restore
 
 from dedupe import api
 from dedupe.lxd.backup import backup_lxd
@@ -30,18 +31,6 @@ from dedupe.lxd.source.plan import LXDSelection
 
 pytestmark = pytest.mark.lxd
 BTRFS = "btrfs"
-
-
-def backup(dedupe: RunCli, *args: str, repo: Path | None = None) -> dict[str, Any]:
-    kw = {"repo": repo} if repo is not None else {}
-    out = json.loads(dedupe("backup", "lxd", *args, "--json", **kw).stdout)
-    assert out["failed"] == 0, out
-    out["by_group"] = {o["group"]: o for o in out["objects"]}
-    return out
-
-
-def restore(dedupe: RunCli, *args: str) -> Any:
-    return json.loads(dedupe("restore", *args, "--to-lxd", "--json").stdout)["restored"]
 
 
 def ls_n(p: Any, name: str, path: str) -> str:
