@@ -243,8 +243,8 @@ class BackupSession:
             meta={**self.meta, **(meta or {})},
         )
         name = self.txn.commit(m)
-        from dedupe.storage import cache  # here: a tar backup loads only what it needs (test_layers)
-        cache.update_seen(self.repo.config.repo_id, added={name: [m.group, m.time_ns]})
+        from dedupe import records  # here: `dedupe --help` loads no local records (test_layers)
+        records.update_seen(self.repo.config.repo_id, added={name: [m.group, m.time_ns]})
         self._report(final=True)
         return BackupResult(name, m)
 

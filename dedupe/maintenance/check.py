@@ -20,9 +20,9 @@ from typing import Iterable
 
 from dedupe.errors import DedupeError
 from dedupe.maintenance import packcheck
+from dedupe import records
 from dedupe.progress import Progress, ProgressCallback
 from dedupe.repository import Repository
-from dedupe.storage import cache
 from dedupe.read import iter_items
 from repo_format import items, layout
 from repo_format.errors import FormatError
@@ -106,7 +106,7 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
 
     # Backups: which packs each one needs.
     users: dict[str, set[str]] = defaultdict(set)  # pack -> backup ids
-    seen_before = cache.seen_backups(repo.config.repo_id)
+    seen_before = records.seen_backups(repo.config.repo_id)
     now_seen: dict[str, list[object]] = {}
     for name in repo.manifest_names():
         r.backups += 1
@@ -138,7 +138,7 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
         if name not in now_seen:
             r.errors.append(f"backup {name[:12]} ({group}, {_when(time_ns)}) has vanished since this machine last "
                             f"saw the repository (forgotten or pruned elsewhere, or deleted in the storage)")
-    warning = cache.write_record(repo.config.repo_id, cache.SEEN_BACKUPS, now_seen)
+    warning = records.write_record(repo.config.repo_id, records.SEEN_BACKUPS, now_seen)
     if warning:
         r.notes.append(warning)
 

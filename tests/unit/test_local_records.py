@@ -28,15 +28,6 @@ def test_one_cache_directory_for_every_local_cache(tmp_path: Path, monkeypatch: 
     assert files_cache.cache_root() == records.cache_base()
 
 
-def test_the_storage_cache_names_are_the_record_api_itself() -> None:
-    """Not a copy: the callers that still say cache.read_record reach dedupe.records."""
-    assert cache.read_record is records.read_record
-    assert cache.write_record is records.write_record
-    assert cache.seen_backups is records.seen_backups
-    assert cache.update_seen is records.update_seen
-    assert cache.SEEN_BACKUPS == records.SEEN_BACKUPS == "seen-backups"
-
-
 def test_records_written_by_earlier_versions_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     named = tmp_path / "dedupe" / REPO_ID.hex() / "record-seen-backups.json"
