@@ -89,6 +89,9 @@ class ChunkIndex:
             return hit
         if not self._merged():
             return None
+        return self._merged_value(cid)
+
+    def _merged_value(self, cid: bytes) -> Value | None:
         i = self._find(cid)
         if i < 0:
             return None
@@ -96,41 +99,45 @@ class ChunkIndex:
         v = self._values[i]
         return int(v[0]), int(v[1]), int(v[2]), int(v[3])
 
-    def stored_lengths(self, cids: list[bytes]) -> list[int | None]:
-        """The stored length of each id (None where the index lacks it): one vectorised
-        binary search for the lot, for callers that check thousands at once (a snapshot
-        taken over from the previous backup)."""
+    def get_many(self, cids: list[bytes]) -> list[Value | None]:
+        """``get`` of each id, in one vectorised binary search for the lot: a caller that
+        looks up thousands of ids (a restore's chunk refs, a check's) pays for one numpy
+        call, and gives up the GIL once, instead of once per id."""
         if self._batches:
             self.compact()
         pending = self._pending
-        out: list[int | None] = [None] * len(cids)
+        out: list[Value | None] = [None] * len(cids)
         rest: list[int] = []
         for i, cid in enumerate(cids):
             hit = pending.get(cid)
             if hit is not None:
-                out[i] = hit[2]
-            else:
+                out[i] = hit
+            elif len(cid) == ID_LEN:
                 rest.append(i)
+            elif self._merged():  # not an id at all (a damaged item): the lookup finds nothing
+                out[i] = self._merged_value(cid)
         if not rest or not self._merged():
             return out
         np = load_numpy()
         prefix, ids, values = self._prefix, self._ids, self._values
         assert prefix is not None and ids is not None and values is not None
-        wanted = np.frombuffer(b"".join(cids[i][:8] for i in rest), dtype=">u8").astype(np.uint64)
-        at = prefix.searchsorted(wanted)
-        n = len(prefix)
-        found = (at < n) & (prefix[np.minimum(at, n - 1)] == wanted)
+        full = np.frombuffer(b"".join(cids[i] for i in rest), dtype=np.uint8).reshape(-1, ID_LEN)
+        wanted = full[:, :8].copy().view(">u8").ravel().astype(np.uint64)
+        at = np.minimum(prefix.searchsorted(wanted), len(prefix) - 1)
+        exact = (ids[at] == full).all(axis=1).tolist()
+        shared = (prefix[at] == wanted).tolist()  # the prefix is there: the id may sit next to ``at``
+        rows = values[at].tolist()
         for j, i in enumerate(rest):
-            if not found[j]:
-                continue
-            k = int(at[j])
-            if ids[k].tobytes() == cids[i]:
-                out[i] = int(values[k][2])
-            else:  # an 8-byte prefix shared by several ids: the slow path
-                k = self._find(cids[i])
-                if k >= 0:
-                    out[i] = int(values[k][2])
+            if exact[j]:
+                out[i] = tuple(rows[j])  # type: ignore[assignment]
+            elif shared[j]:  # an 8-byte prefix shared by several ids: the slow path
+                out[i] = self._merged_value(cids[i])
         return out
+
+    def stored_lengths(self, cids: list[bytes]) -> list[int | None]:
+        """The stored length of each id (None where the index lacks it), in one
+        vectorised search (``get_many``)."""
+        return [None if v is None else v[2] for v in self.get_many(cids)]
 
     def __contains__(self, cid: bytes) -> bool:
         if self._batches:

@@ -62,6 +62,16 @@ T = TypeVar("T")
 Opener = Callable[[bytes, memoryview, str], T]  # (chunk id, stored blob, pack name) -> what to yield
 
 
+def _located(repo: Repository, refs: Iterable[tuple[bytes, int]]) -> Iterator[tuple[bytes, Location]]:
+    """Each ref's chunk id with its location (``Repository.iter_locations``: one numpy
+    search per group of refs; one per ref gave up the GIL to the worker threads once per
+    chunk). A chunk the index lacks fails as ``locate`` does, at most a group early."""
+    for cid, loc in repo.iter_locations(cid for cid, _n in refs):
+        if loc is None:
+            raise repo.not_indexed(cid)
+        yield cid, loc
+
+
 def _batches(repo: Repository, refs: Iterable[tuple[bytes, int]], max_span: int = MAX_BATCH_SPAN,
              max_raw: int | None = MAX_BATCH_RAW) -> Iterator[Batch]:
     """Runs of refs whose blobs lie close together in one pack, each read with one
@@ -69,8 +79,7 @@ def _batches(repo: Repository, refs: Iterable[tuple[bytes, int]], max_span: int 
     most ``max_raw`` bytes of plaintext."""
     cur: list[tuple[bytes, Location]] = []
     pack, start, end, raw = "", 0, 0, 0
-    for cid, _n in refs:
-        loc = repo.locate(cid)
+    for cid, loc in _located(repo, refs):
         if cur and loc.pack == pack and start <= loc.offset <= end + MAX_GAP \
                 and max(end, loc.offset + loc.length) - start <= max_span \
                 and (max_raw is None or raw + loc.raw_len <= max_raw):

@@ -120,8 +120,8 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
                     problems.append(f"item chunk {cid.hex()[:16]}... not in the index")
             content: Iterable[tuple[bytes, int]] = () if problems else (
                 (c[0], c[1]) for item in iter_items(repo, m, f"backup {name[:12]}") for c in items.chunk_refs(item))
-            for cid, _n in itertools.chain(m.items, content):  # streamed: memory does not grow with the backup
-                loc = repo.location_if_indexed(cid)
+            refs = itertools.chain(m.items, content)  # streamed: memory does not grow with the backup
+            for cid, loc in repo.iter_locations(cid for cid, _n in refs):
                 if loc is not None:
                     users[loc.pack].add(name)
                 elif len(problems) < 5:
@@ -171,8 +171,7 @@ def check(repo: Repository, read_data: bool = False, progress: ProgressCallback 
             # every index entry for this pack must be a row of its table: count the rows the
             # index agrees with, and compare with how many entries the index has for the pack
             agreeing = 0
-            for e in entries:
-                loc = repo.location_if_indexed(e.chunk_id)
+            for e, loc in zip(entries, repo.locations_if_indexed([e.chunk_id for e in entries])):
                 if loc is not None and loc.pack == pname:
                     if (loc.offset, loc.length, loc.raw_len) != (e.offset, e.length, e.raw_len):
                         raise DedupeError(f"index entry for chunk {e.chunk_id.hex()[:16]}... does not match "

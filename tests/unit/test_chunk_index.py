@@ -32,6 +32,7 @@ def test_behaves_like_a_first_write_wins_dict(entries: list, merge_at: int) -> N
         assert idx.get(b"\xff" * 32) is None or b"\xff" * 32 in ref
         asked = [*ref, b"\xff" * 32, b"\x00" * 32]
         assert idx.stored_lengths(asked) == [ref[c][2] if c in ref else None for c in asked]
+        assert idx.get_many(asked) == [idx.get(c) for c in asked]
     finally:
         chunk_index.MERGE_AT = old
 
@@ -44,6 +45,25 @@ def test_ids_sharing_a_prefix() -> None:
     assert idx.get(a) == (1, 2, 3, 4) and idx.get(b) == (5, 6, 7, 8) and len(idx) == 2
     assert idx.get(b"P" * 8 + bytes(24)) is None
     assert idx.stored_lengths([b, a, b"P" * 8 + bytes(24)]) == [7, 3, None]
+
+
+def test_get_many_is_get_of_each() -> None:
+    """The vectorised lookup finds what ``get`` finds: merged ids, pending ones, ids whose
+    8-byte prefix another id shares (the one after the first with that prefix too),
+    missing ids, and a ref that is not an id at all (a damaged item's)."""
+    idx = ChunkIndex()
+    shared = [b"Q" * 8 + os.urandom(24) for _ in range(3)]
+    merged = [os.urandom(32) for _ in range(50)] + shared
+    idx.add_many([(c, (i, i + 1, i + 2, i + 3)) for i, c in enumerate(merged)])
+    idx.compact()
+    pending = os.urandom(32)
+    idx.add(pending, (7, 7, 7, 7))
+    asked = [*reversed(merged), pending, os.urandom(32), b"Q" * 8 + bytes(24), b"short", merged[3], b""]
+    got = idx.get_many(asked)
+    assert got == [idx.get(c) for c in asked]
+    assert got[:len(merged)] == [(i, i + 1, i + 2, i + 3) for i in reversed(range(len(merged)))]
+    assert got[len(merged)] == (7, 7, 7, 7) and got[len(merged) + 1:len(merged) + 4] == [None] * 3 and got[-1] is None
+    assert ChunkIndex().get_many(asked) == [None] * len(asked)
 
 
 def test_memory_per_chunk_is_small() -> None:
