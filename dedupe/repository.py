@@ -425,7 +425,7 @@ class Repository:
         except FormatError as e:
             raise wrap_format_error(e) from None
 
-    def parse_pack(self, pack_name: str, data: bytes) -> list[pack.PackEntry]:
+    def parse_pack(self, pack_name: str, data: bytes | memoryview) -> list[pack.PackEntry]:
         """Check a whole pack (its name and structure); return its table."""
         what = f"pack {layout.pack_path(pack_name)}"
         try:

@@ -148,20 +148,20 @@ def decode_table(tail: bytes | memoryview, pack_size: int, what: str,
     return entries
 
 
-def parse_pack(data: bytes, what: str, cipher: crypto.BlobCipher | None = None) -> list[PackEntry]:
+def parse_pack(data: bytes | memoryview, what: str, cipher: crypto.BlobCipher | None = None) -> list[PackEntry]:
     """Check a whole pack's header, name-independent structure and table."""
     header.decode_header(data, header.PACK_MAGIC, SUPPORTED_VERSIONS, what)
     total = table_len_from_trailer(data[-TRAILER_LEN:], len(data), what)
     return decode_table(memoryview(data)[len(data) - total:], len(data), what, cipher)
 
 
-def check_pack_name(data: bytes, name: str, what: str) -> None:
+def check_pack_name(data: bytes | memoryview, name: str, what: str) -> None:
     actual = object_name(data)
     if actual != name:
         raise IntegrityError(f"{what}: content hash {actual[:16]}... does not match its name")
 
 
-def iter_blobs(data: bytes, entries: list[PackEntry]) -> Iterator[tuple[PackEntry, memoryview]]:
+def iter_blobs(data: bytes | memoryview, entries: list[PackEntry]) -> Iterator[tuple[PackEntry, memoryview]]:
     view = memoryview(data)
     for e in entries:
         yield e, view[e.offset:e.offset + e.length]

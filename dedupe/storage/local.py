@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import time
 from collections.abc import Sequence
@@ -93,6 +94,31 @@ class LocalStorage(LocalReads):
         path = self._path(name)
         try:
             return path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"{path}: missing") from None
+        except OSError as e:
+            raise StorageError(f"{path}: cannot read ({e.strerror})") from None
+
+    def get_into(self, name: str, buf: mmap.mmap | bytearray) -> memoryview | None:
+        """The whole file read into ``buf`` (the start of it), or None when it does not
+        fit. A caller reading many large files (check, pack after pack) reuses a few
+        buffers instead of a fresh allocation each, whose pages all fault in again."""
+        path = self._path(name)
+        try:
+            with open(path, "rb", buffering=0) as f:
+                size = os.fstat(f.fileno()).st_size
+                if size >= len(buf):  # one byte to spare: a file that grew since is not cut short
+                    return None
+                view = memoryview(buf)
+                n = 0
+                while True:
+                    got = f.readinto(view[n:])
+                    if not got:
+                        break
+                    n += got
+                    if n == len(buf):
+                        return None
+                return view[:n]
         except FileNotFoundError:
             raise ObjectNotFound(f"{path}: missing") from None
         except OSError as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from dedupe.errors import DedupeError
 from dedupe.maintenance import check as check_mod
 from dedupe.maintenance import packcheck
 from dedupe.repository import Repository
+from dedupe.storage.local import LocalStorage
 from dedupe.storage.memory import MemoryStorage
 from repo_format import layout, pack
 from repo_format.config import ChunkerParams
@@ -139,3 +141,39 @@ def test_check_reports_a_missing_and_a_damaged_pack_and_reads_the_rest() -> None
     assert r.damaged_packs[gone] == "missing"
     assert r.packs == len(jobs) and r.packs_read == len(jobs) - 1
     assert r.bytes_read == sum(j[2] for j in jobs if j[0] != gone)
+
+
+def test_local_packs_read_into_reused_buffers_check_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a local storage whole packs are read into a few buffers used again and again
+    (``get_into``): packs of different sizes (so a smaller pack lands in a buffer that
+    held a larger one), and a damaged pack read into
+    a buffer that held a good one before, all give what the one-pack-at-a-time check
+    gives, and no more buffers are made than packs are in flight."""
+    storage = LocalStorage(tmp_path / "repo")
+    repo = Repository.create(storage, SMALL)
+    for n in (5, 2, 7):  # packs of 48 KiB, and a shorter last one per backup
+        with BackupSession(repo, kind="stream", group="g", pack_size=48 << 10) as s:
+            backup_stream(s, io.BytesIO(os.urandom(n * 40 << 10)))
+    jobs = _jobs(repo)
+    assert len(jobs) >= 6 and len({info.size for info in repo.packs.values()}) > 1
+    monkeypatch.setattr(packcheck, "PACK_BUFFER", max(info.size for info in repo.packs.values()) + 1)
+    victim = jobs[len(jobs) - 2][0]
+    path = tmp_path / "repo" / layout.pack_path(victim)
+    data = bytearray(path.read_bytes())
+    e = repo.parse_pack(victim, bytes(data))[0]
+    data[e.offset + e.length - 1] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    buffers: list[int] = []
+    monkeypatch.setattr(storage, "get_into",
+                        lambda name, buf: buffers.append(id(buf)) or LocalStorage.get_into(storage, name, buf))
+    got = list(packcheck.pack_tables(repo, jobs, workers=2))
+    assert len(buffers) == len(jobs) and len(set(buffers)) <= packcheck.PACKS_AHEAD + 2
+    for (name, table, nread), (_, stored, size, table_len, _w) in zip(got, jobs):
+        try:
+            expected: object = packcheck.pack_table(repo, name, stored, size, table_len, whole=True)
+        except DedupeError as err:
+            expected = str(err)
+        assert (str(table) if isinstance(table, DedupeError) else table) == expected
+        assert nread == size
+    assert isinstance(dict((n, t) for n, t, _ in got)[victim], DedupeError)

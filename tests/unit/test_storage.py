@@ -100,3 +100,21 @@ def test_local_put_of_parts_survives_short_writes(tmp_path: Path, monkeypatch: p
     LocalStorage(tmp_path / "s").put("data/ab/short", parts)
     assert (tmp_path / "s" / "data/ab/short").read_bytes() == b"".join(parts)
     assert max(calls) <= 1024
+
+
+def test_local_get_into_reads_the_whole_file_into_the_buffer_or_declines(tmp_path: Path) -> None:
+    """``get_into`` (check's reused pack buffers): the whole file, as a view of the start of
+    the buffer, whatever the buffer held before; None when the file does not fit with a
+    byte to spare (the caller then uses ``get``); a missing file is ObjectNotFound."""
+    s = LocalStorage(tmp_path / "s")
+    s.put("data/ab/big", b"B" * 100)
+    s.put("data/ab/small", b"0123456789")
+    buf = bytearray(b"x" * 101)
+    got = s.get_into("data/ab/big", buf)
+    assert got is not None and got.tobytes() == b"B" * 100
+    got = s.get_into("data/ab/small", buf)
+    assert got is not None and got.tobytes() == b"0123456789"
+    assert s.get_into("data/ab/small", bytearray(10)) is None
+    assert s.get_into("data/ab/big", bytearray(50)) is None
+    with pytest.raises(ObjectNotFound):
+        s.get_into("data/ab/gone", buf)
