@@ -425,11 +425,13 @@ class Repository:
         except FormatError as e:
             raise wrap_format_error(e) from None
 
-    def parse_pack(self, pack_name: str, data: bytes | memoryview) -> list[pack.PackEntry]:
-        """Check a whole pack (its name and structure); return its table."""
+    def parse_pack(self, pack_name: str, data: bytes | memoryview, actual_name: str | None = None
+                   ) -> list[pack.PackEntry]:
+        """Check a whole pack (its name and structure); return its table. ``actual_name``:
+        the pack's hash (``object_name``) when the caller took it already."""
         what = f"pack {layout.pack_path(pack_name)}"
         try:
-            pack.check_pack_name(data, pack_name, what)
+            pack.check_pack_name(data, pack_name, what, actual_name)
             return pack.parse_pack(data, what, self.cipher)
         except FormatError as e:
             raise wrap_format_error(e) from None

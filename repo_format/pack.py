@@ -155,8 +155,9 @@ def parse_pack(data: bytes | memoryview, what: str, cipher: crypto.BlobCipher | 
     return decode_table(memoryview(data)[len(data) - total:], len(data), what, cipher)
 
 
-def check_pack_name(data: bytes | memoryview, name: str, what: str) -> None:
-    actual = object_name(data)
+def check_pack_name(data: bytes | memoryview, name: str, what: str, actual: str | None = None) -> None:
+    """The pack's content hash must be its name (``actual``: that hash, when taken already)."""
+    actual = object_name(data) if actual is None else actual
     if actual != name:
         raise IntegrityError(f"{what}: content hash {actual[:16]}... does not match its name")
 

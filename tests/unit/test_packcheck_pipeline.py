@@ -114,7 +114,7 @@ def test_the_first_damaged_blob_in_pack_order_is_reported(monkeypatch: pytest.Mo
     storage, repo = _repo()
     jobs = _jobs(repo)
     victim = jobs[len(jobs) // 2][0]
-    monkeypatch.setattr(pack, "check_pack_name", lambda data, name, what: None)  # reach the blobs
+    monkeypatch.setattr(pack, "check_pack_name", lambda data, name, what, actual=None: None)  # reach the blobs
     n_blobs = len(repo.parse_pack(victim, storage.files[layout.pack_path(victim)]))
     assert n_blobs >= 4
     first = _damage_blob(storage, repo, victim, n_blobs // 2)
