@@ -9,6 +9,7 @@ and batches in flight, whatever the size of the backup.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -261,10 +262,11 @@ def iter_stream_pieces(repo: Repository, m: manifest.Manifest) -> Iterator[bytes
 
 def _tar_pieces(repo: Repository, m: manifest.Manifest) -> Iterator[bytes | memoryview]:
     """Header, data and padding of each member, then the tail. The item stream is
-    read twice in step (once for headers, once for the chunk refs) so that chunk
-    reads can run ahead of the writer."""
-    layout_items = iter_items(repo, m)
-    chunks = read_chunks(repo, _refs_of(iter_items(repo, m)))
+    read and decoded once and walked twice in step (``tee``: once for the chunk refs,
+    which run ahead of the writer by the reads in flight, once for the headers); the
+    items in between are held, a few thousand at most (LOCATE_MOST refs)."""
+    layout_items, ref_items = itertools.tee(iter_items(repo, m))
+    chunks = read_chunks(repo, _refs_of(ref_items))
     for item in layout_items:
         k = items.kind(item)
         if k == items.ITEM_TAR_MEMBER:
