@@ -33,7 +33,7 @@ class EnvelopeHeader:
 
 
 def seal(data: bytes | memoryview, level: int = codecs.DEFAULT_ZSTD_LEVEL,
-         cipher: crypto.BlobCipher | None = None, context: bytes = b"") -> bytes:
+         cipher: crypto.BlobCipher | None = None, context: bytes = b"") -> bytes | bytearray:
     """Wrap ``data`` in an envelope, compressed when that helps, and sealed with
     ``cipher`` (bound to ``context``) when the repository is encrypted."""
     _check_size(data)
@@ -41,7 +41,7 @@ def seal(data: bytes | memoryview, level: int = codecs.DEFAULT_ZSTD_LEVEL,
 
 
 def seal_many(datas: list[bytes | memoryview], contexts: list[bytes], level: int = codecs.DEFAULT_ZSTD_LEVEL,
-              cipher: crypto.BlobCipher | None = None) -> list[bytes]:
+              cipher: crypto.BlobCipher | None = None) -> list[bytes | bytearray]:
     """``seal`` of each of ``datas`` with the context at the same place in ``contexts``,
     compressed in one call (``codecs.compress_many``)."""
     for data in datas:
@@ -56,8 +56,9 @@ def _check_size(data: bytes | memoryview) -> None:
 
 
 def _envelope(raw_len: int, packed: tuple[int, codecs.Payload], cipher: crypto.BlobCipher | None,
-              context: bytes) -> bytes:
-    """The envelope of a payload: its one copy (or encryption) into the stored blob."""
+              context: bytes) -> bytes | bytearray:
+    """The envelope of a payload: its one copy (or encryption) into the stored blob
+    (a ``bytearray`` when encrypted, see ``BlobCipher.seal``)."""
     codec, payload = packed
     suite = cipher.suite if cipher is not None else SEAL_NONE
     head = HEADER.pack(MAGIC, VERSION, codec, suite, b"\0\0\0", raw_len)

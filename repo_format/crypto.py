@@ -14,10 +14,12 @@ repository id for tables, segments and manifests), so a blob moved to another
 chunk id, kind or repository does not open.
 
 Speed: AES-GCM itself costs ~0.1 s per GB here; what costs is fresh memory (a page
-fault per 4 KiB each time a new multi-megabyte bytes object is touched). So the AEAD
-writes into a per-thread scratch buffer that stays mapped (``encrypt_into`` /
-``decrypt_into``), and a sealed blob is put together with a single copy, as an
-unencrypted one is. The AEAD call holds the GIL, but for ~0.4 ms per 4 MiB chunk.
+fault per 4 KiB each time a new multi-megabyte bytes object is touched) and copies.
+Sealing encrypts straight into the sealed blob (``encrypt_into``; the blob is a
+``bytearray``): the ciphertext is written once, as an unencrypted blob's payload is
+copied once, and no buffer stays behind. Opening decrypts into a per-thread scratch
+buffer that stays mapped (``decrypt_into``), which the decompression then reads. The
+AEAD call holds the GIL, but for ~0.4 ms per 4 MiB chunk.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ _local = threading.local()
 
 def _scratch(size: int) -> memoryview:
     """``size`` bytes of this thread's reusable buffer (grown to the largest blob seen,
-    up to SCRATCH_MAX): AEAD output lands in memory that is already mapped."""
+    up to SCRATCH_MAX): decrypted plaintext lands in memory that is already mapped."""
     if size > SCRATCH_MAX:
         return memoryview(bytearray(size))
     buf: bytearray | None = getattr(_local, "buf", None)
@@ -86,15 +88,16 @@ class BlobCipher:
         self._counter = itertools.count()  # thread-safe in CPython: each next() is atomic
         self._readers: dict[bytes, AESGCM] = {}
 
-    def seal(self, plaintext: bytes | memoryview, aad: bytes, prefix: bytes = b"") -> bytes:
-        """``prefix`` + the sealed payload, built with one copy of the ciphertext."""
+    def seal(self, plaintext: bytes | memoryview, aad: bytes, prefix: bytes = b"") -> bytearray:
+        """``prefix`` + the sealed payload. The AEAD writes the ciphertext straight into
+        the returned buffer: no copy of it, and no buffer kept between calls."""
         counter = COUNTER.pack(next(self._counter))
-        out = _scratch(len(plaintext) + TAG_LEN)
-        try:
-            self._aead.encrypt_into(counter + _NONCE_PAD, plaintext, aad, out)
-            return b"".join((prefix, self._session_id, counter, out))
-        finally:
-            out.release()
+        start = len(prefix) + SESSION_LEN + COUNTER.size
+        out = bytearray(start + len(plaintext) + TAG_LEN)
+        out[:start] = b"".join((prefix, self._session_id, counter))
+        with memoryview(out) as view:
+            self._aead.encrypt_into(counter + _NONCE_PAD, plaintext, aad, view[start:])
+        return out
 
     def _reader(self, session_id: bytes) -> AESGCM:
         aead = self._readers.get(session_id)
