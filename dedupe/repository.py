@@ -192,11 +192,15 @@ class Repository:
             raise CorruptObject(f"{where}: says the repository is not encrypted, but it has a key file: changed by "
                                 f"someone who can write the storage? refusing to write unencrypted data")
         key = None
+        listed = None
         if cfg.encrypted:
             if load_index:  # numpy (for the index) is imported while the key derivation runs: it releases the GIL.
+                listed = list(storage.list(layout.INDEX_DIR))
                 # Not a daemon: an exit (a wrong passphrase, a config that fails its MAC) waits
-                # for the import to end; a daemon thread killed mid-import crashes the interpreter
-                threading.Thread(target=load_numpy, name="import-numpy", daemon=False).start()
+                # for the import to end; a daemon thread killed mid-import crashes the interpreter.
+                # An empty repository (a first backup) has no index to load: no numpy (~20 MiB).
+                if listed:
+                    threading.Thread(target=load_numpy, name="import-numpy", daemon=False).start()
             key = cls.unlock(storage, cfg, passphrase)
             try:  # before anything is read or written with it (FORMAT.md section 4.4)
                 config.authenticate(raw, key.enc_key, key.config_mac, where)
@@ -205,7 +209,7 @@ class Repository:
         _same_config_as_before(cfg.repo_id, raw, where)
         repo = cls(storage, cfg, key)
         if load_index:
-            repo.reload_index()
+            repo.reload_index(listed=listed)
         return repo
 
     @staticmethod
@@ -255,7 +259,8 @@ class Repository:
         path = layout.index_path(name)
         return self._decode_named(self.storage.get(path), name, path, "index segment", index.decode_packed)
 
-    def reload_index(self, on_error: Callable[[str, DedupeError], None] | None = None) -> None:
+    def reload_index(self, on_error: Callable[[str, DedupeError], None] | None = None,
+                     listed: list[tuple[str, int]] | None = None) -> None:
         """Load every index segment (FORMAT.md section 7.3): segments superseded by
         another present segment are skipped. A damaged segment is skipped and kept in
         ``damaged_segments``: one bad segment does not take the repository down. Other
@@ -263,12 +268,15 @@ class Repository:
         reported there and the segment skipped. What it indexed is then unknown, which is safe: a backup
         stores such chunks again (never referencing a chunk only a damaged segment
         knows), a restore that needs one fails naming ``dedupe repair index``, and gc
-        refuses (its own pass reads every segment)."""
+        refuses (its own pass reads every segment). ``listed``: the listing of the index
+        directory when the caller has just made it (one LIST request fewer on S3)."""
         self._index.clear()
         self._pack_names.clear()
         self._pack_numbers.clear()
         self.packs.clear()
-        names = [n.rsplit("/", 1)[-1] for n, _ in self.storage.list(layout.INDEX_DIR)]
+        if listed is None:
+            listed = self.storage.list(layout.INDEX_DIR)
+        names = [n.rsplit("/", 1)[-1] for n, _ in listed]
         self._listed = frozenset(names)
         segments: dict[str, tuple[list[tuple[str, int, int, bytes]], list[str]]] = {}
         damaged: dict[str, CorruptObject] = {}

@@ -283,3 +283,37 @@ def test_an_s3_pack_goes_up_from_its_parts_without_a_joined_copy() -> None:
     storage = s3.S3Storage(s3.parse_location("s3://b/p"), endpoint="http://127.0.0.1:1", client=Client())
     storage.put("data/ab/" + "ab" * 32, parts)
     assert sent == [(whole, base64.b64encode(hashlib.md5(whole).digest()).decode(), len(whole))]
+
+
+class _CountingLists(MemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lists: list[str] = []
+
+    def list(self, prefix: str):  # type: ignore[no-untyped-def]
+        self.lists.append(prefix)
+        return super().list(prefix)
+
+
+def test_an_empty_encrypted_repository_opens_without_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #15 item 5: numpy (~20 MiB resident) is imported beside the key derivation
+    only when there is an index to load: a first backup into an empty encrypted
+    repository never loads it. The index directory is listed once either way."""
+    from dedupe import repository
+    from dedupe.keymgmt import TEST_KDF
+
+    started: list[str] = []
+    monkeypatch.setattr(repository, "load_numpy", lambda: started.append("numpy"))
+    storage = _CountingLists()
+    Repository.create(storage, passphrase=b"pw", kdf_params=dict(TEST_KDF))
+    storage.lists.clear()
+    repo = Repository.open(storage, lambda: b"pw")
+    assert started == [] and storage.lists == [layout.INDEX_DIR]
+    with BackupSession(repo, kind="stream", group="g") as s:
+        backup_stream(s, io.BytesIO(DATA))
+    storage.lists.clear()
+    Repository.open(storage, lambda: b"pw")
+    for t in threading.enumerate():
+        if t.name == "import-numpy":
+            t.join()
+    assert started == ["numpy"] and storage.lists == [layout.INDEX_DIR]
