@@ -170,3 +170,19 @@ def test_transient_outage_is_retried(gateway: Gateway, s3_url: str) -> None:
         timer.join()
     assert s.request_count() > 3  # refused attempts were retried
     assert s.get("index/b") == b"2"
+
+
+def test_the_client_is_botocore_alone(gateway: Gateway, s3_url: str) -> None:
+    """Issue #15 item 6: the storage talks through botocore's own session; boto3 (and
+    s3transfer, which it imports) is not loaded: ~0.2 s and some MiB off every start."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from dedupe.storage.s3 import S3Storage\n"
+            f"s = S3Storage.from_location({s3_url!r}, endpoint={gateway.endpoint!r})\n"
+            "s.put('probe/x', b'1'); assert s.get('probe/x') == b'1'\n"
+            "print(sorted(m for m in ('boto3', 's3transfer') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **gateway.env()},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
