@@ -54,7 +54,12 @@ class BufferPool:
             return memoryview(self.get())
 
 
-SHARED_KEEP = 4  # read buffers a shared pool keeps mapped
+# Read buffers a shared pool keeps mapped. The chunk pipeline bounds the content in
+# flight (8 MiB), so more than two busy at once is rare; each kept buffer is 8 MiB
+# resident (huge pages). 2 instead of 4: an encrypted first directory backup of the
+# large corpus peaked at 113-116 MiB instead of 129-131, with no CPU cost seen
+# (benchmarks/RESULTS.md, "Encrypted backups' peak memory, session 8").
+SHARED_KEEP = 2
 _SHARED_SIZES = 4  # pools of this many buffer sizes are kept (the backup path uses one)
 _shared: dict[int, BufferPool] = {}
 _shared_lock = threading.Lock()

@@ -94,6 +94,21 @@ def test_readers_share_one_pool_of_read_buffers() -> None:
     assert id(view.obj) in used
 
 
+def test_a_shared_pool_keeps_two_buffers_mapped() -> None:
+    """Issue #15 item 5: what stays mapped between reads is two buffers; a third one,
+    needed only while three are busy at once, is unmapped once free."""
+    pool = shared_pool(SMALL.max_size + 12_345)  # a size no other test uses
+    views = [pool.view() for _ in range(3)]
+    first = [v.obj for v in views]  # the buffers themselves (no views): ids stay unique
+    assert len({id(b) for b in first}) == 3
+    for v in views:
+        v.release()
+    del views
+    again = [pool.view() for _ in range(3)]
+    reused = [b for b in first if any(v.obj is b for v in again)]
+    assert len(reused) == 2
+
+
 def _backup(repo: Repository, data: bytes, pack_size: int) -> str:
     with BackupSession(repo, kind="stream", group="g", pack_size=pack_size) as s:
         return backup_stream(s, io.BytesIO(data)).id
