@@ -18,7 +18,13 @@ file's item as those bytes when everything it holds is as before (the key, mode,
 and names; ctime covers the xattrs), so an unchanged night neither builds nor encodes
 its items.
 The cache is local (``$XDG_CACHE_HOME/dedupe/<repo id>/files-<group hash>``), one
-file per repository and group, rewritten after each successful backup. A missing,
+file per repository and group, rewritten after each successful backup that changed it.
+When a backup keeps exactly the records it loaded (an unchanged night), the file is left
+as it is and only a small note beside it (``<name>.last``) names the new backup as the
+one the cache was last written after (``previous``); the note holds the cache file's
+inode, size and mtime, so a note that does not belong to the file beside it is ignored.
+The file is written streamed (packed and sealed a megabyte at a time), never held whole
+in memory beside its records (three copies of ~16 MB at the peak of a night before). A missing,
 damaged or foreign cache is simply empty: it can only save work, never change
 what is stored. It is 0600 in 0700 directories; one that cannot be written is one
 warning (every file is read again next time).
@@ -46,7 +52,7 @@ import os
 import struct
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, BinaryIO, Callable, NamedTuple
 
 import msgpack
 
@@ -132,6 +138,8 @@ class FilesCache:
         self.previous: str | None = None  # the backup this cache was written after
         self._remembered = False  # whether ``new`` holds records still to be packed
         self._unpacked: list[str] = []
+        self._loaded: tuple[int, int, int] | None = None  # (inode, size, mtime_ns) of the file read
+        self._same = False  # the walk kept exactly the records loaded: no rewrite needed
         self._load()
 
     def _aad(self) -> bytes:
@@ -139,22 +147,26 @@ class FilesCache:
 
     def _read(self) -> bytes:
         """The cache's msgpack: opened when sealed; b"" when there is none or it does not
-        open (another key, damaged)."""
-        if self._keys is None:
-            return self.path.read_bytes()
+        open (another key, damaged). Notes which file was read (``_loaded``)."""
         try:
-            data = self.path.read_bytes()
+            data = _read_noting(self.path, self)
         except FileNotFoundError:
             if self._plain_path is None:
                 raise
             return self._plain_path.read_bytes()  # once, after an upgrade: save() deletes it
+        return self._opened(data)
+
+    def _opened(self, data: bytes) -> bytes:
+        if self._keys is None:
+            return data
         if not data.startswith(SEALED_MAGIC):
             return b""
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         nonce = data[len(SEALED_MAGIC):len(SEALED_MAGIC) + NONCE_LEN]
         try:
-            return AESGCM(self._keys[0]).decrypt(nonce, data[len(SEALED_MAGIC) + NONCE_LEN:], self._aad())
+            return AESGCM(self._keys[0]).decrypt(nonce, memoryview(data)[len(SEALED_MAGIC) + NONCE_LEN:],
+                                                 self._aad())
         except (InvalidTag, ValueError):
             return b""
 
@@ -165,15 +177,52 @@ class FilesCache:
         nonce = os.urandom(NONCE_LEN)
         return SEALED_MAGIC + nonce + AESGCM(self._keys[0]).encrypt(nonce, plain, self._aad())
 
+    def _sealer(self, out: BinaryIO) -> tuple[Callable[[bytes], None], Callable[[], None]]:
+        """(write, finish): the file's bytes written streamed, sealed as ``_sealed``
+        would seal them whole (AES-GCM's output is the same: ciphertext, then the tag)."""
+        if self._keys is None:
+            return out.write, lambda: None
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        nonce = os.urandom(NONCE_LEN)
+        enc = Cipher(algorithms.AES(self._keys[0]), modes.GCM(nonce)).encryptor()
+        enc.authenticate_additional_data(self._aad())
+        out.write(SEALED_MAGIC + nonce)
+
+        def finish() -> None:
+            out.write(enc.finalize())
+            out.write(enc.tag)
+        return (lambda data: out.write(enc.update(data))), finish
+
+    @property
+    def _note_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".last")
+
+    def _read_note(self) -> None:
+        """``previous`` from the note an unchanged backup left, if it belongs to the file read."""
+        if self._loaded is None:
+            return
+        try:
+            note = msgpack.unpackb(self._opened(self._note_path.read_bytes()), raw=False)
+        except (OSError, ValueError, msgpack.UnpackException, TypeError):
+            return
+        if isinstance(note, dict) and note.get("of") == list(self._loaded) and \
+                isinstance(note.get("backup"), (str, type(None))):
+            self.previous = note["backup"]
+
     def _load(self) -> None:
         try:
             data = self._read()
             obj = msgpack.unpackb(data, raw=False, strict_map_key=False, unicode_errors="surrogateescape")
+            del data
             if isinstance(obj, dict) and obj.get("v") == VERSION and isinstance(obj.get("files"), dict):
                 self.old = obj["files"]
                 self.previous = obj.get("backup") if isinstance(obj.get("backup"), str) else None
+                self._read_note()
+            else:
+                self._loaded = None
         except (OSError, ValueError, msgpack.UnpackException, TypeError):
             self.old = {}
+            self._loaded = None
 
     def lookup(self, path: str, key: Key, check: bool = True) -> Hit | None:
         """The stored chunks (and sparse map, xattrs) of an unchanged file, or None.
@@ -263,8 +312,13 @@ class FilesCache:
 
     def walk_done(self) -> None:
         """Nothing more is looked up: the previous records are dropped (those taken over
-        live on in the next cache), so that the commit and ``save`` do not hold both."""
-        self.old = {}
+        live on in the next cache), so that the commit and ``save`` do not hold both.
+        Notes whether the next cache is the one loaded, record for record (then ``save``
+        does not rewrite it)."""
+        old, self.old = self.old, {}
+        get = old.get
+        self._same = (self._loaded is not None and not self._remembered and len(self.new) == len(old)
+                      and all(get(p) is r for p, r in self.new.items()))
 
     def carry(self, prefix: str) -> int:
         """Keep the records of every path under ``prefix`` for the next backup (a subtree
@@ -281,13 +335,19 @@ class FilesCache:
             for d in (self.path.parent.parent, self.path.parent):
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
                 os.chmod(d, 0o700)
-            # paths that are not UTF-8 (carried with surrogateescape) go as their raw bytes
-            files = {path: r if isinstance(r, bytes) else _pack_record(path, r)
-                     for path, r in self.new.items()} if self._remembered else self.new
+            if self._same and self._loaded is not None and _stat_of(self.path) == self._loaded:
+                note = msgpack.packb({"of": list(self._loaded), "backup": backup_id}, use_bin_type=True)
+                with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+                    f.write(self._sealed(note))
+                os.replace(tmp, self._note_path)
+                return None
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-                f.write(self._sealed(msgpack.packb({"v": VERSION, "files": files, "backup": backup_id},
-                                                   use_bin_type=True, unicode_errors="surrogateescape")))
+                write, finish = self._sealer(f)
+                _pack_streamed(write, self.new, backup_id)
+                finish()
             os.replace(tmp, self.path)
+            with contextlib.suppress(FileNotFoundError):
+                self._note_path.unlink()  # a note about the file just replaced
             if self._plain_path is not None:
                 with contextlib.suppress(FileNotFoundError):
                     self._plain_path.unlink()  # an older cache with paths in clear
@@ -296,6 +356,47 @@ class FilesCache:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             return f"files cache {self.path} not written ({e.strerror or e}): the next backup reads every file"
+
+
+PACK_PIECE = 1 << 20  # bytes packed (and sealed) at a time when the cache is written
+
+
+def _pack_streamed(write: Callable[[bytes], None], new: dict[str, bytes | tuple[bytes, dict[str, Any]]],
+                   backup_id: str | None) -> None:
+    """``msgpack.packb({"v": VERSION, "files": new, "backup": backup_id})`` (records still
+    to be packed packed first), byte for byte, written a piece at a time."""
+    packer = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape")
+    pack = packer.pack
+    # paths that are not UTF-8 (carried with surrogateescape) go as their raw bytes
+    piece = [packer.pack_map_header(3), pack("v"), pack(VERSION), pack("files"), packer.pack_map_header(len(new))]
+    size = 0
+    for path, r in new.items():
+        blob = r if isinstance(r, bytes) else _pack_record(path, r)
+        piece.append(pack(path))
+        piece.append(pack(blob))
+        size += len(blob)
+        if size >= PACK_PIECE:
+            write(b"".join(piece))
+            piece, size = [], 0
+    piece += [pack("backup"), pack(backup_id)]
+    write(b"".join(piece))
+
+
+def _stat_of(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _read_noting(path: Path, cache: FilesCache) -> bytes:
+    """``path``'s bytes; ``cache._loaded`` = its (inode, size, mtime_ns) as read."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        data = f.read()
+    cache._loaded = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return data
 
 
 def _pack_record(path: str, r: tuple[bytes, dict[str, Any]]) -> bytes:

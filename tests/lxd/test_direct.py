@@ -427,3 +427,30 @@ def test_a_repaired_backup_restores_into_lxd_with_a_warning(lxd_project: Any, de
     restored = (p.rootfs(f"{c}-rep") / "root" / "lost.bin").read_bytes()
     assert restored == bytes(len(restored)) and len(restored) == 200_000  # the lost piece is zeros
     assert (p.rootfs(f"{c}-rep") / "root" / "hello").read_text() == "hello\n"  # the rest intact
+
+
+def test_unchanged_nights_leave_the_files_cache_and_find_the_latest_backup(lxd_project: Any, dedupe: RunCli) -> None:
+    """Issue #14 item 7: an unchanged night does not rewrite the group's files cache (a
+    note beside it names the new backup), and the next night still takes the snapshot
+    over from the latest backup, even when every earlier one is forgotten."""
+    p = lxd_project
+    c = p.container(pool="default", snapshot="snap0")
+    group = f"lxd/{p.name}/instance/{c}"
+    dedupe("init")
+    time.sleep(2.1)  # files written just now are not cached (files_cache.RECENT_NS)
+
+    def night() -> tuple[str, Any, dict[str, Any]]:
+        obj = backup(dedupe, c, "--project", p.name, "--via", "direct")["by_group"][group]
+        (cache,) = [f for f in Path(os.environ["XDG_CACHE_HOME"]).rglob("files-*") if "." not in f.name]
+        st = cache.stat()
+        meta = json.loads(dedupe("show", obj["id"], "--json").stdout)["meta"]["lxd"]
+        return obj["id"], (st.st_ino, st.st_mtime_ns), meta
+
+    first, written, _ = night()
+    second, after, meta2 = night()
+    assert after == written and meta2["snapshots_reused"] == ["snap0"]
+    third, after, meta3 = night()
+    assert after == written and meta3["snapshots_reused"] == ["snap0"]
+    dedupe("forget", first, second)  # the cache file itself was written after the first
+    _, after, meta4 = night()
+    assert after == written and meta4["snapshots_reused"] == ["snap0"]
