@@ -19,6 +19,7 @@ import socket
 import socketserver
 import stat
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -892,3 +893,34 @@ def test_failed_imports_leave_nothing(lxd_project: Any) -> None:
         p.import_instance(b"garbage" * 1000, name="cut3")
     assert [i["name"] for i in p.instances()] == [c]
     assert [v["name"] for v in p.custom_volumes(POOL)] == []
+
+
+def test_plain_gets_on_the_socket_need_no_pylxd(lxd: LXDClient) -> None:
+    """Issue #14 item 7: on the local socket, records are read without importing pylxd
+    (and requests); the answers and the errors are those pylxd's path gives, a kept-alive
+    connection that went away is opened again, and a write still goes through pylxd."""
+    code = r"""
+import json, sys
+from dedupe.lxd.api import LXDClient, LXDNotFound
+c = LXDClient.connect()
+out = {"server": sorted(c.server_info()), "pools": sorted(p["name"] for p in c.storage_pools())}
+c._gets._conn.sock.close()  # as if LXD had closed the kept-alive connection
+out["again"] = sorted(p["name"] for p in c.storage_pools())
+try:
+    c.instance("no-such-instance-here")
+except LXDNotFound as e:
+    out["missing"] = str(e)
+out["pylxd"] = "pylxd" in sys.modules or "requests" in sys.modules
+print(json.dumps(out))
+"""
+    got = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    assert got["pylxd"] is False
+    assert got["server"] == sorted(lxd.server_info())
+    assert got["pools"] == got["again"] == sorted(p["name"] for p in lxd.storage_pools())
+    # the same error pylxd's path gives
+    with pytest.raises(LXDNotFound) as through_pylxd:
+        lxd._sync("GET", ["1.0", "instances", "no-such-instance-here"], project=None)
+    assert got["missing"] == str(through_pylxd.value)
+    c = LXDClient.connect()
+    assert c._sync("GET", ["1.0"], project=False)["api_version"] == c.server_info()["api_version"]
+    c.close()

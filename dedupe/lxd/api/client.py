@@ -48,6 +48,7 @@ class LXDClient(Backups, Imports, Images, ConfigWrites, Lifecycle, Database, Fil
         (pinned by fingerprint, as lxc does) or a CA bundle."""
         if remote is None or remote.startswith(("/", "unix:")):
             path = find_socket() if remote is None else Path(remote.removeprefix("unix:"))
-            return cls(connect_socket(path, timeout), f"unix:{path}", project, path)
+            make, gets = connect_socket(path, timeout)
+            return cls(make, f"unix:{path}", project, path, gets)
         client, url = connect_https(remote, cert, key, verify, timeout)
         return cls(client, url, project, None)

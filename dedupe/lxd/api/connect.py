@@ -4,27 +4,26 @@ apart why a connection failed (unreachable, permission denied, untrusted server)
 
 from __future__ import annotations
 
+import http.client
 import os
 import ssl
 import stat
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-import pylxd
-import pylxd.client
-import pylxd.exceptions
-import requests
-import urllib3.exceptions
-from cryptography import x509
-
+from dedupe.lxd.api.socket_gets import SocketGets
 from dedupe.lxd.errors import (
     LXDError,
     LXDPermissionDenied,
     LXDUnreachable,
     LXDUntrustedServer,
 )
+
+if TYPE_CHECKING:
+    import pylxd
 
 SOCKET_CANDIDATES: Final = (
     Path("/var/snap/lxd/common/lxd/unix.socket"),
@@ -47,9 +46,10 @@ def find_socket() -> Path:
     return SOCKET_CANDIDATES[-1]
 
 
-def connect_socket(path: Path, timeout: tuple[float, float]) -> pylxd.Client:
-    """pylxd's client on the unix socket at ``path`` (checked first: pylxd would take a
-    missing path for an HTTP URL)."""
+def connect_socket(path: Path, timeout: tuple[float, float]) -> tuple[Callable[[], pylxd.Client], SocketGets]:
+    """The unix socket at ``path``, checked and asked ``GET /1.0`` (as pylxd's client
+    does when it is made): what makes pylxd's client on it when it is first needed, and
+    the plain GETs that need no pylxd (``SocketGets``)."""
     where = f"unix:{path}"
     try:
         mode = path.stat().st_mode
@@ -59,9 +59,18 @@ def connect_socket(path: Path, timeout: tuple[float, float]) -> pylxd.Client:
         raise LXDUnreachable(f"LXD unreachable at {where}: no such socket") from e
     if not stat.S_ISSOCK(mode):
         raise LXDUnreachable(f"LXD unreachable at {where}: not a socket")
+    gets = SocketGets(path, timeout)
+    try:
+        status, reason, body = gets.get("/1.0")
+    except (OSError, http.client.HTTPException) as e:
+        raise connection_error(e, where) from e
+    if status != 200 or not isinstance(body, dict) or body.get("type") == "error":
+        gets.close()
+        message = body.get("error") if isinstance(body, dict) and body.get("error") else reason
+        raise LXDError(f"LXD at {where} answered GET /1.0 with an error: {message} ({status})")
     # The path exists, so pylxd makes it http+unix:// (it would treat a missing
     # path as an HTTP URL, hence the check above).
-    return pylxd_client(where, endpoint=str(path), timeout=timeout)
+    return (lambda: pylxd_client(where, endpoint=str(path), timeout=timeout)), gets
 
 
 def connect_https(
@@ -74,6 +83,8 @@ def connect_https(
     """pylxd's client on ``https://host[:8443]`` with a client certificate, the server's
     certificate pinned (a single self-signed one) or checked against a CA bundle; and
     the URL it connected to."""
+    import pylxd.client
+    import requests
     url = remote if "://" in remote else f"https://{remote}"
     parts = urlsplit(url)
     try:
@@ -120,6 +131,10 @@ def connect_https(
 
 
 def pylxd_client(where: str, **kwargs: Any) -> pylxd.Client:
+    import pylxd
+    import pylxd.exceptions
+    import requests
+    import urllib3.exceptions
     try:
         return pylxd.Client(**kwargs)
     except pylxd.exceptions.LXDAPIException as e:
@@ -148,17 +163,25 @@ def causes_of(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(inner)
 
 
+def _loaded(module: str, *names: str) -> tuple[type, ...]:
+    """Exception classes of ``module`` if it is imported (if not, none of them was raised)."""
+    mod = sys.modules.get(module)
+    return tuple(getattr(mod, n) for n in names) if mod is not None else ()
+
+
 def connection_error(exc: BaseException, where: str) -> LXDError:
     """Classify a failure to talk to ``where`` at all."""
     causes = list(causes_of(exc))
+    tls = (ssl.SSLError, *_loaded("requests.exceptions", "SSLError"), *_loaded("urllib3.exceptions", "SSLError"))
+    timeout = (TimeoutError, *_loaded("requests.exceptions", "Timeout"))
     for e in causes:
         if isinstance(e, PermissionError):
             return LXDPermissionDenied(f"permission denied opening LXD at {where}: {e}")
     for e in causes:
-        if isinstance(e, (ssl.SSLError, requests.exceptions.SSLError, urllib3.exceptions.SSLError)):
+        if isinstance(e, tls):
             return LXDUntrustedServer(f"TLS with LXD at {where} refused: {e}")
     for e in causes:
-        if isinstance(e, (TimeoutError, requests.exceptions.Timeout)):
+        if isinstance(e, timeout):
             return LXDUnreachable(f"LXD unreachable at {where}: timed out")
     for e in causes:
         if isinstance(e, (ConnectionRefusedError, FileNotFoundError)):
@@ -169,6 +192,7 @@ def connection_error(exc: BaseException, where: str) -> LXDError:
 def _is_single_self_signed(path: Path) -> bool:
     """True for a file holding one self-signed certificate (LXD's server.crt), which is
     pinned; anything else is used as a CA bundle."""
+    from cryptography import x509
     try:
         certs = x509.load_pem_x509_certificates(path.read_bytes())
     except (OSError, ValueError):

@@ -8,14 +8,14 @@ import hashlib
 import io
 from collections.abc import Callable, Iterator
 from email.message import Message
-from typing import Any
-
-import requests
-import urllib3.exceptions
+from typing import TYPE_CHECKING, Any
 
 from dedupe.lxd.errors import ImageFingerprintMismatch, LXDStreamBroken
 from dedupe.lxd.api.multipart import MultipartReader
 from dedupe.lxd.api.uploads import UPLOAD_CHUNK
+
+if TYPE_CHECKING:
+    import requests
 
 
 class _Body(io.RawIOBase):
@@ -50,7 +50,9 @@ class ExportStream(_Body):
     """
 
     def __init__(self, response: requests.Response, what: str) -> None:
+        import urllib3.exceptions
         super().__init__()
+        self._broken: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, OSError)
         self._response = response
         self._raw = response.raw
         self.what = what
@@ -69,7 +71,7 @@ class ExportStream(_Body):
             return b""
         try:
             data: bytes = self._raw.read(size)
-        except (urllib3.exceptions.HTTPError, OSError) as e:
+        except self._broken as e:
             raise LXDStreamBroken(
                 f"LXD stream {self.what} broke after {self.position} of "
                 f"{self._expected()} bytes: {e}"

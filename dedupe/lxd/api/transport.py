@@ -1,20 +1,21 @@
 """Requests to LXD and what comes back: pylxd's raw API nodes (requests underneath),
 LXD's error answers as typed errors naming the object, sync and async answers, and
-waiting for background operations (docs/lxd.md section 1)."""
+waiting for background operations (docs/lxd.md section 1).
+
+On the local socket, plain GETs of records (``_get``/``_list``) go through
+``SocketGets`` instead, and pylxd (with requests) is only imported and connected when
+something else is asked: a direct backup never needs it (issue #14 item 7)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import http.client
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Final, Literal, Self
-from urllib.parse import quote
-
-import pylxd
-import pylxd.exceptions
-import requests
-import urllib3.exceptions
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from urllib.parse import quote, urlencode
 
 from dedupe.lxd.api.connect import causes_of, connection_error
+from dedupe.lxd.api.socket_gets import SocketGets
 from dedupe.lxd.errors import (
     LXDError,
     LXDNotFound,
@@ -25,6 +26,10 @@ from dedupe.lxd.errors import (
 )
 from dedupe.lxd.api.records import Project, Record
 from dedupe.lxd.api.uploads import UploadSource, chunks
+
+if TYPE_CHECKING:
+    import pylxd
+    import requests
 
 OPERATION_WAIT_SECONDS: Final = 30  # docs/lxd.md section 1 (bounded waits)
 
@@ -72,33 +77,59 @@ def _lxd_message(response: requests.Response) -> str:
         data = response.json()
     except ValueError:
         return response.text[:200] or response.reason
+    return _message_in(data, response.reason, response.status_code)
+
+
+def _message_in(data: Any, reason: str, status: int) -> str:
+    """LXD's error text in an answer's decoded body (else the HTTP reason)."""
     if isinstance(data, dict):
         if data.get("error"):
             return str(data["error"])
         meta = data.get("metadata")
         if isinstance(meta, dict) and meta.get("err"):
             return str(meta["err"])
-    return response.reason or str(response.status_code)
+    return reason or str(status)
 
 
 class Transport:
     """One connection to one LXD server: raw requests, errors, operations. The
     methods for each kind of object are mixins over it (``LXDClient`` gathers them)."""
 
+    _gets: SocketGets | None = None  # plain GETs on the local socket without pylxd
+
     def __init__(
-        self, client: pylxd.Client, endpoint: str, project: str, socket_path: Path | None
+        self, client: pylxd.Client | Callable[[], pylxd.Client], endpoint: str, project: str,
+        socket_path: Path | None, gets: SocketGets | None = None,
     ) -> None:
-        self._pylxd = client
+        """``client``: pylxd's client, or what makes it when it is first needed (then
+        ``gets`` answers the plain GETs until something else is asked)."""
+        self._client = client
+        self._gets = gets
         self.endpoint = endpoint  # "unix:/var/lib/lxd/unix.socket" or "https://host:8443"
         self.project = project
         self.socket_path = socket_path
-        api = client.api
-        # /internal/* is beside /1.0, so build a node at the root with pylxd's own class.
-        root = api._api_endpoint[: -len("/1.0")]
-        self._root = type(api)(root, api.session, timeout=api._timeout)
+        self._root_node: Any = None
+
+    @property
+    def _pylxd(self) -> pylxd.Client:
+        if callable(self._client):
+            self._client = self._client()
+        return self._client
+
+    @property
+    def _root(self) -> Any:
+        if self._root_node is None:
+            api = self._pylxd.api
+            # /internal/* is beside /1.0, so build a node at the root with pylxd's own class.
+            root = api._api_endpoint[: -len("/1.0")]
+            self._root_node = type(api)(root, api.session, timeout=api._timeout)
+        return self._root_node
 
     def close(self) -> None:
-        self._pylxd.api.session.close()
+        if self._gets is not None:
+            self._gets.close()
+        if not callable(self._client):
+            self._client.api.session.close()
 
     def __enter__(self) -> Self:
         return self
@@ -126,6 +157,9 @@ class Transport:
         """One HTTP request through pylxd's raw API nodes. ``segments`` are unquoted
         path parts below the root (``["1.0", "instances", name]``). ``project=False``
         sends no project (server-wide objects). Errors become ``LXDError`` subclasses."""
+        import pylxd.exceptions
+        import requests
+        import urllib3.exceptions
         segs = list(segments)
         node = self._root
         for seg in segs:
@@ -160,8 +194,9 @@ class Transport:
             raise connection_error(e, f"{self.endpoint} ({where})") from e
 
     def _api_error(self, response: requests.Response, where: str, segs: list[str]) -> LXDError:
-        message = _lxd_message(response)
-        status = response.status_code
+        return self._error_for(response.status_code, _lxd_message(response), where, segs)
+
+    def _error_for(self, status: int, message: str, where: str, segs: list[str]) -> LXDError:
         if status == 404:
             return LXDNotFound(
                 f"LXD: {_describe(segs[1:])} not found ({where}: {message})", status=status
@@ -187,7 +222,27 @@ class Transport:
         project: Project | Literal[False] = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
+        if self._gets is not None:
+            return self._socket_get(["1.0", *segments], project, params)
         return self._sync("GET", ["1.0", *segments], project=project, params=params)
+
+    def _socket_get(self, segs: list[str], project: Project | Literal[False], params: dict[str, Any] | None) -> Any:
+        """``_get`` through ``SocketGets``: the same request, answer and errors as pylxd's."""
+        assert self._gets is not None
+        query = dict(params or {})
+        if project is not False:
+            query["project"] = self._project(project)
+        path = "/" + "/".join(quote(seg, safe="") for seg in segs)
+        where = f"GET /{'/'.join(segs)}" + (f"?project={query['project']}" if "project" in query else "")
+        try:
+            status, reason, body = self._gets.get(path + ("?" + urlencode(query) if query else ""))
+        except (OSError, http.client.HTTPException) as e:
+            raise connection_error(e, f"{self.endpoint} ({where})") from e
+        if status != _STATUS_SUCCESS or not isinstance(body, dict) or body.get("type") == "error":
+            raise self._error_for(status, _message_in(body, reason, status), where, segs)
+        if body.get("type") == "async":
+            return self.wait_operation(body["operation"], where, project=project)
+        return body.get("metadata")
 
     def _list(self, *segments: str, project: Project | Literal[False] = None) -> list[Record]:
         result = self._get(*segments, project=project, params={"recursion": 1})
@@ -207,6 +262,7 @@ class Transport:
         """Wait for an operation (its id or ``/1.0/operations/<id>`` URL) to finish,
         looping on ``wait?timeout=30``; returns its record or raises
         ``LXDOperationFailed`` with LXD's err text."""
+        import requests
         op_id = operation.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
         while True:
             try:
