@@ -184,6 +184,10 @@ def main() -> int:
     ap.add_argument("--export-nights", default="night1",
                     help="nights the export path runs (it only has a target on night 1, and a 4 GB "
                          "export takes a minute a night)")
+    ap.add_argument("--nights", default=",".join(NIGHTS),
+                    help="nights reported (targeted A/B runs, e.g. unchanged,changed): the others "
+                         "still run, to bring the repositories to that state, but untimed and "
+                         "without the export path")
     ap.add_argument("--work", type=Path, default=Path("/var/tmp/ddx-bench"))
     ap.add_argument("--out", type=Path, default=None, help="JSON results (default: WORK/results.json)")
     args = ap.parse_args()
@@ -203,11 +207,14 @@ def main() -> int:
                 if night == "changed":
                     change_night(pool, name, args.corpus / "rootfs-night2")
                 order = tools[rnd % len(tools):] + tools[:rnd % len(tools)]
+                timed_night = night in args.nights.split(",")
                 for tool in order:
-                    if tool == "dedupe-export" and night not in args.export_nights.split(","):
+                    if tool == "dedupe-export" and (night not in args.export_nights.split(",") or not timed_night):
                         continue
                     load = load1()
                     m = run_tool(tool, pool, name, dirs, repos)
+                    if not timed_night:
+                        continue
                     m.update(pool=pool, night=night, tool=tool, round=rnd, load=load)
                     results["runs"].append(m)
                     print(f"round {rnd} {pool:8} {night:10} {tool:14} {m['wall']:7.2f} s  {m['rss'] / 2**20:6.0f} MiB  "
