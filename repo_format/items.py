@@ -206,7 +206,7 @@ def entry_item_without_path(encoded: bytes, path: str) -> bytes | None:
     path; ``entry_item_with_path`` puts it back, byte for byte), or None when it is not
     shaped as ``entry_map`` makes it (the path first in a map of at most 15 fields)."""
     n = len(_ENTRY_ITEM_START)
-    name = pack(_name_out(path))
+    name = _packed_name(path)
     if (not encoded.startswith(_ENTRY_ITEM_START) or not 0x81 <= encoded[n] <= 0x8F
             or not encoded.startswith(b"\xa1p" + name, n + 1)):
         return None
@@ -215,7 +215,25 @@ def entry_item_without_path(encoded: bytes, path: str) -> bytes | None:
 
 def entry_item_with_path(stripped: bytes, path: str) -> bytes:
     """The encoded item ``entry_item_without_path`` took the path out of."""
-    return b"".join((_ENTRY_ITEM_START, stripped[:1], b"\xa1p", pack(_name_out(path)), stripped[1:]))
+    return b"".join((_ENTRY_ITEM_START, stripped[:1], b"\xa1p", _packed_name(path), stripped[1:]))
+
+
+def _packed_name(name: str) -> bytes:
+    """``pack(_name_out(name))`` without building a packer per call (once per unchanged
+    file of a night): msgpack's str format (FORMAT.md section 1.4), or bin for a name
+    that is not UTF-8."""
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        return pack(os.fsencode(name))
+    n = len(raw)
+    if n < 32:
+        return bytes((0xA0 | n,)) + raw
+    if n < 0x100:
+        return b"\xd9" + bytes((n,)) + raw
+    if n < 0x10000:
+        return b"\xda" + n.to_bytes(2, "big") + raw
+    return b"\xdb" + n.to_bytes(4, "big") + raw
 
 
 _ENTRY_ITEM_START: Final = b"\x82\xa1k\xa1e\xa1e"  # {"k": "e", "e": ... as msgpack encodes entry_item

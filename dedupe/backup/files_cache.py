@@ -315,10 +315,10 @@ class FilesCache:
         live on in the next cache), so that the commit and ``save`` do not hold both.
         Notes whether the next cache is the one loaded, record for record (then ``save``
         does not rewrite it)."""
-        old, self.old = self.old, {}
-        get = old.get
-        self._same = (self._loaded is not None and not self._remembered and len(self.new) == len(old)
-                      and all(get(p) is r for p, r in self.new.items()))
+        # without ``remember``, every record of ``new`` is ``old``'s under the same path
+        # (``lookup``, ``took``, ``carry``): as many of them means the same records
+        self._same = self._loaded is not None and not self._remembered and len(self.new) == len(self.old)
+        self.old = {}
 
     def carry(self, prefix: str) -> int:
         """Keep the records of every path under ``prefix`` for the next backup (a subtree

@@ -116,3 +116,12 @@ def test_entry_item_without_path(path: str, kind: str, mode: int, uid: int, gid:
     stripped = items.entry_item_without_path(encoded, path)
     assert stripped is not None and len(stripped) < len(encoded)
     assert items.entry_item_with_path(stripped, path) == encoded
+
+
+@given(st.binary(max_size=70_000).map(os.fsdecode) | st.sampled_from(
+    ["a" * n for n in (0, 31, 32, 255, 256, 65_535, 65_536)] + ["é" * 16, "é" * 128, "x\udcff"]))
+@settings(max_examples=300)
+def test_packed_name_is_what_msgpack_packs(name: str) -> None:
+    """The fast path name packer (an unchanged file's item, issue #14 item 7) gives
+    msgpack's bytes exactly, at every length boundary and for names that are not UTF-8."""
+    assert items._packed_name(name) == items.pack(items._name_out(name))
