@@ -172,9 +172,7 @@ class _Pending:
         returns its size as read (0 when it vanished)."""
         session, cache = self.session, self.files_cache
         entry = walked.entry
-        if entry.sparse is not None:
-            refs = session.store_blocks(walked.iter_data())
-        elif entry.size <= VIEW_SIZE:
+        if entry.size <= VIEW_SIZE and entry.sparse is None:
             refs = session.store_view(walked.read_view(self.arena.take))
         else:
             refs = []

@@ -148,16 +148,20 @@ class WalkedEntry:
             os.close(fd)
 
     def read_dense(self, consume: Callable[[_FdReader], None]) -> None:
-        """The content of a dense regular file through ``consume(reader)``, which reads
-        it with ``reader.readinto`` (for files too large for ``read_view``); the same
-        checks and updates as ``iter_data``."""
-        fd = self._take_fd("read_dense")
+        """The content of a regular file through ``consume(reader)``, which reads it with
+        ``reader.readinto`` (for files too large for ``read_view``, and sparse files: their
+        data segments back to back, as ``iter_data`` gives them, read straight into the
+        caller's buffers); the same checks and updates as ``iter_data``."""
+        if self.entry.type != FILE:
+            raise ValueError(f"{self._where()}: read_dense is for regular files")
+        fd = self._take_fd()
         if fd < 0:
             return
         try:
-            reader = _FdReader(fd, self.entry.size)
+            entry = self.entry
+            reader = _FdReader(fd, entry.sparse if entry.sparse is not None else [(0, entry.size)])
             consume(reader)
-            self._check_read(fd, reader.pos, reader.problem, [(0, reader.pos)] if reader.pos else [])
+            self._check_read(fd, reader.pos, reader.problem, reader.kept)
         finally:
             os.close(fd)
 
@@ -480,22 +484,36 @@ class _Walker:
 
 
 class _FdReader:
-    """``readinto`` over the first ``size`` bytes of a file; stops at a short read or
-    an error, and says why in ``problem``."""
+    """``readinto`` over the data ``segments`` of a file ((offset, length), back to back;
+    a dense file is one from 0); stops at a short read or an error, and says why in
+    ``problem``. ``pos``: the file offset reading reached; ``kept``: the segments read
+    (the last one cut where reading stopped)."""
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, fd: int, segments: list[tuple[int, int]]) -> None:
         self.fd = fd
-        self.size = size
+        self._segments = segments
+        self._next = 0  # the segment being read
+        self._done = 0  # bytes read of it
         self.pos = 0
+        self.kept: list[tuple[int, int]] = []
         self.problem = ""
 
     def readinto(self, view: memoryview) -> int:
-        want = min(len(view), self.size - self.pos)
-        if want <= 0 or self.problem:
-            return 0
-        n, self.problem = _read_into(self.fd, view[:want], self.pos)
-        self.pos += n
-        return n
+        filled = 0
+        segments = self._segments
+        while filled < len(view) and not self.problem and self._next < len(segments):
+            offset, length = segments[self._next]
+            want = min(len(view) - filled, length - self._done)
+            n, self.problem = _read_into(self.fd, view[filled:filled + want], offset + self._done)
+            filled += n
+            self._done += n
+            self.pos = offset + self._done
+            if self._done == length or self.problem:
+                if self._done:
+                    self.kept.append((offset, self._done))
+                self._next += 1
+                self._done = 0
+        return filled
 
 
 def _read_into(fd: int, view: memoryview, offset: int = 0) -> tuple[int, str]:

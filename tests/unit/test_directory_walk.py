@@ -560,3 +560,47 @@ def test_whole_file_reads_see_changes_as_iter_data_does(tmp_path: Path) -> None:
             assert bytes(got) == b"z" * 100_000 and w.entry.size == 100_000
     assert sorted(m.rsplit("/", 1)[-1] for m in warnings) == ["f: changed while being read (shorter than expected)",
                                                               "g: changed while being read"]
+
+
+def _sparse_file(path: Path) -> None:
+    with open(path, "wb") as f:
+        for i, at in enumerate((0, 1 << 20, 3 << 20)):
+            f.seek(at)
+            f.write(bytes([65 + i]) * 70_001)
+        f.truncate(5 << 20)
+
+
+def test_sparse_files_read_through_readinto_as_iter_data_reads_them(tmp_path: Path) -> None:
+    """Issue #14 item 7: a sparse file's data segments go to the chunker through
+    ``read_dense`` (straight into its buffers, not joined block by block): the same bytes,
+    sparse map and size as ``iter_data``, also when the file shrinks while it is read."""
+    results: dict[str, list[tuple[bytes, int, Any, list[str]]]] = {}
+    for how in ("iter_data", "read_dense"):
+        for name in ("whole", "cut"):
+            _sparse_file(tmp_path / name)
+        warnings: list[str] = []
+        for w in walk_tree(tmp_path, on_warning=warnings.append):
+            if w.entry.sparse is None:
+                if w.entry.type == "f":
+                    pytest.skip("this file system keeps no holes")
+                continue
+            if w.entry.path == "cut":
+                os.truncate(tmp_path / "cut", (1 << 20) + 1000)  # mid-way through the second segment
+            got = bytearray()
+            if how == "iter_data":
+                got.extend(b"".join(w.iter_data(4096)))
+            else:
+                def consume(reader: Any) -> None:
+                    buf = memoryview(bytearray(7000))
+                    while n := reader.readinto(buf):
+                        got.extend(buf[:n])
+                w.read_dense(consume)
+            results.setdefault(how, []).append((bytes(got), w.entry.size, w.entry.sparse, list(warnings)))
+    assert results["iter_data"] == results["read_dense"]
+    (whole, size, sparse, _), (cut, cut_size, cut_sparse, warned) = sorted(results["read_dense"], key=lambda r: -r[1])
+    content = (tmp_path / "whole").read_bytes()
+    assert size == 5 << 20 and len(sparse) == 3
+    assert whole == b"".join(content[at:at + length] for at, length in sparse)
+    assert whole.replace(b"\0", b"") == b"A" * 70_001 + b"B" * 70_001 + b"C" * 70_001
+    assert cut_size == (1 << 20) + 1000 and cut_sparse[-1] == (1 << 20, 1000) and warned
+    assert cut == whole[:sparse[0][1]] + b"B" * 1000
