@@ -118,15 +118,10 @@ class ChunkIndex:
                 out[i] = self._merged_value(cid)
         if not rest or not self._merged():
             return out
-        np = load_numpy()
-        prefix, ids, values = self._prefix, self._ids, self._values
-        assert prefix is not None and ids is not None and values is not None
-        full = np.frombuffer(b"".join(cids[i] for i in rest), dtype=np.uint8).reshape(-1, ID_LEN)
-        wanted = full[:, :8].copy().view(">u8").ravel().astype(np.uint64)
-        at = np.minimum(prefix.searchsorted(wanted), len(prefix) - 1)
-        exact = (ids[at] == full).all(axis=1).tolist()
-        shared = (prefix[at] == wanted).tolist()  # the prefix is there: the id may sit next to ``at``
-        rows = values[at].tolist()
+        at, exact_, shared_ = self._search(b"".join(cids[i] for i in rest))
+        assert self._values is not None
+        exact, shared = exact_.tolist(), shared_.tolist()
+        rows = self._values[at].tolist()
         for j, i in enumerate(rest):
             if exact[j]:
                 out[i] = tuple(rows[j])  # type: ignore[assignment]
@@ -134,10 +129,40 @@ class ChunkIndex:
                 out[i] = self._merged_value(cids[i])
         return out
 
+    def _search(self, joined: bytes) -> tuple[Any, Any, Any]:
+        """One vectorised binary search of the merged ids for ``joined`` (ids of ID_LEN
+        bytes back to back): the row each lands on, whether that row is the id, and
+        whether it shares the id's 8-byte prefix (then the id may sit next to it)."""
+        np = load_numpy()
+        prefix, ids = self._prefix, self._ids
+        assert prefix is not None and ids is not None
+        full = np.frombuffer(joined, dtype=np.uint8).reshape(-1, ID_LEN)
+        wanted = full[:, :8].copy().view(">u8").ravel().astype(np.uint64)
+        at = np.minimum(prefix.searchsorted(wanted), len(prefix) - 1)
+        return at, (ids[at] == full).all(axis=1), prefix[at] == wanted
+
     def stored_lengths(self, cids: list[bytes]) -> list[int | None]:
-        """The stored length of each id (None where the index lacks it), in one
-        vectorised search (``get_many``)."""
-        return [None if v is None else v[2] for v in self.get_many(cids)]
+        """The stored length of each id (None where the index lacks it): ``get`` of
+        each, in one vectorised search that builds no value tuples (a night's reused
+        chunks, tens of thousands at a time, cost a fifth of ``get_many``'s)."""
+        if self._batches:
+            self.compact()
+        if not cids or not self._merged() or any(len(c) != ID_LEN for c in cids):
+            return [None if v is None else v[2] for v in self.get_many(cids)]
+        np = load_numpy()
+        at, exact, shared = self._search(b"".join(cids))
+        assert self._values is not None
+        out: list[int | None] = np.where(exact, self._values[at, 2], -1).tolist()
+        for i in np.flatnonzero(~exact).tolist():
+            v = self._merged_value(cids[i]) if shared[i] else None
+            out[i] = None if v is None else v[2]
+        pending = self._pending
+        if pending:  # as in ``get``: an entry not merged yet wins
+            for i, cid in enumerate(cids):
+                hit = pending.get(cid)
+                if hit is not None:
+                    out[i] = hit[2]
+        return out
 
     def __contains__(self, cid: bytes) -> bool:
         if self._batches:

@@ -64,6 +64,12 @@ def test_get_many_is_get_of_each() -> None:
     assert got[:len(merged)] == [(i, i + 1, i + 2, i + 3) for i in reversed(range(len(merged)))]
     assert got[len(merged)] == (7, 7, 7, 7) and got[len(merged) + 1:len(merged) + 4] == [None] * 3 and got[-1] is None
     assert ChunkIndex().get_many(asked) == [None] * len(asked)
+    # stored_lengths: the vectorised path (ids only: merged, pending, shared prefix, missing)
+    # and the one for refs that are not ids give get's third field
+    ids_only = [c for c in asked if len(c) == 32]
+    for some in (ids_only, asked):
+        assert idx.stored_lengths(some) == [None if (v := idx.get(c)) is None else v[2] for c in some]
+    assert idx.stored_lengths(ids_only)[:len(merged)] == [i + 2 for i in reversed(range(len(merged)))]
 
 
 def test_memory_per_chunk_is_small() -> None:
