@@ -149,7 +149,7 @@ class FilesCache:
         """The cache's msgpack: opened when sealed; b"" when there is none or it does not
         open (another key, damaged). Notes which file was read (``_loaded``)."""
         try:
-            data = _read_noting(self.path, self)
+            data, self._loaded = _read_identified(self.path)
         except FileNotFoundError:
             if self._plain_path is None:
                 raise
@@ -170,16 +170,9 @@ class FilesCache:
         except (InvalidTag, ValueError):
             return b""
 
-    def _sealed(self, plain: bytes) -> bytes:
-        if self._keys is None:
-            return plain
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-        nonce = os.urandom(NONCE_LEN)
-        return SEALED_MAGIC + nonce + AESGCM(self._keys[0]).encrypt(nonce, plain, self._aad())
-
     def _sealer(self, out: BinaryIO) -> tuple[Callable[[bytes], None], Callable[[], None]]:
-        """(write, finish): the file's bytes written streamed, sealed as ``_sealed``
-        would seal them whole (AES-GCM's output is the same: ciphertext, then the tag)."""
+        """(write, finish): the file's bytes written streamed, sealed (magic, nonce, then
+        AES-256-GCM's ciphertext and tag: the bytes one ``AESGCM.encrypt`` of the whole gives)."""
         if self._keys is None:
             return out.write, lambda: None
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -337,15 +330,9 @@ class FilesCache:
                 os.chmod(d, 0o700)
             if self._same and self._loaded is not None and _stat_of(self.path) == self._loaded:
                 note = msgpack.packb({"of": list(self._loaded), "backup": backup_id}, use_bin_type=True)
-                with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-                    f.write(self._sealed(note))
-                os.replace(tmp, self._note_path)
+                self._write(tmp, self._note_path, lambda write: write(note))
                 return None
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-                write, finish = self._sealer(f)
-                _pack_streamed(write, self.new, backup_id)
-                finish()
-            os.replace(tmp, self.path)
+            self._write(tmp, self.path, lambda write: _pack_streamed(write, self.new, backup_id))
             with contextlib.suppress(FileNotFoundError):
                 self._note_path.unlink()  # a note about the file just replaced
             if self._plain_path is not None:
@@ -356,6 +343,14 @@ class FilesCache:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             return f"files cache {self.path} not written ({e.strerror or e}): the next backup reads every file"
+
+    def _write(self, tmp: Path, target: Path, fill: Callable[[Callable[[bytes], None]], None]) -> None:
+        """``target`` (0600) made whole from what ``fill`` writes, sealed, through ``tmp``."""
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            write, finish = self._sealer(f)
+            fill(write)
+            finish()
+        os.replace(tmp, target)
 
 
 PACK_PIECE = 1 << 20  # bytes packed (and sealed) at a time when the cache is written
@@ -382,21 +377,22 @@ def _pack_streamed(write: Callable[[bytes], None], new: dict[str, bytes | tuple[
     write(b"".join(piece))
 
 
-def _stat_of(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    """Which cache file this is: (inode, size, mtime_ns), what a note is tied to."""
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _read_noting(path: Path, cache: FilesCache) -> bytes:
-    """``path``'s bytes; ``cache._loaded`` = its (inode, size, mtime_ns) as read."""
+def _stat_of(path: Path) -> tuple[int, int, int] | None:
+    try:
+        return _identity(os.stat(path))
+    except OSError:
+        return None
+
+
+def _read_identified(path: Path) -> tuple[bytes, tuple[int, int, int]]:
+    """``path``'s bytes and the identity of the file they were read from."""
     with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        data = f.read()
-    cache._loaded = (st.st_ino, st.st_size, st.st_mtime_ns)
-    return data
+        return f.read(), _identity(os.fstat(f.fileno()))
 
 
 def _pack_record(path: str, r: tuple[bytes, dict[str, Any]]) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from dedupe.lxd.api.socket_gets import SocketGets
+from dedupe.lxd.api.socket_gets import SocketGets, lxd_message
 from dedupe.lxd.errors import (
     LXDError,
     LXDPermissionDenied,
@@ -66,8 +66,8 @@ def connect_socket(path: Path, timeout: tuple[float, float]) -> tuple[Callable[[
         raise connection_error(e, where) from e
     if status != 200 or not isinstance(body, dict) or body.get("type") == "error":
         gets.close()
-        message = body.get("error") if isinstance(body, dict) and body.get("error") else reason
-        raise LXDError(f"LXD at {where} answered GET /1.0 with an error: {message} ({status})")
+        raise LXDError(f"LXD at {where} answered GET /1.0 with an error: {lxd_message(body, reason, status)} "
+                       f"({status})")
     # The path exists, so pylxd makes it http+unix:// (it would treat a missing
     # path as an HTTP URL, hence the check above).
     return (lambda: pylxd_client(where, endpoint=str(path), timeout=timeout)), gets

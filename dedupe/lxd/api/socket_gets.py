@@ -13,6 +13,17 @@ from pathlib import Path
 from typing import Any
 
 
+def lxd_message(data: Any, reason: str, status: int) -> str:
+    """LXD's error text in an answer's decoded body (else the HTTP reason)."""
+    if isinstance(data, dict):
+        if data.get("error"):
+            return str(data["error"])
+        meta = data.get("metadata")
+        if isinstance(meta, dict) and meta.get("err"):
+            return str(meta["err"])
+    return reason or str(status)
+
+
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: Path, timeout: tuple[float, float]) -> None:
         super().__init__("lxd", timeout=timeout[1])

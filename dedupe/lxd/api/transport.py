@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import quote, urlencode
 
 from dedupe.lxd.api.connect import causes_of, connection_error
-from dedupe.lxd.api.socket_gets import SocketGets
+from dedupe.lxd.api.socket_gets import SocketGets, lxd_message
 from dedupe.lxd.errors import (
     LXDError,
     LXDNotFound,
@@ -77,18 +77,9 @@ def _lxd_message(response: requests.Response) -> str:
         data = response.json()
     except ValueError:
         return response.text[:200] or response.reason
-    return _message_in(data, response.reason, response.status_code)
+    return lxd_message(data, response.reason, response.status_code)
 
 
-def _message_in(data: Any, reason: str, status: int) -> str:
-    """LXD's error text in an answer's decoded body (else the HTTP reason)."""
-    if isinstance(data, dict):
-        if data.get("error"):
-            return str(data["error"])
-        meta = data.get("metadata")
-        if isinstance(meta, dict) and meta.get("err"):
-            return str(meta["err"])
-    return reason or str(status)
 
 
 class Transport:
@@ -239,7 +230,7 @@ class Transport:
         except (OSError, http.client.HTTPException) as e:
             raise connection_error(e, f"{self.endpoint} ({where})") from e
         if status != _STATUS_SUCCESS or not isinstance(body, dict) or body.get("type") == "error":
-            raise self._error_for(status, _message_in(body, reason, status), where, segs)
+            raise self._error_for(status, lxd_message(body, reason, status), where, segs)
         if body.get("type") == "async":
             return self.wait_operation(body["operation"], where, project=project)
         return body.get("metadata")
